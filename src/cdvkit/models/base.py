@@ -1,0 +1,202 @@
+"""The one async interface behind every model role (target, proposer, judge, extractor)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, TypeVar
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from cdvkit.models.errors import ModelError, TransientModelError
+
+Message = dict[str, str]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class MCQ:
+    """Structured view of the multiple-choice question inside a prompt.
+
+    Backends that score choices directly (embedding, local log-likelihood, scripted) need the
+    question and options themselves, not only the rendered chat text.
+    """
+
+    question: str
+    choices: tuple[str, ...]
+
+    @property
+    def labels(self) -> list[str]:
+        from cdvkit.data.question import LETTERS
+
+        return list(LETTERS[: len(self.choices)])
+
+
+@dataclass(frozen=True)
+class GenerateRequest:
+    messages: tuple[tuple[str, str], ...]
+    temperature: float = 0.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    json_mode: bool = False
+    mcq: MCQ | None = None
+    # Index of the first sample this request produces; deterministic backends use it so that sample i
+    # is the same whether it was asked alone or within a batch.
+    first_sample: int = 0
+
+    @staticmethod
+    def make(messages: list[Message], **kw: Any) -> GenerateRequest:
+        return GenerateRequest(
+            messages=tuple((m["role"], m["content"]) for m in messages), **kw
+        )
+
+    @property
+    def message_dicts(self) -> list[Message]:
+        return [{"role": r, "content": c} for r, c in self.messages]
+
+    def cache_key(self, model: str, sample: int) -> str:
+        """Key of one sample: model, messages and parameters, never the batch size."""
+        payload = {
+            "model": model,
+            "messages": self.messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": self.stop,
+            "seed": self.seed,
+            "json_mode": self.json_mode,
+            "mcq": asdict(self.mcq) if self.mcq else None,
+            "sample": sample,
+        }
+        return "gen:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __iadd__(self, other: Usage) -> Usage:
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        return self
+
+
+@dataclass
+class Completion:
+    texts: list[str]
+    usage: Usage = field(default_factory=Usage)
+
+
+@dataclass
+class ChoiceScores:
+    """Probability of each choice label, normalised over the choices."""
+
+    probs: list[float]
+    usage: Usage = field(default_factory=Usage)
+
+
+def choice_cache_key(model: str, messages: tuple[tuple[str, str], ...], mcq: MCQ) -> str:
+    payload = {"model": model, "messages": messages, "mcq": asdict(mcq), "kind": "choice_probs"}
+    return "cp:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+class Model(ABC):
+    """A model reachable by a ``provider/model`` string.
+
+    Subclasses implement ``_generate`` (and ``_choice_probs`` where they can); this base adds the
+    concurrency limit and retries with exponential back-off so every backend behaves the same.
+    """
+
+    provider: str = ""
+    supports_choice_probs: bool = False
+    # Price per million tokens (input, output); None when unknown or free.
+    price_per_mtok: tuple[float, float] | None = None
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+    ) -> None:
+        self.name = name
+        self.concurrency = concurrency
+        self.max_retries = max_retries
+        self.retry_base = retry_base
+        self.retry_max = retry_max
+        self._sem: asyncio.Semaphore | None = None
+        self._sem_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r})"
+
+    def _semaphore(self) -> asyncio.Semaphore:
+        # A semaphore belongs to one event loop; tests and the CLI may run several loops in turn.
+        loop = asyncio.get_running_loop()
+        if self._sem is None or self._sem_loop is not loop:
+            self._sem = asyncio.Semaphore(self.concurrency)
+            self._sem_loop = loop
+        return self._sem
+
+    async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        async with self._semaphore():
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.max_retries + 1),
+                wait=_RetryWait(self.retry_base, self.retry_max),
+                retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable),
+                reraise=True,
+            ):
+                with attempt:
+                    return await fn()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def generate(self, request: GenerateRequest, n: int = 1) -> Completion:
+        """Return ``n`` samples for ``request`` (samples first_sample .. first_sample+n-1)."""
+        return await self._call(lambda: self._generate(request, n))
+
+    async def choice_probs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
+        """Exact probability of each choice, for backends with ``supports_choice_probs``."""
+        return await self._call(lambda: self._choice_probs(messages, mcq))
+
+    @abstractmethod
+    async def _generate(self, request: GenerateRequest, n: int) -> Completion: ...
+
+    async def _choice_probs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
+        from cdvkit.models.errors import UnsupportedError
+
+        raise UnsupportedError("this backend gives no choice probabilities", model=self.name)
+
+    def cost(self, usage: Usage) -> float:
+        if not self.price_per_mtok:
+            return 0.0
+        pin, pout = self.price_per_mtok
+        return (usage.prompt_tokens * pin + usage.completion_tokens * pout) / 1e6
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release clients or sockets; backends that hold none keep this no-op."""
+
+
+class _RetryWait:
+    """Exponential back-off with jitter that honours a server's Retry-After when it sends one."""
+
+    def __init__(self, base: float, maximum: float) -> None:
+        self._exp = wait_exponential_jitter(initial=base, max=maximum, jitter=base)
+        self._max = maximum
+
+    def __call__(self, retry_state: Any) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, TransientModelError) and exc.retry_after is not None:
+            return min(max(exc.retry_after, 0.0), self._max)
+        return self._exp(retry_state)

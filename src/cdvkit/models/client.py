@@ -1,0 +1,201 @@
+"""The caching, budgeted, recorded view of a model that search and evaluation talk to.
+
+Each role (target, proposer, judge, extractor, eval) gets a ``RoleClient``. It answers from the run
+store's call cache when it can, deduplicates identical calls that are in flight together, reserves
+budget before paying for a call, and writes every paid call to the store as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from dataclasses import asdict, replace
+from typing import Any
+
+from cdvkit.models.base import MCQ, GenerateRequest, Message, Model, Usage, choice_cache_key
+from cdvkit.models.budget import Budget
+from cdvkit.models.errors import ModelError
+from cdvkit.store import RunStore
+
+# Which question a call serves, so failures can be recorded against it without threading ids around.
+current_question: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "current_question", default=None
+)
+
+
+class RoleClient:
+    def __init__(
+        self,
+        model: Model,
+        role: str,
+        *,
+        store: RunStore | None = None,
+        budget: Budget | None = None,
+    ) -> None:
+        self.model = model
+        self.role = role
+        self.store = store
+        self.budget = budget or Budget()
+        self._inflight: dict[str, asyncio.Future[Any]] = {}
+        self._memory: dict[str, Any] = {}  # cache when no store is attached
+        self.cache_hits = 0
+        self.paid = 0
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def supports_choice_probs(self) -> bool:
+        return self.model.supports_choice_probs
+
+    # --- cache helpers ------------------------------------------------------------------------
+    def _lookup(self, key: str) -> Any | None:
+        if self.store is not None:
+            hit = self.store.get_call(key)
+            return None if hit is None else hit["value"]
+        return self._memory.get(key)
+
+    def _save(
+        self, key: str, request: dict[str, Any], value: Any, usage: Usage, batch: str | None
+    ) -> None:
+        cost = self.model.cost(usage)
+        if self.store is not None:
+            self.store.put_call(
+                key,
+                model=self.model.name,
+                role=self.role,
+                request=request,
+                response={"value": value},
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=cost,
+                batch=batch,
+            )
+        else:
+            self._memory[key] = value
+
+    async def _paid(self, coro_fn: Any) -> Any:
+        self.budget.reserve()
+        try:
+            result = await coro_fn()
+        except ModelError as exc:
+            self.budget.settle(0.0)
+            if self.store is not None:
+                self.store.record_failure(
+                    role=self.role,
+                    model=self.model.name,
+                    error=str(exc),
+                    question_id=current_question.get(),
+                )
+            raise
+        except BaseException:
+            self.budget.settle(0.0, sent=False)
+            raise
+        self.budget.settle(self.model.cost(result.usage))
+        self.paid += 1
+        return result
+
+    # --- generation ----------------------------------------------------------------------------
+    async def samples(self, request: GenerateRequest, start: int = 0, count: int = 1) -> list[str]:
+        """Samples ``start .. start+count-1`` of ``request``; each is paid for at most once."""
+        keys = [request.cache_key(self.model.name, i) for i in range(start, start + count)]
+        out: list[str | None] = [self._lookup(k) for k in keys]
+        self.cache_hits += sum(v is not None for v in out)
+        missing = [i for i, v in enumerate(out) if v is None]
+        if missing:
+            # Join a call already under way for the same samples instead of paying twice.
+            waiting = {i: self._inflight[keys[i]] for i in missing if keys[i] in self._inflight}
+            todo = [i for i in missing if i not in waiting]
+            if todo:
+                await self._fetch(request, start, todo, keys)
+            for i in missing:
+                out[i] = await waiting[i] if i in waiting else self._lookup(keys[i])
+                if out[i] is None:  # store-less mode keeps values in memory
+                    out[i] = self._memory.get(keys[i])
+        return [str(v) for v in out]
+
+    async def _fetch(
+        self, request: GenerateRequest, start: int, todo: list[int], keys: list[str]
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        futures = {i: loop.create_future() for i in todo}
+        for i, fut in futures.items():
+            self._inflight[keys[i]] = fut
+        try:
+            # Contiguous runs of missing samples go out as one request with n samples.
+            for run in _runs(todo):
+                req = replace(request, first_sample=start + run[0])
+                completion = await self._paid(lambda req=req, run=run: self.model.generate(req, len(run)))
+                if len(completion.texts) != len(run):
+                    raise ModelError(
+                        f"asked for {len(run)} samples, got {len(completion.texts)}",
+                        model=self.model.name,
+                    )
+                batch = uuid.uuid4().hex if len(run) > 1 else None
+                for j, (i, text) in enumerate(zip(run, completion.texts, strict=True)):
+                    usage = completion.usage if j == 0 else Usage()
+                    self._save(keys[i], _describe(req, start + i), text, usage, batch)
+                    futures[i].set_result(text)
+        except BaseException as exc:
+            for fut in futures.values():
+                if not fut.done():
+                    fut.set_exception(exc)
+                    fut.exception()  # mark retrieved: the caller sees exc directly
+            raise
+        finally:
+            for i in todo:
+                self._inflight.pop(keys[i], None)
+
+    async def complete(self, request: GenerateRequest, sample: int = 0) -> str:
+        return (await self.samples(request, sample, 1))[0]
+
+    # --- exact choice probabilities ---------------------------------------------------------------
+    async def choice_probs(self, messages: list[Message], mcq: MCQ) -> list[float]:
+        msgs = tuple((m["role"], m["content"]) for m in messages)
+        key = choice_cache_key(self.model.name, msgs, mcq)
+        hit = self._lookup(key)
+        if hit is not None:
+            self.cache_hits += 1
+            return list(hit)
+        if key in self._inflight:
+            return list(await self._inflight[key])
+        fut = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            scores = await self._paid(lambda: self.model.choice_probs(messages, mcq))
+            probs = [float(p) for p in scores.probs]
+            self._save(
+                key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage, None
+            )
+            fut.set_result(probs)
+            return probs
+        except BaseException as exc:
+            fut.set_exception(exc)
+            fut.exception()
+            raise
+        finally:
+            self._inflight.pop(key, None)
+
+
+def _runs(indices: list[int]) -> list[list[int]]:
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and runs[-1][-1] == i - 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    return runs
+
+
+def _describe(req: GenerateRequest, sample: int) -> dict[str, Any]:
+    return {
+        "messages": req.message_dicts,
+        "temperature": req.temperature,
+        "max_tokens": req.max_tokens,
+        "stop": list(req.stop),
+        "seed": req.seed,
+        "json_mode": req.json_mode,
+        "sample": sample,
+    }

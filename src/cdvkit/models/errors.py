@@ -1,0 +1,58 @@
+"""Errors raised by model backends.
+
+Each carries the call it belongs to (model and role) so a message in a long run names the failing call.
+None of them ever include credentials: backends pass only the model name and server text.
+"""
+
+from __future__ import annotations
+
+
+class ModelError(Exception):
+    """A model call failed for good (after any retries)."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+        self.model = model
+        self.status = status
+        prefix = f"[{model}] " if model else ""
+        super().__init__(prefix + message)
+
+
+class TransientModelError(ModelError):
+    """Rate limit, server error, timeout or broken connection: worth retrying."""
+
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, model=model, status=status)
+        self.retry_after = retry_after
+
+
+class AuthenticationError(ModelError):
+    """Bad or missing credentials: retrying cannot help and the whole run must stop."""
+
+
+class BadResponseError(ModelError):
+    """The server answered, but not with something we can use (non-JSON body, no choices)."""
+
+    retryable = True
+
+
+class UnsupportedError(ModelError):
+    """The backend cannot do what was asked (e.g. free-text generation from an embedding model)."""
+
+
+class BackendUnavailableError(ModelError):
+    """The backend's optional dependency is not installed or the model cannot be found."""
+
+
+class BudgetExceeded(Exception):
+    """The run-level ceiling on calls or cost was reached; the run stops and can be resumed."""
