@@ -50,15 +50,13 @@ class GenerateRequest:
     seed: int | None = None
     json_mode: bool = False
     mcq: MCQ | None = None
-    # Index of the first sample this request produces; deterministic backends use it so that sample i
-    # is the same whether it was asked alone or within a batch.
+    # Index of the first sample this request produces; deterministic backends use it so that
+    # sample i is the same whether it was asked alone or within a batch.
     first_sample: int = 0
 
     @staticmethod
     def make(messages: list[Message], **kw: Any) -> GenerateRequest:
-        return GenerateRequest(
-            messages=tuple((m["role"], m["content"]) for m in messages), **kw
-        )
+        return GenerateRequest(messages=tuple((m["role"], m["content"]) for m in messages), **kw)
 
     @property
     def message_dicts(self) -> list[Message]:

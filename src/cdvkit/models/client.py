@@ -127,7 +127,9 @@ class RoleClient:
             # Contiguous runs of missing samples go out as one request with n samples.
             for run in _runs(todo):
                 req = replace(request, first_sample=start + run[0])
-                completion = await self._paid(lambda req=req, run=run: self.model.generate(req, len(run)))
+                completion = await self._paid(
+                    lambda req=req, run=run: self.model.generate(req, len(run))
+                )
                 if len(completion.texts) != len(run):
                     raise ModelError(
                         f"asked for {len(run)} samples, got {len(completion.texts)}",
@@ -166,9 +168,7 @@ class RoleClient:
         try:
             scores = await self._paid(lambda: self.model.choice_probs(messages, mcq))
             probs = [float(p) for p in scores.probs]
-            self._save(
-                key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage, None
-            )
+            self._save(key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage, None)
             fut.set_result(probs)
             return probs
         except BaseException as exc:

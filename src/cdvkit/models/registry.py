@@ -82,8 +82,7 @@ def provider_status(info: ProviderInfo) -> tuple[bool, str]:
 def split_spec(spec: str) -> tuple[str, str]:
     if "/" not in spec:
         raise ValueError(
-            f"model {spec!r} is not of the form provider/model "
-            f"(providers: {', '.join(PROVIDERS)})"
+            f"model {spec!r} is not of the form provider/model (providers: {', '.join(PROVIDERS)})"
         )
     provider, name = spec.split("/", 1)
     if provider not in PROVIDERS:

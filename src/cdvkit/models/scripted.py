@@ -123,15 +123,14 @@ class ScriptedModel(Model):
         probs = self.probs_fn(messages, mcq)
         self._log("probs", [messages, mcq.question, list(mcq.choices)], 1)
         total = sum(probs)
-        return ChoiceScores([p / total for p in probs], Usage(len(prompt_text(messages).split()), 0))
+        return ChoiceScores(
+            [p / total for p in probs], Usage(len(prompt_text(messages).split()), 0)
+        )
 
 
 def rules_from_config(cfg: dict[str, Any]) -> tuple[Responder, ProbsFn | None]:
     rules = cfg.get("rules", [])
-    compiled = [
-        (r, re.compile(r["regex"], re.S) if "regex" in r else None)
-        for r in rules
-    ]
+    compiled = [(r, re.compile(r["regex"], re.S) if "regex" in r else None) for r in rules]
     default = cfg.get("default", "")
 
     def matching(text: str) -> dict[str, Any] | None:

@@ -1,8 +1,8 @@
 """SQLite run store.
 
-Every write is committed at once (autocommit, WAL journal), so a process killed with SIGKILL loses at
-most the model calls that were in flight. The call cache is the basis of resume: a rerun replays the
-search deterministically and every call it already paid for is answered from here.
+Every write is committed at once (autocommit, WAL journal), so a process killed with SIGKILL
+loses at most the model calls that were in flight. The call cache is the basis of resume: a rerun
+replays the search deterministically and every call it already paid for is answered from here.
 """
 
 from __future__ import annotations
@@ -323,7 +323,9 @@ class RunStore:
             "SUM(prompt_tokens) AS prompt_tokens, SUM(completion_tokens) AS completion_tokens, "
             "SUM(cost) AS cost FROM calls GROUP BY role ORDER BY role"
         ).fetchall()
-        return {r["role"]: {k: r[k] for k in r.keys() if k != "role"} for r in rows}
+        # sqlite3.Row iterates over values, so its keys() is needed here.
+        keys = [k for k in rows[0].keys() if k != "role"] if rows else []  # noqa: SIM118
+        return {r["role"]: {k: r[k] for k in keys} for r in rows}
 
     # --- failures -------------------------------------------------------------------------------
     def record_failure(self, *, role: str, model: str, error: str, question_id: str | None) -> None:

@@ -1,0 +1,344 @@
+"""The `cdv` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from cdvkit import __version__
+
+app = typer.Typer(
+    name="cdv",
+    help="Find, measure and repair Contextual Distraction Vulnerability in LLMs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+# Errors a user can act on: shown as one line, never as a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _version(value: bool) -> None:
+    if value:
+        console.print(f"cdvkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    """cdv: generate CDV examples, evaluate models on them, report and export."""
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
+
+
+def default_run_dir(data: str, target: str, seed: int) -> Path:
+    """Same command, same directory: rerunning it resumes instead of starting over."""
+    digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
+    return Path("runs") / f"{_slug(data)}-{_slug(target.split('/', 1)[-1])}-{digest}"
+
+
+@app.command()
+def generate(
+    data: Annotated[
+        str | None, typer.Option(help="Built-in dataset name, 'sample' (default), or a file.")
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="Model under attack (provider/model).")] = None,
+    proposer: Annotated[
+        str | None, typer.Option(help="'template' or a provider/model that writes distractions.")
+    ] = None,
+    judge: Annotated[str | None, typer.Option(help="provider/model for the LLM judge.")] = None,
+    extractor: Annotated[
+        str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    split: Annotated[str | None, typer.Option(help="Dataset split (built-ins).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Seeded sample of N questions.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    skip_invalid: Annotated[
+        bool | None, typer.Option("--skip-invalid", help="Skip and report bad rows.")
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="Target samples per node (n).")] = None,
+    temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
+    scoring: Annotated[
+        str | None, typer.Option(help="auto | sample | exact (choice probabilities).")
+    ] = None,
+    threshold: Annotated[
+        float | None, typer.Option(help="Exact scoring: P(correct) below this is a success.")
+    ] = None,
+    strategy: Annotated[str | None, typer.Option(help="best-first | greedy | random.")] = None,
+    max_expansions: Annotated[int | None, typer.Option(help="Expansions per question.")] = None,
+    max_good: Annotated[int | None, typer.Option(help="Stop a question after N examples.")] = None,
+    max_depth: Annotated[int | None, typer.Option(help="Most distractions stacked.")] = None,
+    max_calls: Annotated[int | None, typer.Option(help="Run-wide ceiling on paid calls.")] = None,
+    max_cost: Annotated[float | None, typer.Option(help="Run-wide ceiling on cost (USD).")] = None,
+    similarity_floor: Annotated[
+        float | None, typer.Option(help="Embedding similarity floor; 0 turns it off.")
+    ] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Questions searched at once.")] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Search CDV examples for every question of a dataset against a target model."""
+    from cdvkit.data import load_questions
+    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.runner import prepare_store, run_search, summarize
+    from cdvkit.store import RunStore
+
+    try:
+        cfg = GenerateConfig.from_sources(
+            config,
+            data=data,
+            target=target,
+            proposer=proposer,
+            judge=judge,
+            extractor=extractor,
+            base_url=base_url,
+            split=split,
+            limit=limit,
+            seed=seed,
+            skip_invalid=skip_invalid,
+            samples=samples,
+            temperature=temperature,
+            scoring=scoring,
+            threshold=threshold,
+            strategy=strategy,
+            max_expansions=max_expansions,
+            max_good=max_good,
+            max_depth=max_depth,
+            max_calls=max_calls,
+            max_cost=max_cost,
+            similarity_floor=similarity_floor,
+            concurrency=concurrency,
+        )
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    run_dir = run_dir or default_run_dir(cfg.data, cfg.target, cfg.seed)
+    quiet = quiet or as_json
+
+    def load() -> list[Any]:
+        result = load_questions(
+            cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.seed, skip_invalid=cfg.skip_invalid
+        )
+        if result.skipped and not quiet:
+            err.print(f"[yellow]skipped {len(result.skipped)} invalid rows:[/]")
+            for problem in result.skipped[:20]:
+                err.print(f"  {problem}", highlight=False, markup=False)
+        if not result.questions:
+            raise ValueError(f"no valid questions in {cfg.data}")
+        return result.questions
+
+    try:
+        store = RunStore(run_dir)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    with store:
+        try:
+            questions = prepare_store(store, cfg, load)
+        except USER_ERRORS as exc:
+            raise _fail(str(exc)) from None
+        if not quiet:
+            console.print(
+                f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
+                f"proposer [cyan]{cfg.proposer}[/], judge [cyan]{cfg.judge or 'local checks'}[/], "
+                f"run dir [cyan]{run_dir}[/]",
+                highlight=False,
+            )
+        outcome = _run_with_progress(cfg, store, run_search, len(questions), quiet)
+        summary = summarize(store)
+        summary["run_dir"] = str(run_dir)
+        summary["stopped"] = outcome.stopped
+        summary["fatal"] = outcome.fatal
+    if as_json:
+        print(json.dumps(summary, indent=2))
+    elif not quiet or outcome.fatal:
+        print_summary(summary)
+    if outcome.fatal:
+        raise _fail(outcome.fatal, 1)
+    if outcome.stopped and not as_json:
+        err.print(f"[yellow]stopped early:[/] {outcome.stopped}. Rerun to continue.")
+    if summary["searched"] == 0 and summary["failed"] > 0:
+        raise _fail("no question could be searched; see the failures above", 1)
+
+
+def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet: bool) -> Any:
+    already = total - sum(
+        1
+        for d in store.questions()
+        if d["status"] in ("pending", "running", "incomplete", "failed")
+    )
+    if quiet:
+        return asyncio.run(run_search(cfg, store))
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[examples]} examples"),
+        console=err,
+        transient=False,
+    ) as progress:
+        task = progress.add_task("searching", total=total, completed=already, examples=0)
+
+        def done(_qid: str, _status: str) -> None:
+            progress.update(task, advance=1, examples=len(store.nodes(status="good")))
+
+        return asyncio.run(run_search(cfg, store, on_question_done=done))
+
+
+def print_summary(s: dict[str, Any]) -> None:
+    t = Table(title="CDV search summary", show_header=False, title_justify="left")
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    rows = [
+        ("questions", s["questions"]),
+        ("searched", s["searched"]),
+        ("originally correct", s["originally_correct"]),
+        ("originally failed (not searched)", s["originally_failed"]),
+        ("with at least one example", s["with_example"]),
+        ("CDV examples", s["examples"]),
+        ("success rate", f"{s['success_rate']:.1%}"),
+        ("failed questions", s["failed"]),
+        ("unfinished questions", s["unfinished"]),
+        ("paid model calls", s["calls"]),
+        ("cost (USD)", f"{s['cost']:.4f}"),
+        (
+            "calls per example",
+            "-" if s["calls_per_example"] is None else f"{s['calls_per_example']:.1f}",
+        ),
+    ]
+    for k, v in rows:
+        t.add_row(k, str(v))
+    console.print(t)
+    if s["by_role"]:
+        r = Table(title="Calls and tokens per role", title_justify="left")
+        for col in ("role", "calls", "samples", "prompt tokens", "completion tokens", "cost"):
+            r.add_column(col, justify="right" if col != "role" else "left")
+        for role, u in s["by_role"].items():
+            r.add_row(
+                role,
+                str(u["calls"]),
+                str(u["samples"]),
+                str(u["prompt_tokens"]),
+                str(u["completion_tokens"]),
+                f"{u['cost']:.4f}",
+            )
+        console.print(r)
+    if "run_dir" in s:
+        console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)
+
+
+@app.command()
+def datasets(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List the built-in datasets."""
+    from cdvkit.data import BUILTINS
+
+    rows = [
+        {"name": "sample", "source": "bundled with cdvkit", "split": "-", "about": "offline demo"}
+    ] + [
+        {"name": b.name, "source": b.path, "split": b.split, "about": b.description}
+        for b in BUILTINS.values()
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table(title="Built-in datasets (or pass --data path/to/file.json|jsonl|csv)")
+    for col in ("name", "source", "split", "about"):
+        t.add_column(col)
+    for row in rows:
+        t.add_row(*(str(row[c]) for c in ("name", "source", "split", "about")))
+    console.print(t)
+
+
+@app.command()
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
+) -> None:
+    """List model providers and whether each is usable here. Keys are never shown."""
+    from cdvkit.models.registry import PROVIDERS, provider_status
+
+    rows = []
+    for info in PROVIDERS.values():
+        ok, why = provider_status(info)
+        rows.append(
+            {
+                "provider": info.name,
+                "example": info.example,
+                "usable": ok,
+                "status": why,
+                "key_env": info.key_env,
+                "about": info.description,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table(title="Model providers (model strings look like provider/model)")
+    for col in ("provider", "example", "status", "about"):
+        t.add_column(col)
+    for row in rows:
+        status = ("[green]" if row["usable"] else "[yellow]") + str(row["status"]) + "[/]"
+        t.add_row(row["provider"], row["example"], status, row["about"])
+    console.print(t)
+
+
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")] = None,
+) -> None:
+    """Export a run's CDV examples."""
+    from cdvkit.store import RunStore
+
+    if fmt != "jsonl":
+        raise _fail(f"unknown export format {fmt!r} (available: jsonl)")
+    try:
+        store = RunStore(run, lock=False, readonly=True)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    with store:
+        out = output or run / "examples.jsonl"
+        n = store.export_jsonl(out)
+    console.print(f"wrote {n} examples to {out}", highlight=False)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("interrupted: the run is saved; rerun the same command to resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

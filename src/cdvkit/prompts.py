@@ -1,0 +1,220 @@
+"""Prompts for every role, and the local parser for the target's final answer."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from cdvkit.data.question import LETTERS
+from cdvkit.models.base import MCQ, GenerateRequest, Message
+
+TARGET_SYSTEM = (
+    "You answer multiple-choice questions. Think step by step, then finish with a final line of "
+    "the form 'Answer: X' where X is the letter of exactly one of the given choices."
+)
+
+DEFENSES: dict[str, str] = {
+    "none": "",
+    "ignore-irrelevant": (
+        "The question may contain details that are irrelevant to it. Focus only on the "
+        "information needed to answer the question itself and ignore anything else."
+    ),
+    "cot": (
+        "Before answering, reason carefully step by step about what the question actually asks, "
+        "then give your final answer."
+    ),
+}
+
+
+def render_mcq(question: str, choices: tuple[str, ...] | list[str]) -> str:
+    lines = [question.strip(), ""]
+    lines += [f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)]
+    return "\n".join(lines)
+
+
+def target_messages(
+    question: str, choices: tuple[str, ...] | list[str], *, defense: str = ""
+) -> list[Message]:
+    system = TARGET_SYSTEM if not defense else f"{TARGET_SYSTEM}\n\n{defense}"
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": render_mcq(question, choices)},
+    ]
+
+
+def target_request(
+    question: str,
+    choices: tuple[str, ...] | list[str],
+    *,
+    temperature: float,
+    max_tokens: int = 512,
+    defense: str = "",
+    seed: int | None = None,
+) -> GenerateRequest:
+    return GenerateRequest.make(
+        target_messages(question, choices, defense=defense),
+        temperature=temperature,
+        max_tokens=max_tokens,
+        seed=seed,
+        mcq=MCQ(question, tuple(choices)),
+    )
+
+
+@dataclass(frozen=True)
+class ParsedAnswer:
+    """Outcome of reading one reply: a choice index, or why there is none."""
+
+    index: int | None
+    status: str  # "ok" | "outside" (names no given choice) | "unparsed"
+    raw: str = ""
+
+
+_ANSWER_RE = re.compile(
+    r"answer\s*(?:is)?\s*[:：]?\s*\**\s*\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])", re.IGNORECASE
+)
+_BARE_RE = re.compile(r"^\s*\(?([A-Za-z])\)?[.)]?\s*$")
+
+
+def parse_answer(text: str, choices: tuple[str, ...] | list[str]) -> ParsedAnswer:
+    """Read the final answer letter from a reply.
+
+    The last 'Answer: X' wins, since step-by-step replies often mention other letters first. A
+    letter beyond the choices, or a reply naming none, is never dropped: it counts as wrong.
+    """
+    if text is None:
+        return ParsedAnswer(None, "unparsed", "")
+    matches = _ANSWER_RE.findall(text)
+    letter = matches[-1] if matches else None
+    if letter is None:
+        bare = _BARE_RE.match(text)
+        letter = bare.group(1) if bare else None
+    if letter is not None:
+        idx = LETTERS.find(letter.upper())
+        if 0 <= idx < len(choices):
+            return ParsedAnswer(idx, "ok", text)
+        return ParsedAnswer(None, "outside", text)
+    # A reply that repeats exactly one choice's text is read as that choice.
+    low = text.strip().lower().rstrip(".")
+    exact = [i for i, c in enumerate(choices) if c.strip().lower() == low]
+    if len(exact) == 1:
+        return ParsedAnswer(exact[0], "ok", text)
+    return ParsedAnswer(None, "unparsed", text)
+
+
+def extractor_request(
+    question: str, choices: tuple[str, ...] | list[str], reply: str
+) -> GenerateRequest:
+    user = (
+        f"{render_mcq(question, choices)}\n\nHere is a response to this question:\n<<<\n"
+        f"{reply[-4000:]}\n>>>\n\nWhich choice does the response give as its final answer? "
+        "Reply with the single letter only, or NONE if it gives none of the choices."
+    )
+    return GenerateRequest.make(
+        [
+            {"role": "system", "content": "You map free-text answers to answer options."},
+            {"role": "user", "content": user},
+        ],
+        temperature=0.0,
+        max_tokens=5,
+    )
+
+
+PROPOSER_SYSTEM = (
+    "You help build a benchmark of contextual distraction. Given a multiple-choice question, its "
+    "correct answer and one wrong option, you write ONE sentence of coherent but irrelevant "
+    "context that could naturally accompany the question and subtly makes the wrong option seem "
+    "plausible. The sentence must not state or hint which option is correct or incorrect, must "
+    "not mention option letters, must not contradict the correct answer, and must not change "
+    "what the correct answer to the question is. Reply with the sentence only."
+)
+
+
+def proposer_request(
+    question: str,
+    choices: tuple[str, ...] | list[str],
+    answer: int,
+    target: int,
+    *,
+    temperature: float = 0.7,
+    sample: int = 0,
+) -> GenerateRequest:
+    user = (
+        f"Question and choices:\n{render_mcq(question, choices)}\n\n"
+        f"Correct answer: {choices[answer]}\n"
+        f"Wrong option to make plausible: {choices[target]}\n\n"
+        "Write the one sentence of distracting context."
+    )
+    return GenerateRequest.make(
+        [{"role": "system", "content": PROPOSER_SYSTEM}, {"role": "user", "content": user}],
+        temperature=temperature,
+        max_tokens=120,
+        first_sample=sample,
+    )
+
+
+def clean_proposal(text: str) -> str:
+    """First non-empty line, without quotes or a 'Context:' label the model may add."""
+    for line in (text or "").splitlines():
+        line = line.strip().strip('"“”').strip()
+        line = re.sub(r"^(context|sentence|distraction)\s*:\s*", "", line, flags=re.I)
+        if line:
+            return line
+    return ""
+
+
+JUDGE_SYSTEM = (
+    "You check distracted multiple-choice questions. Extra context was added to an original "
+    "question. Decide whether the added context changes which answer is correct for the ORIGINAL "
+    "question, or makes it ambiguous. Reply with JSON only: "
+    '{"changes_answer": true|false, "reason": "<one short sentence>"}'
+)
+
+
+def judge_request(
+    original_question: str,
+    choices: tuple[str, ...] | list[str],
+    answer: int,
+    distracted_question: str,
+) -> GenerateRequest:
+    user = (
+        f"Original question:\n{render_mcq(original_question, choices)}\n"
+        f"Correct answer: {LETTERS[answer]}. {choices[answer]}\n\n"
+        f"Question with added context:\n{distracted_question}\n\n"
+        "Does the added context change the correct answer to the original question?"
+    )
+    return GenerateRequest.make(
+        [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": user}],
+        temperature=0.0,
+        max_tokens=200,
+        json_mode=True,
+    )
+
+
+class MalformedJSON(ValueError):
+    pass
+
+
+def parse_json_object(text: str) -> dict[str, Any]:
+    """The first JSON object in a reply, tolerating code fences and prose around it."""
+    if not text:
+        raise MalformedJSON("empty reply")
+    start = text.find("{")
+    while start != -1:
+        depth = 0
+        for end in range(start, len(text)):
+            if text[end] == "{":
+                depth += 1
+            elif text[end] == "}":
+                depth -= 1
+                if depth == 0:
+                    try:
+                        obj = json.loads(text[start : end + 1])
+                    except json.JSONDecodeError:
+                        break
+                    if isinstance(obj, dict):
+                        return obj
+                    break
+        start = text.find("{", start + 1)
+    raise MalformedJSON(f"no JSON object in reply: {text[:120]!r}")

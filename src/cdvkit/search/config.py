@@ -1,0 +1,106 @@
+"""Configuration of a `cdv generate` run: defaults < config file < command line."""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
+
+
+@dataclass
+class GenerateConfig:
+    data: str = "sample"
+    split: str | None = None
+    limit: int | None = None
+    seed: int = 0
+    skip_invalid: bool = False
+    # roles
+    target: str = DEFAULT_TARGET
+    proposer: str = "template"  # "template" or a provider/model string
+    judge: str | None = None  # a provider/model string; None means local checks only
+    extractor: str | None = None
+    base_url: str | None = None
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-role backend options
+    # goal
+    samples: int = 5
+    temperature: float = 0.7
+    scoring: str = "auto"  # auto | sample | exact
+    threshold: float = 0.2
+    sequential: bool = False
+    # strategy and budgets
+    strategy: str = "best-first"
+    k: float = 2.0
+    n: float = 1.0
+    max_expansions: int = 10
+    max_good: int = 3
+    max_depth: int = 5
+    max_calls: int | None = None
+    max_cost: float | None = None
+    # constraints
+    length_ratio: float = 10.0
+    similarity_floor: float = 0.5  # 0 turns the similarity constraint off
+    leak_check: bool = True
+    proposer_temperature: float = 0.7
+    # throughput
+    concurrency: int = 16
+    model_concurrency: int = 8
+
+    # Fields a resumed run may change without invalidating what is stored.
+    RESUMABLE_CHANGES = frozenset(
+        {"max_calls", "max_cost", "concurrency", "model_concurrency", "base_url", "roles"}
+    )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_sources(
+        cls, config_file: str | Path | None = None, **overrides: Any
+    ) -> GenerateConfig:
+        values: dict[str, Any] = {}
+        if config_file is not None:
+            values.update(load_toml(config_file))
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ValueError(f"unknown configuration keys: {', '.join(unknown)}")
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.samples < 1:
+            raise ValueError("--samples must be at least 1")
+        if self.max_expansions < 1 or self.max_good < 1 or self.max_depth < 1:
+            raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
+        if self.scoring not in ("auto", "sample", "exact"):
+            raise ValueError("--scoring must be auto, sample or exact")
+
+    def differences(self, stored: dict[str, Any]) -> list[str]:
+        """Settings that differ from a stored run's and would make resuming it wrong."""
+        mine = self.to_dict()
+        return sorted(
+            k
+            for k in mine
+            if k not in self.RESUMABLE_CHANGES and k in stored and stored[k] != mine[k]
+        )
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; keys may sit at the top level or under a [generate] table."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"config file {p} not found") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {p} is not valid TOML: {exc}") from None
+    section = raw.pop("generate", {})
+    return {
+        **{k.replace("-", "_"): v for k, v in raw.items()},
+        **{k.replace("-", "_"): v for k, v in section.items()},
+    }

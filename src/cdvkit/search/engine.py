@@ -1,0 +1,176 @@
+"""The search for one question, composed of swappable parts.
+
+Proposer, constraints, goal and strategy are each replaceable, as in TextAttack.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdvkit.data.question import Question
+from cdvkit.models.errors import AuthenticationError, BudgetExceeded, ModelError
+from cdvkit.search import node as ns
+from cdvkit.search.constraints import Constraint
+from cdvkit.search.goal import GoalResult, TargetGoal
+from cdvkit.search.node import Node
+from cdvkit.search.proposers import ProposalContext, Proposer
+from cdvkit.search.strategies import Strategy
+from cdvkit.store import RunStore
+
+
+@dataclass
+class SearchLimits:
+    max_expansions: int = 10
+    max_good: int = 3
+    max_depth: int = 5  # most distraction sentences stacked on one question
+
+
+@dataclass
+class QuestionResult:
+    question_id: str
+    status: str  # "done" | "original_failed"
+    original_rate: float
+    examples: list[Node] = field(default_factory=list)
+    expansions: int = 0
+    nodes: list[Node] = field(default_factory=list)
+
+
+@dataclass
+class Searcher:
+    proposer: Proposer
+    constraints: list[Constraint]
+    goal: TargetGoal
+    strategy_factory: Callable[[], Strategy]
+    limits: SearchLimits = field(default_factory=SearchLimits)
+    seed: int = 0
+    store: RunStore | None = None
+
+    def __post_init__(self) -> None:
+        self.constraints = sorted(self.constraints, key=lambda c: c.cost)
+
+    def _save(self, qid: str, node: Node, nodes: list[Node]) -> None:
+        nodes.append(node)
+        if self.store is not None:
+            self.store.save_node(qid, node.to_record())
+
+    async def search(self, q: Question) -> QuestionResult:
+        nodes: list[Node] = []
+        root = Node.root(q)
+        res = await self.goal.evaluate(root)
+        root.rate, root.outputs = res.rate, res.to_outputs()
+        self._save(q.id, root, nodes)
+        if res.success:
+            # Already failed without any distraction: recorded, not searched.
+            return QuestionResult(q.id, "original_failed", res.rate, nodes=nodes)
+
+        strategy = self.strategy_factory()
+        strategy.push(root)
+        seen = {root.question}
+        result = QuestionResult(q.id, "done", res.rate, nodes=nodes)
+        while result.expansions < self.limits.max_expansions and (
+            len(result.examples) < self.limits.max_good
+        ):
+            parent = strategy.pop()
+            if parent is None:
+                break
+            if parent.depth > self.limits.max_depth:
+                continue
+            result.expansions += 1
+            children = await self._expand(q, parent, seen)
+            open_children = []
+            for child in children:
+                self._save(q.id, child, nodes)
+                if child.status == ns.GOOD:
+                    result.examples.append(child)
+                elif child.status == ns.OPEN:
+                    strategy.push(child)
+                    open_children.append(child)
+            strategy.expanded(parent, open_children)
+        return result
+
+    async def _expand(self, q: Question, parent: Node, seen: set[str]) -> list[Node]:
+        # Three phases keep the tree identical however calls interleave: proposals for every wrong
+        # option in flight together, then children composed and deduplicated in option order
+        # (a duplicate costs nothing further), then constraints and goal for the rest together.
+        targets = parent.wrong_indices
+        rngs = [parent.rng(self.seed, q.id, f"child{k}") for k in range(len(targets))]
+        texts = await asyncio.gather(
+            *(self._propose(q, parent, t, rng) for t, rng in zip(targets, rngs, strict=True))
+        )
+        children = []
+        for k, (target, rng, text) in enumerate(zip(targets, rngs, texts, strict=True)):
+            child = self._compose(parent, k, target, rng, text)
+            if child.status == ns.OPEN:
+                if child.question in seen:
+                    child.status = ns.DUPLICATE
+                seen.add(child.question)
+            children.append(child)
+        await asyncio.gather(*(self._assess(q, parent, c) for c in children if c.status == ns.OPEN))
+        return children
+
+    async def _propose(self, q: Question, parent: Node, target: int, rng: Any) -> str | Exception:
+        try:
+            return await self.proposer.propose(ProposalContext(q, parent, target, rng))
+        except (AuthenticationError, BudgetExceeded):
+            raise
+        except ModelError as exc:
+            return exc
+
+    def _compose(self, parent: Node, k: int, target: int, rng: Any, text: str | Exception) -> Node:
+        child = Node(
+            path=f"{parent.path}.{k}",
+            parent_path=parent.path,
+            depth=parent.depth + 1,
+            question=parent.question,
+            choices=parent.choices,
+            answer=parent.answer,
+            target_option=parent.choices[target],
+        )
+        if isinstance(text, Exception):
+            child.status = ns.ERROR
+            child.outputs["error"] = str(text)
+            return child
+        if not text:
+            child.status = ns.REJECTED
+            child.verdicts["proposer"] = {"passed": False, "reason": "empty proposal"}
+            return child
+        child.distraction = text
+        child.placement = rng.choice(("prefix", "suffix"))
+        child.question = (
+            f"{text} {parent.question}"
+            if child.placement == "prefix"
+            else f"{parent.question} {text}"
+        )
+        order = list(range(len(parent.choices)))
+        rng.shuffle(order)
+        child.choices = tuple(parent.choices[i] for i in order)
+        child.answer = order.index(parent.answer)
+        return child
+
+    async def _assess(self, q: Question, parent: Node, child: Node) -> None:
+        try:
+            for c in self.constraints:
+                verdict = await c.check(q, parent, child)
+                child.verdicts[c.name] = verdict.to_dict()
+                if not verdict.passed:
+                    child.status = ns.REJECTED
+                    return
+            res: GoalResult = await self.goal.evaluate(child)
+        except (AuthenticationError, BudgetExceeded):
+            raise
+        except ModelError as exc:
+            child.status = ns.ERROR
+            child.outputs["error"] = str(exc)
+            return
+        child.rate, child.outputs = res.rate, res.to_outputs()
+        child.status = ns.GOOD if res.success else ns.OPEN
+
+
+def summarize_nodes(nodes: list[dict[str, Any]]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for n in nodes:
+        counts[n["status"]] = counts.get(n["status"], 0) + 1
+    return counts

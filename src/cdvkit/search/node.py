@@ -1,0 +1,71 @@
+"""A node of a question's search tree."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdvkit.data.question import Question
+
+# Node statuses, as stored.
+ROOT = "root"
+OPEN = "open"  # valid, target still right sometimes: may be expanded
+GOOD = "good"  # valid and the target fails it: a CDV example
+REJECTED = "rejected"  # a constraint said no
+DUPLICATE = "duplicate"  # same text as a node already in this tree
+ERROR = "error"  # a model call failed for good
+
+
+@dataclass
+class Node:
+    path: str
+    depth: int
+    question: str
+    choices: tuple[str, ...]
+    answer: int
+    parent_path: str | None = None
+    distraction: str | None = None
+    placement: str | None = None
+    target_option: str | None = None
+    status: str = OPEN
+    rate: float | None = None
+    verdicts: dict[str, Any] = field(default_factory=dict)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def root(cls, q: Question) -> Node:
+        # Root depth is 1 so the paper's priority exp(K/rate) * depth**-N is finite for it.
+        return cls(
+            path="r", depth=1, question=q.question, choices=q.choices, answer=q.answer, status=ROOT
+        )
+
+    @property
+    def wrong_indices(self) -> list[int]:
+        return [i for i in range(len(self.choices)) if i != self.answer]
+
+    def rng(self, seed: int, question_id: str, salt: str = "") -> random.Random:
+        """Randomness tied to the node's place in the tree, so a resumed run makes the same tree."""
+        return random.Random(f"{seed}|{question_id}|{self.path}|{salt}")
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "parent_path": self.parent_path,
+            "depth": self.depth,
+            "question": self.question,
+            "choices": list(self.choices),
+            "answer": self.answer,
+            "distraction": self.distraction,
+            "placement": self.placement,
+            "target_option": self.target_option,
+            "status": self.status,
+            "rate": self.rate,
+            "verdicts": self.verdicts,
+            "outputs": self.outputs,
+        }
+
+
+def token_length(text: str) -> int:
+    """Model-agnostic length: whitespace tokens. Good enough for a ratio limit between siblings."""
+    return len(text.split())

@@ -1,0 +1,236 @@
+"""Run a whole search: questions in parallel, every step in the run store, resumable."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from cdvkit.data.question import Question
+from cdvkit.models.base import Model
+from cdvkit.models.budget import Budget
+from cdvkit.models.client import RoleClient, current_question
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    BudgetExceeded,
+    ModelError,
+)
+from cdvkit.models.registry import load_model
+from cdvkit.search.config import GenerateConfig
+from cdvkit.search.constraints import Constraint, LeakCheck, LengthRatio, LLMJudge
+from cdvkit.search.engine import Searcher, SearchLimits
+from cdvkit.search.goal import TargetGoal
+from cdvkit.search.proposers import LLMProposer, Proposer, TemplateProposer
+from cdvkit.search.strategies import make_strategy
+from cdvkit.store import RunStore
+
+FATAL = (AuthenticationError, BackendUnavailableError)
+
+
+class ConfigMismatchError(ValueError):
+    pass
+
+
+@dataclass
+class Roles:
+    target: RoleClient
+    proposer: RoleClient | None
+    judge: RoleClient | None
+    extractor: RoleClient | None
+
+    def all(self) -> list[RoleClient]:
+        return [r for r in (self.target, self.proposer, self.judge, self.extractor) if r]
+
+
+def build_roles(
+    cfg: GenerateConfig,
+    store: RunStore | None,
+    budget: Budget,
+    models: dict[str, Model] | None = None,
+) -> Roles:
+    """A client per role; ``models`` lets a caller (tests, the Python API) pass ready backends."""
+    models = models or {}
+    cache: dict[str, Model] = {}
+
+    def get(role: str, spec: str | None) -> RoleClient | None:
+        if spec is None or (role == "proposer" and spec == "template"):
+            return None
+        if role in models:
+            model = models[role]
+        elif spec in cache:
+            model = cache[spec]  # one backend per model string: a local model is loaded once
+        else:
+            opts: dict[str, Any] = {"concurrency": cfg.model_concurrency, "base_url": cfg.base_url}
+            opts.update(cfg.roles.get(role, {}))
+            model = cache[spec] = load_model(spec, **opts)
+        return RoleClient(model, role, store=store, budget=budget)
+
+    target = get("target", cfg.target)
+    assert target is not None
+    return Roles(
+        target,
+        get("proposer", cfg.proposer),
+        get("judge", cfg.judge),
+        get("extractor", cfg.extractor),
+    )
+
+
+def build_searcher(cfg: GenerateConfig, roles: Roles, store: RunStore | None) -> Searcher:
+    proposer: Proposer = (
+        LLMProposer(roles.proposer, temperature=cfg.proposer_temperature)
+        if roles.proposer
+        else TemplateProposer()
+    )
+    constraints: list[Constraint] = [LengthRatio(cfg.length_ratio)]
+    if cfg.leak_check:
+        constraints.append(LeakCheck())
+    if cfg.similarity_floor > 0:
+        from cdvkit.search.constraints import SemanticSimilarity
+
+        try:
+            from cdvkit.models.embed_backend import get_embedder
+        except ImportError as exc:
+            raise BackendUnavailableError(
+                "the similarity constraint needs sentence-transformers: "
+                "pip install 'cdvkit[local]', or pass --similarity-floor 0"
+            ) from exc
+        constraints.append(SemanticSimilarity(get_embedder(), cfg.similarity_floor))
+    if roles.judge:
+        constraints.append(LLMJudge(roles.judge))
+    goal = TargetGoal(
+        roles.target,
+        samples=cfg.samples,
+        temperature=cfg.temperature,
+        scoring=cfg.scoring,
+        threshold=cfg.threshold,
+        extractor=roles.extractor,
+        sequential=cfg.sequential,
+    )
+    return Searcher(
+        proposer=proposer,
+        constraints=constraints,
+        goal=goal,
+        strategy_factory=lambda: make_strategy(cfg.strategy, k=cfg.k, n=cfg.n),
+        limits=SearchLimits(cfg.max_expansions, cfg.max_good, cfg.max_depth),
+        seed=cfg.seed,
+        store=store,
+    )
+
+
+@dataclass
+class RunOutcome:
+    stopped: str | None = None  # why the run ended early, if it did
+    fatal: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def prepare_store(
+    store: RunStore, cfg: GenerateConfig, load: Callable[[], list[Question]]
+) -> list[Question]:
+    """Record config and questions on a new run; on an existing one, check it is the same run."""
+    stored = store.get_config()
+    if stored is not None:
+        diff = cfg.differences(stored)
+        if diff:
+            detail = ", ".join(f"{k}: stored {stored[k]!r}, now {getattr(cfg, k)!r}" for k in diff)
+            raise ConfigMismatchError(
+                f"{store.run_dir} holds a run with other settings ({detail}); "
+                "use a new --run-dir, or the same settings to resume"
+            )
+        return [d["question"] for d in store.questions()]
+    questions = load()
+    store.add_questions(questions)
+    store.set_config(cfg.to_dict())
+    return questions
+
+
+async def run_search(
+    cfg: GenerateConfig,
+    store: RunStore,
+    *,
+    models: dict[str, Model] | None = None,
+    on_question_done: Callable[[str, str], None] | None = None,
+) -> RunOutcome:
+    budget = Budget(cfg.max_calls, cfg.max_cost, calls=store.paid_calls(), cost=store.total_cost())
+    roles = build_roles(cfg, store, budget, models)
+    searcher = build_searcher(cfg, roles, store)
+    todo = [
+        d["question"]
+        for d in store.questions()
+        if d["status"] in ("pending", "running", "incomplete", "failed")
+    ]
+    outcome = RunOutcome()
+    stop = asyncio.Event()
+    sem = asyncio.Semaphore(max(cfg.concurrency, 1))
+
+    async def one(q: Question) -> None:
+        async with sem:
+            if stop.is_set():
+                return
+            current_question.set(q.id)
+            # A replay rewrites the tree whole; its calls come back from the cache for free.
+            store.clear_nodes(q.id)
+            store.set_question_status(q.id, "running")
+            try:
+                result = await searcher.search(q)
+            except BudgetExceeded as exc:
+                store.set_question_status(q.id, "incomplete", error=str(exc))
+                outcome.stopped = str(exc)
+                stop.set()
+                return
+            except FATAL:
+                store.set_question_status(q.id, "incomplete")
+                raise
+            except ModelError as exc:
+                store.set_question_status(q.id, "failed", error=str(exc))
+                outcome.errors.append(f"question {q.id}: {exc}")
+                if on_question_done:
+                    on_question_done(q.id, "failed")
+                return
+            store.set_question_status(q.id, result.status, original_rate=result.original_rate)
+            if on_question_done:
+                on_question_done(q.id, result.status)
+
+    tasks = [asyncio.create_task(one(q)) for q in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except FATAL as exc:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        outcome.fatal = str(exc)
+    finally:
+        for r in roles.all():
+            await r.model.aclose()
+    return outcome
+
+
+def summarize(store: RunStore) -> dict[str, Any]:
+    """The run's summary, computed from the store's rows alone so both always agree."""
+    qs = store.questions()
+    by_status: dict[str, int] = {}
+    for d in qs:
+        by_status[d["status"]] = by_status.get(d["status"], 0) + 1
+    examples = list(store.examples())
+    with_example = len({e["question_id"] for e in examples})
+    correct = by_status.get("done", 0)
+    usage = store.usage_by_role()
+    calls = store.paid_calls()
+    return {
+        "questions": len(qs),
+        "searched": correct + by_status.get("original_failed", 0),
+        "originally_correct": correct,
+        "originally_failed": by_status.get("original_failed", 0),
+        "with_example": with_example,
+        "examples": len(examples),
+        "success_rate": (with_example / correct) if correct else 0.0,
+        "failed": by_status.get("failed", 0),
+        "unfinished": sum(by_status.get(s, 0) for s in ("pending", "running", "incomplete")),
+        "calls": calls,
+        "cost": store.total_cost(),
+        "calls_per_example": (calls / len(examples)) if examples else None,
+        "failures": len(store.failures()),
+        "by_role": usage,
+    }
