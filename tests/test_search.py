@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -219,7 +220,7 @@ async def test_strategies_random_and_greedy():
         else:
             # Greedy only ever expands a child of the node it just expanded: a chain.
             expanded = sorted({n.parent_path for n in result.nodes if n.parent_path})
-            for a, b in zip(expanded, expanded[1:], strict=False):
+            for a, b in itertools.pairwise(expanded):
                 assert b.startswith(a + ".")
 
 

@@ -1,7 +1,7 @@
 """Errors raised by model backends.
 
-Each carries the call it belongs to (model and role) so a message in a long run names the failing call.
-None of them ever include credentials: backends pass only the model name and server text.
+Each carries the model it belongs to, so a message in a long run names the failing call. None of
+them ever include credentials: backends pass only the model name and server text.
 """
 
 from __future__ import annotations

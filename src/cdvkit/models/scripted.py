@@ -11,7 +11,8 @@ A rules file (JSON) looks like::
 
 The first rule whose ``contains``/``regex`` matches the whole prompt (all messages joined) answers.
 ``replies`` are cycled by sample index. ``log`` appends one JSON line per answered call, so a test
-can count calls across processes; the ``CDV_SCRIPTED_LOG`` environment variable does the same.
+can count calls across processes; the ``CDV_SCRIPTED_LOG`` environment variable does the same,
+and ``CDV_SCRIPTED_DELAY`` sets the delay.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ class ScriptedModel(Model):
         *,
         responder: Responder | None = None,
         probs_fn: ProbsFn | None = None,
-        delay: float = 0.0,
+        delay: float | None = None,
         log_path: str | os.PathLike[str] | None = None,
         concurrency: int = 16,
         **kw: Any,
@@ -67,7 +68,8 @@ class ScriptedModel(Model):
         self.responder = responder or (lambda req, i: "")
         self.probs_fn = probs_fn
         self.supports_choice_probs = probs_fn is not None
-        self.delay = delay
+        # The environment variable lets a test slow a subprocess's calls to kill it mid-run.
+        self.delay = float(os.environ.get("CDV_SCRIPTED_DELAY", 0.0)) if delay is None else delay
         self.log_path = log_path or os.environ.get("CDV_SCRIPTED_LOG")
         self.calls: list[tuple[GenerateRequest, int]] = []
 
@@ -89,7 +91,8 @@ class ScriptedModel(Model):
             )
         cfg = json.loads(path.read_text(encoding="utf-8"))
         responder, probs_fn = rules_from_config(cfg)
-        options.setdefault("delay", float(cfg.get("delay", 0.0)))
+        if "delay" in cfg:
+            options.setdefault("delay", float(cfg["delay"]))
         if cfg.get("log"):
             options.setdefault("log_path", cfg["log"])
         return cls(spec, responder=responder, probs_fn=probs_fn, **options)

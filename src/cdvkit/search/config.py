@@ -79,6 +79,18 @@ class GenerateConfig:
             raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
         if self.scoring not in ("auto", "sample", "exact"):
             raise ValueError("--scoring must be auto, sample or exact")
+        from cdvkit.models.registry import split_spec
+        from cdvkit.search.strategies import STRATEGIES
+
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+        for role in ("target", "proposer", "judge", "extractor"):
+            spec = getattr(self, role)
+            if spec is not None and not (role == "proposer" and spec == "template"):
+                try:
+                    split_spec(spec)
+                except ValueError as exc:
+                    raise ValueError(f"--{role}: {exc}") from None
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Settings that differ from a stored run's and would make resuming it wrong."""

@@ -154,14 +154,19 @@ async def run_search(
     on_question_done: Callable[[str, str], None] | None = None,
 ) -> RunOutcome:
     budget = Budget(cfg.max_calls, cfg.max_cost, calls=store.paid_calls(), cost=store.total_cost())
-    roles = build_roles(cfg, store, budget, models)
-    searcher = build_searcher(cfg, roles, store)
+    outcome = RunOutcome()
+    try:
+        roles = build_roles(cfg, store, budget, models)
+        searcher = build_searcher(cfg, roles, store)
+    except (ValueError, ModelError) as exc:
+        # A model that cannot be built stops the run before anything is paid.
+        outcome.fatal = str(exc)
+        return outcome
     todo = [
         d["question"]
         for d in store.questions()
         if d["status"] in ("pending", "running", "incomplete", "failed")
     ]
-    outcome = RunOutcome()
     stop = asyncio.Event()
     sem = asyncio.Semaphore(max(cfg.concurrency, 1))
 

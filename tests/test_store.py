@@ -1,0 +1,87 @@
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+from cdvkit.data.question import Question
+from cdvkit.store import IncompatibleRunError, RunLockedError, RunStore
+
+
+def test_second_writer_is_refused(tmp_path):
+    with RunStore(tmp_path / "r"):
+        with pytest.raises(RunLockedError, match="in use by another cdv process"):
+            RunStore(tmp_path / "r")
+        # Another process too, not only another handle in this one.
+        code = (
+            "import sys; from cdvkit.store import RunStore, RunLockedError\n"
+            f"try:\n    RunStore({str(tmp_path / 'r')!r})\nexcept RunLockedError as e:\n"
+            "    print(e); sys.exit(3)\n"
+        )
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert proc.returncode == 3 and "in use" in proc.stdout
+    RunStore(tmp_path / "r").close()  # released once the first is closed
+
+
+def test_incompatible_schema_is_refused(tmp_path):
+    RunStore(tmp_path / "r").close()
+    db = sqlite3.connect(tmp_path / "r" / "run.db")
+    db.execute("UPDATE meta SET value='999' WHERE key='schema_version'")
+    db.commit()
+    db.close()
+    with pytest.raises(IncompatibleRunError, match="schema 999"):
+        RunStore(tmp_path / "r")
+
+
+def test_wal_and_immediate_commit(tmp_path):
+    store = RunStore(tmp_path / "r")
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    q = Question("q1", "Q?", ("a", "b"), 1)
+    store.add_questions([q])
+    store.put_call("k", model="m", role="target", request={}, response={"value": "x"})
+    # A second connection sees the rows without the first closing or committing anything more.
+    other = sqlite3.connect(tmp_path / "r" / "run.db")
+    assert other.execute("SELECT COUNT(*) FROM calls").fetchone()[0] == 1
+    assert other.execute("SELECT COUNT(*) FROM questions").fetchone()[0] == 1
+    other.close()
+    store.close()
+
+
+def test_calls_count_batches_once(tmp_path):
+    with RunStore(tmp_path / "r") as store:
+        for i in range(3):
+            store.put_call(
+                f"k{i}", model="m", role="target", request={}, response={"value": i}, batch="b1"
+            )
+        store.put_call("k9", model="m", role="judge", request={}, response={"value": 0})
+        assert store.paid_calls() == 2
+        by_role = store.usage_by_role()
+        assert by_role["target"]["calls"] == 1 and by_role["target"]["samples"] == 3
+
+
+def test_export_jsonl(tmp_path):
+    q = Question("q1", "Q?", ("a", "b"), 1)
+    with RunStore(tmp_path / "r") as store:
+        store.add_questions([q])
+        store.save_node(
+            "q1",
+            {
+                "path": "r.0",
+                "parent_path": "r",
+                "depth": 2,
+                "question": "X. Q?",
+                "choices": ["b", "a"],
+                "answer": 0,
+                "status": "good",
+                "rate": 0.0,
+                "distraction": "X.",
+                "placement": "prefix",
+                "target_option": "a",
+            },
+        )
+        n = store.export_jsonl(tmp_path / "out.jsonl")
+    assert n == 1
+    row = (tmp_path / "out.jsonl").read_text()
+    assert '"answer_text": "b"' in row and '"original_answer": 1' in row
