@@ -190,7 +190,7 @@ class _RetryWait:
     """Exponential back-off with jitter that honours a server's Retry-After when it sends one."""
 
     def __init__(self, base: float, maximum: float) -> None:
-        self._exp = wait_exponential_jitter(initial=base, max=maximum, jitter=base)
+        self._exp = wait_exponential_jitter(multiplier=base, max=maximum, jitter=base)
         self._max = maximum
 
     def __call__(self, retry_state: Any) -> float:

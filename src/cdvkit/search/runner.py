@@ -62,7 +62,10 @@ def build_roles(
         elif spec in cache:
             model = cache[spec]  # one backend per model string: a local model is loaded once
         else:
-            opts: dict[str, Any] = {"concurrency": cfg.model_concurrency, "base_url": cfg.base_url}
+            opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
+            if spec.startswith(("openai/", "openai-compatible/")):
+                # --base-url names an OpenAI-compatible server; other providers keep their own.
+                opts["base_url"] = cfg.base_url
             opts.update(cfg.roles.get(role, {}))
             model = cache[spec] = load_model(spec, **opts)
         return RoleClient(model, role, store=store, budget=budget)

@@ -1,0 +1,297 @@
+"""Anthropic Messages API backend (``anthropic/<model>``).
+
+Like the OpenAI backend, the SDK's retries are off so the base ``Model`` policy is the only one,
+SDK errors are mapped onto cdvkit's error types, and bodies are read as raw JSON so a broken
+proxy answer is reported as such. The Messages API has no ``n`` and no log-probs: ``n`` samples
+are ``n`` concurrent requests, and ``choice_probs`` is unsupported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import anthropic
+
+from cdvkit.models.base import Completion, GenerateRequest, Model, Usage
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BadResponseError,
+    ModelError,
+    TransientModelError,
+)
+from cdvkit.models.openai_backend import (
+    PLACEHOLDER_KEY,
+    describe_connection_error,
+    parse_price,
+    read_text,
+    redact,
+    retry_after_seconds,
+    server_message,
+)
+
+# USD per million tokens (input, output), list prices of mid 2025; ``price_per_mtok`` overrides.
+ANTHROPIC_PRICES: dict[str, tuple[float, float]] = {
+    "claude-3-haiku": (0.25, 1.25),
+    "claude-3-5-haiku": (0.80, 4.00),
+    "claude-haiku-4-5": (1.00, 5.00),
+    "claude-3-5-sonnet": (3.00, 15.00),
+    "claude-3-7-sonnet": (3.00, 15.00),
+    "claude-sonnet-4": (3.00, 15.00),
+    "claude-sonnet-4-5": (3.00, 15.00),
+    "claude-3-opus": (15.00, 75.00),
+    "claude-opus-4": (15.00, 75.00),
+    "claude-opus-4-1": (15.00, 75.00),
+}
+
+DEFAULT_TIMEOUT = 60.0
+# The Messages API rejects temperatures above 1 (OpenAI-style prompts may ask for up to 2).
+MAX_TEMPERATURE = 1.0
+JSON_HINT = "Reply with a single JSON object and nothing else."
+
+
+def price_for(model_id: str) -> tuple[float, float] | None:
+    """Default price; dated ids and aliases (claude-3-5-haiku-20241022) use their family's."""
+    if model_id in ANTHROPIC_PRICES:
+        return ANTHROPIC_PRICES[model_id]
+    for family in sorted(ANTHROPIC_PRICES, key=len, reverse=True):
+        if model_id.startswith(family + "-"):
+            return ANTHROPIC_PRICES[family]
+    return None
+
+
+class AnthropicModel(Model):
+    provider = "anthropic"
+    supports_choice_probs = False
+
+    def __init__(
+        self,
+        spec: str,
+        name: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "ANTHROPIC_API_KEY",
+        timeout: float = DEFAULT_TIMEOUT,
+        price_per_mtok: Any = None,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
+        super().__init__(
+            spec,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            retry_base=retry_base,
+            retry_max=retry_max,
+        )
+        self.model_id = name
+        self.timeout = float(timeout)
+        self.key_env = api_key_env
+        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
+        key = api_key or os.environ.get(api_key_env) or None
+        if key is None:
+            if not self.base_url:
+                raise AuthenticationError(
+                    f"no API key: set {api_key_env}, or give a base URL for a keyless proxy",
+                    model=spec,
+                )
+            key = PLACEHOLDER_KEY
+        self._key = key
+        if price_per_mtok is not None:
+            self.price_per_mtok = parse_price(price_per_mtok)
+        else:
+            self.price_per_mtok = price_for(name)
+        self._send_temperature = True
+        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic]] = {}
+
+    # --- client -----------------------------------------------------------------------------
+    def _client(self) -> anthropic.AsyncAnthropic:
+        # Pooled connections belong to the loop that opened them; cdvkit may run several loops.
+        loop = asyncio.get_running_loop()
+        held = self._clients.get(id(loop))
+        if held is not None and held[0] is loop:
+            return held[1]
+        self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
+        kwargs: dict[str, Any] = {
+            # An explicit key also stops the SDK from looking for profiles or other credentials.
+            "api_key": self._key,
+            "timeout": self.timeout,
+            "max_retries": 0,
+        }
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        client = anthropic.AsyncAnthropic(**kwargs)
+        self._clients[id(loop)] = (loop, client)
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        held = self._clients.pop(id(loop), None)
+        if held is not None and held[0] is loop:
+            await held[1].close()
+
+    # --- generation ---------------------------------------------------------------------------
+    def _request_kwargs(self, request: GenerateRequest) -> dict[str, Any]:
+        system, messages = split_system(request.message_dicts)
+        if request.json_mode:
+            # No JSON mode in the Messages API: ask for it in words instead.
+            system = f"{system}\n\n{JSON_HINT}" if system else JSON_HINT
+        kwargs: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": messages,
+            "max_tokens": request.max_tokens,
+        }
+        if self._send_temperature:
+            # Recent SDKs dropped the keyword (the API deprecated it for new models), while
+            # older models still honour it; extra_body reaches those.
+            temperature = min(max(request.temperature, 0.0), MAX_TEMPERATURE)
+            kwargs["extra_body"] = {"temperature": temperature}
+        if system:
+            kwargs["system"] = system
+        if request.stop:
+            # The API rejects whitespace-only stop sequences ("\n\n" is common in OpenAI prompts).
+            stops = [s for s in request.stop if s.strip()]
+            if stops:
+                kwargs["stop_sequences"] = stops
+        return kwargs
+
+    async def _generate(self, request: GenerateRequest, n: int) -> Completion:
+        kwargs = self._request_kwargs(request)
+        tasks = [asyncio.ensure_future(self._post(kwargs)) for _ in range(n)]
+        try:
+            bodies = await asyncio.gather(*tasks)
+        except BaseException:
+            # One failed sample fails the call (and it is retried whole): stop paying for the rest.
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        usage = Usage()
+        texts = []
+        for body in bodies:
+            texts.append(self._text(body))
+            usage += _usage(body)
+        return Completion(texts, usage)
+
+    def _text(self, body: dict[str, Any]) -> str:
+        content = body.get("content")
+        if not isinstance(content, list):
+            raise BadResponseError("response has no content", model=self.name)
+        # An empty list is a legitimate empty turn (e.g. an immediate stop), not a broken body.
+        return "".join(
+            str(b.get("text", ""))
+            for b in content
+            if isinstance(b, dict) and b.get("type") == "text"
+        )
+
+    async def _post(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        try:
+            raw = await self._client().messages.with_raw_response.create(
+                **kwargs, timeout=self.timeout
+            )
+        except anthropic.APIStatusError as exc:
+            msg = server_message(exc)
+            if (
+                exc.status_code == 400
+                and "temperature" in msg.lower()
+                and "temperature" in kwargs.get("extra_body", {})
+            ):
+                # A model that refuses sampling parameters: use its default from now on.
+                self._send_temperature = False
+                kwargs = {k: v for k, v in kwargs.items() if k != "extra_body"}
+                return await self._post(kwargs)
+            raise self._map_status(exc, msg) from None
+        except anthropic.APITimeoutError:
+            raise TransientModelError(
+                f"request timed out after {self.timeout:g}s", model=self.name
+            ) from None
+        except anthropic.APIConnectionError as exc:
+            raise TransientModelError(
+                f"cannot reach {self._where()}: {self._clean(describe_connection_error(exc))}",
+                model=self.name,
+            ) from None
+        text = await read_text(raw)
+        try:
+            body = json.loads(text)
+        except ValueError:
+            snippet = " ".join(text.split())[:120]
+            raise BadResponseError(
+                f"response from {self._where()} is not JSON: {self._clean(snippet)!r}",
+                model=self.name,
+                status=raw.http_response.status_code,
+            ) from None
+        if not isinstance(body, dict):
+            raise BadResponseError("response is JSON but not an object", model=self.name)
+        if body.get("type") == "error" or "content" not in body:
+            detail = self._clean(str(body.get("error") or "no content"))[:200]
+            raise BadResponseError(f"response carries no message: {detail}", model=self.name)
+        return body
+
+    def _map_status(self, exc: anthropic.APIStatusError, msg: str) -> ModelError:
+        status = exc.status_code
+        msg = self._clean(msg)
+        if status in (401, 403):
+            what = "rejected the API key" if status == 401 else "denied access"
+            hint = f"check {self.key_env}" + (" and the base URL" if self.base_url else "")
+            return AuthenticationError(
+                f"{self._where()} {what} (HTTP {status}): {msg}; {hint}",
+                model=self.name,
+                status=status,
+            )
+        if status == 429:
+            return TransientModelError(
+                f"rate limited (HTTP 429): {msg}",
+                model=self.name,
+                status=429,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        # 529 is Anthropic's "overloaded"; 408 a request the server gave up waiting for.
+        if status >= 500 or status == 408:
+            return TransientModelError(
+                f"server error (HTTP {status}): {msg}",
+                model=self.name,
+                status=status,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        return ModelError(
+            f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
+        )
+
+    def _clean(self, text: str) -> str:
+        return redact(text, [self._key])
+
+    def _where(self) -> str:
+        return self.base_url or "the Anthropic API"
+
+
+def split_system(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:
+    """Move system messages to the ``system`` parameter and merge same-role neighbours.
+
+    The Messages API takes the system prompt separately and wants user/assistant turns to
+    alternate, while cdvkit's prompts are OpenAI-style lists.
+    """
+    system_parts: list[str] = []
+    turns: list[dict[str, str]] = []
+    for m in messages:
+        role, content = m["role"], m["content"]
+        if role == "system":
+            system_parts.append(content)
+        elif turns and turns[-1]["role"] == role:
+            turns[-1] = {"role": role, "content": turns[-1]["content"] + "\n\n" + content}
+        else:
+            turns.append({"role": role, "content": content})
+    return "\n\n".join(system_parts), turns
+
+
+def _usage(body: dict[str, Any]) -> Usage:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(int(usage.get("input_tokens") or 0), int(usage.get("output_tokens") or 0))

@@ -1,0 +1,488 @@
+"""OpenAI chat-completions backend: the OpenAI API and any OpenAI-compatible server.
+
+``openai/<model>`` talks to api.openai.com (or ``base_url`` / ``OPENAI_BASE_URL``);
+``openai-compatible/<model>`` talks to vLLM, Ollama, llama.cpp server, TGI... and needs a base URL.
+
+The SDK's own retries are switched off: the base ``Model`` retries with one policy for every
+backend, and SDK errors are mapped onto cdvkit's error types so that policy can tell a rate limit
+from a bad key. Responses are read as raw JSON rather than the SDK's typed objects because
+compatible servers differ in the fields they send and we must detect a body that is not JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import json
+import math
+import os
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import openai
+
+from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Model, Usage
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BadResponseError,
+    ModelError,
+    TransientModelError,
+    UnsupportedError,
+)
+
+# USD per million tokens (input, output), list prices of mid 2025. Only a default for cost
+# accounting and budgets: the option ``price_per_mtok`` overrides it.
+OPENAI_PRICES: dict[str, tuple[float, float]] = {
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4-turbo": (10.00, 30.00),
+    "gpt-3.5-turbo": (0.50, 1.50),
+    "gpt-5-nano": (0.05, 0.40),
+    "gpt-5-mini": (0.25, 2.00),
+    "gpt-5": (1.25, 10.00),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+    "o3": (2.00, 8.00),
+}
+
+DEFAULT_TIMEOUT = 60.0
+# Keyless local servers still need some bearer token for the SDK to send a request.
+PLACEHOLDER_KEY = "not-needed"
+# A label missing from the top log-probs is less likely than the least likely one shown; how much
+# less is unknown, so it gets the smallest shown log-prob minus this margin (in nats).
+LOGPROB_FLOOR_MARGIN = 1.0
+TOP_LOGPROBS = 20  # the most the OpenAI API allows
+
+
+def price_for(model_id: str) -> tuple[float, float] | None:
+    """Default price of an OpenAI model; dated snapshots (gpt-4o-2024-08-06) use their family's."""
+    if model_id in OPENAI_PRICES:
+        return OPENAI_PRICES[model_id]
+    # Longest prefix first, so gpt-4o-mini-2024-07-18 is priced as gpt-4o-mini, not gpt-4o.
+    for family in sorted(OPENAI_PRICES, key=len, reverse=True):
+        if model_id.startswith(family + "-"):
+            return OPENAI_PRICES[family]
+    return None
+
+
+def parse_price(value: Any) -> tuple[float, float]:
+    """Read a ``price_per_mtok`` option: a pair of numbers or the string ``"in,out"``."""
+    if isinstance(value, str):
+        value = value.split(",")
+    try:
+        pin, pout = (float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"price_per_mtok must be two numbers (input, output per 1M tokens), got {value!r}"
+        ) from None
+    return pin, pout
+
+
+def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
+    """Seconds a server asks us to wait, from ``retry-after-ms`` or ``Retry-After``."""
+    if not headers:
+        return None
+    ms = headers.get("retry-after-ms")
+    if ms:
+        try:
+            return max(float(ms) / 1000.0, 0.0)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-\*\.]{4,})")
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """Remove credentials from server text (OpenAI echoes a masked key in its 401 message)."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "***")
+    return _KEYLIKE.sub("sk-***", text)
+
+
+def server_message(exc: Exception) -> str:
+    """The server's own error text, short enough for a log line."""
+    body = getattr(exc, "body", None)
+    msg = ""
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping):
+            msg = str(err.get("message") or "")
+        elif isinstance(err, str):
+            msg = err
+    if not msg:
+        response = getattr(exc, "response", None)
+        try:
+            msg = response.text if response is not None else ""
+        except Exception:  # an unread streaming body: the status alone will do
+            msg = ""
+    msg = msg or str(getattr(exc, "message", "") or "")
+    msg = " ".join(msg.split())
+    return msg[:300] + ("..." if len(msg) > 300 else "")
+
+
+async def read_text(raw: Any) -> str:
+    """Body of an SDK raw response as text.
+
+    SDK majors differ (``.text`` a property, a method, or a coroutine), so go to the underlying
+    HTTP response, whose ``aread`` is a no-op once the body has been read.
+    """
+    http = raw.http_response
+    await http.aread()
+    return str(http.text)
+
+
+def describe_connection_error(exc: BaseException) -> str:
+    """The SDK says only "Connection error."; the cause (refused, DNS, TLS) is what helps."""
+    cause = exc.__cause__ or exc.__context__
+    text = str(exc)
+    if cause is not None and str(cause) and str(cause) not in text:
+        text = f"{text} ({type(cause).__name__}: {cause})"
+    return text
+
+
+def _error_code(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, Mapping):
+        err = body.get("error", body)
+        if isinstance(err, Mapping):
+            return str(err.get("code") or err.get("type") or "")
+    return ""
+
+
+class OpenAIModel(Model):
+    provider = "openai"
+    supports_choice_probs = True
+
+    def __init__(
+        self,
+        spec: str,
+        name: str,
+        *,
+        compatible: bool = False,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        timeout: float = DEFAULT_TIMEOUT,
+        price_per_mtok: Any = None,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        **unknown: Any,
+    ) -> None:
+        if unknown:
+            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
+        super().__init__(
+            spec,
+            concurrency=concurrency,
+            max_retries=max_retries,
+            retry_base=retry_base,
+            retry_max=retry_max,
+        )
+        self.provider = "openai-compatible" if compatible else "openai"
+        self.model_id = name
+        self.compatible = compatible
+        self.timeout = float(timeout)
+        self.key_env = api_key_env
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
+        if compatible and not self.base_url:
+            raise ValueError(
+                f"{spec}: an OpenAI-compatible server needs a base URL "
+                "(pass --base-url, the base_url option, or set OPENAI_BASE_URL), "
+                "e.g. http://localhost:8000/v1"
+            )
+        key = api_key or os.environ.get(api_key_env) or None
+        if key is None:
+            if not self.base_url:
+                raise AuthenticationError(
+                    f"no API key: set {api_key_env}, or give a base URL for a keyless server",
+                    model=spec,
+                )
+            key = PLACEHOLDER_KEY
+        self._key = key
+        if price_per_mtok is not None:
+            self.price_per_mtok = parse_price(price_per_mtok)
+        elif not compatible:
+            # Priced by name even behind a gateway URL: over-counting a budget beats under-counting.
+            self.price_per_mtok = price_for(name)
+        # Newer OpenAI models refuse `max_tokens`; we switch once the server says so.
+        self._tokens_param = "max_tokens"
+        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]] = {}
+
+    # --- client -----------------------------------------------------------------------------
+    def _client(self) -> openai.AsyncOpenAI:
+        # Pooled connections belong to the event loop that opened them, and cdvkit may run
+        # several loops in turn (tests, CLI commands): one client per loop.
+        loop = asyncio.get_running_loop()
+        held = self._clients.get(id(loop))
+        if held is not None and held[0] is loop:
+            return held[1]
+        self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
+        kwargs: dict[str, Any] = {
+            "api_key": self._key,
+            "timeout": self.timeout,
+            "max_retries": 0,
+        }
+        if self.base_url:
+            kwargs["base_url"] = self.base_url
+        client = openai.AsyncOpenAI(**kwargs)
+        self._clients[id(loop)] = (loop, client)
+        return client
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        held = self._clients.pop(id(loop), None)
+        if held is not None and held[0] is loop:
+            await held[1].close()
+
+    # --- one HTTP call ------------------------------------------------------------------------
+    async def _post(self, kwargs: dict[str, Any], *, probing_logprobs: bool = False) -> Any:
+        """Send one chat-completions request and return its JSON body as plain data."""
+        try:
+            raw = await self._client().chat.completions.with_raw_response.create(
+                **kwargs, timeout=self.timeout
+            )
+        except openai.APIStatusError as exc:
+            msg = server_message(exc)
+            if (
+                exc.status_code == 400
+                and self._tokens_param == "max_tokens"
+                and "max_completion_tokens" in msg
+                and "max_tokens" in kwargs
+            ):
+                self._tokens_param = "max_completion_tokens"
+                kwargs = dict(kwargs)
+                kwargs["max_completion_tokens"] = kwargs.pop("max_tokens")
+                return await self._post(kwargs, probing_logprobs=probing_logprobs)
+            if probing_logprobs and exc.status_code in (400, 422) and "logprob" in msg.lower():
+                self.supports_choice_probs = False
+                raise UnsupportedError(
+                    f"server refuses log-probs ({exc.status_code}: {self._clean(msg)})",
+                    model=self.name,
+                    status=exc.status_code,
+                ) from None
+            raise self._map_status(exc, msg) from None
+        except openai.APITimeoutError:
+            raise TransientModelError(
+                f"request timed out after {self.timeout:g}s", model=self.name
+            ) from None
+        except openai.APIConnectionError as exc:
+            raise TransientModelError(
+                f"cannot reach {self._where()}: {self._clean(describe_connection_error(exc))}",
+                model=self.name,
+            ) from None
+        text = await read_text(raw)
+        try:
+            body = json.loads(text)
+        except ValueError:
+            snippet = " ".join(text.split())[:120]
+            raise BadResponseError(
+                f"response from {self._where()} is not JSON: {self._clean(snippet)!r}",
+                model=self.name,
+                status=raw.http_response.status_code,
+            ) from None
+        if not isinstance(body, dict):
+            raise BadResponseError("response is JSON but not an object", model=self.name)
+        choices = body.get("choices")
+        if not isinstance(choices, list) or not choices:
+            detail = "empty choices" if isinstance(choices, list) else "no choices"
+            err = body.get("error")
+            if err:
+                detail += f" (error: {self._clean(str(err))[:200]})"
+            raise BadResponseError(f"response has {detail}", model=self.name)
+        return body
+
+    def _map_status(self, exc: openai.APIStatusError, msg: str) -> ModelError:
+        status = exc.status_code
+        msg = self._clean(msg)
+        if status in (401, 403):
+            what = "rejected the API key" if status == 401 else "denied access"
+            hint = f"check {self.key_env}" + (" and the base URL" if self.base_url else "")
+            return AuthenticationError(
+                f"{self._where()} {what} (HTTP {status}): {msg}; {hint}",
+                model=self.name,
+                status=status,
+            )
+        if status == 429:
+            if _error_code(exc) == "insufficient_quota":
+                # Out of credit: waiting does not help, so stop instead of retrying for minutes.
+                return ModelError(f"quota exhausted (HTTP 429): {msg}", model=self.name, status=429)
+            return TransientModelError(
+                f"rate limited (HTTP 429): {msg}",
+                model=self.name,
+                status=429,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        if status >= 500 or status == 408:
+            return TransientModelError(
+                f"server error (HTTP {status}): {msg}",
+                model=self.name,
+                status=status,
+                retry_after=retry_after_seconds(exc.response.headers),
+            )
+        return ModelError(
+            f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
+        )
+
+    def _clean(self, text: str) -> str:
+        return redact(text, [self._key])
+
+    def _where(self) -> str:
+        return self.base_url or "the OpenAI API"
+
+    # --- generation ---------------------------------------------------------------------------
+    def _request_kwargs(self, request: GenerateRequest, n: int) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": request.message_dicts,
+            "temperature": request.temperature,
+            self._tokens_param: request.max_tokens,
+        }
+        # Only sent when needed: some compatible servers reject `n` or `stop` outright.
+        if n > 1:
+            kwargs["n"] = n
+        if request.stop:
+            kwargs["stop"] = list(request.stop)
+        if request.seed is not None:
+            kwargs["seed"] = request.seed
+        if request.json_mode:
+            kwargs["response_format"] = {"type": "json_object"}
+        return kwargs
+
+    async def _generate(self, request: GenerateRequest, n: int) -> Completion:
+        texts: list[str] = []
+        usage = Usage()
+        # Servers that ignore `n` (llama.cpp, some proxies) return one choice: ask again for the
+        # rest. Bounded by n rounds, since each round yields at least one choice or raises.
+        for _ in range(n):
+            if len(texts) >= n:
+                break
+            want = n - len(texts)
+            req = request
+            if texts and request.seed is not None:
+                # Same seed again would repeat the samples we already have.
+                req = replace(request, seed=request.seed + len(texts))
+            body = await self._post(self._request_kwargs(req, want))
+            texts += [self._choice_text(c) for c in body["choices"][:want]]
+            usage += _usage(body)
+        return Completion(texts, usage)
+
+    def _choice_text(self, choice: Any) -> str:
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
+            raise BadResponseError("a choice has no message", model=self.name)
+        content = message.get("content")
+        if isinstance(content, list):  # some servers send content parts
+            content = "".join(p.get("text", "") for p in content if isinstance(p, dict))
+        if content is None:
+            # A refusal is still an answer (counted as wrong), not a broken response.
+            content = message.get("refusal") or ""
+        return str(content)
+
+    # --- exact choice probabilities -------------------------------------------------------------
+    async def _choice_probs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
+        if not self.supports_choice_probs:
+            raise UnsupportedError("server gives no log-probs", model=self.name)
+        labels = mcq.labels
+        kwargs: dict[str, Any] = {
+            "model": self.model_id,
+            "messages": letter_only_messages(messages, labels),
+            "temperature": 0,
+            self._tokens_param: 1,
+            "logprobs": True,
+            "top_logprobs": TOP_LOGPROBS,
+        }
+        body = await self._post(kwargs, probing_logprobs=True)
+        candidates = _first_token_logprobs(body["choices"][0])
+        if not candidates:
+            # Remember, so callers switch to sampling instead of asking again for every question.
+            self.supports_choice_probs = False
+            raise UnsupportedError(
+                f"{self._where()} returned no log-probs; use sampled answers instead",
+                model=self.name,
+            )
+        return ChoiceScores(label_probs(candidates, labels), _usage(body))
+
+
+def letter_only_messages(messages: list[Message], labels: list[str]) -> list[dict[str, str]]:
+    """The question, ending with a request for the bare letter so the first token is the answer."""
+    ask = (
+        f"\n\nRespond with only the letter of your answer ({', '.join(labels)}), "
+        "with no explanation."
+    )
+    out = [dict(m) for m in messages]
+    if out and out[-1].get("role") == "user":
+        out[-1]["content"] = out[-1]["content"] + ask
+    else:
+        out.append({"role": "user", "content": ask.strip()})
+    return out
+
+
+def _first_token_logprobs(choice: Any) -> list[tuple[str, float]]:
+    """(token, logprob) pairs offered for the first generated token, the chosen one included."""
+    logprobs = choice.get("logprobs") if isinstance(choice, dict) else None
+    content = logprobs.get("content") if isinstance(logprobs, dict) else None
+    if not isinstance(content, list) or not content or not isinstance(content[0], dict):
+        return []
+    first = content[0]
+    pairs: list[tuple[str, float]] = []
+    entries = [first] + [t for t in first.get("top_logprobs") or [] if isinstance(t, dict)]
+    for entry in entries:
+        token, lp = entry.get("token"), entry.get("logprob")
+        if isinstance(token, str) and isinstance(lp, int | float) and math.isfinite(lp):
+            pairs.append((token, float(lp)))
+    return pairs
+
+
+def label_probs(candidates: list[tuple[str, float]], labels: list[str]) -> list[float]:
+    """Softmax over the choice labels of the first token's log-probs.
+
+    Tokens count for a label when they are exactly the label once spaces and parentheses are
+    stripped (" B", "(B", "B)"); several spellings of one label add up. A label absent from the
+    list gets a floor below the least likely token shown. If no label appears at all, every label
+    gets the floor, i.e. a uniform distribution: the model did not commit to any choice.
+    """
+    seen: dict[str, float] = {}
+    unique = dict(candidates)  # the chosen token also appears in top_logprobs: count it once
+    for token, lp in unique.items():
+        key = token.strip().strip("()").strip()
+        if key in labels:
+            seen[key] = _logaddexp(seen[key], lp) if key in seen else lp
+    floor = min(unique.values()) - LOGPROB_FLOOR_MARGIN
+    logs = [seen.get(label, floor) for label in labels]
+    top = max(logs)
+    weights = [math.exp(lp - top) for lp in logs]
+    total = sum(weights)
+    return [w / total for w in weights]
+
+
+def _logaddexp(a: float, b: float) -> float:
+    hi, lo = max(a, b), min(a, b)
+    return hi + math.log1p(math.exp(lo - hi))
+
+
+def _usage(body: dict[str, Any]) -> Usage:
+    usage = body.get("usage")
+    if not isinstance(usage, dict):
+        return Usage()
+    return Usage(int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
