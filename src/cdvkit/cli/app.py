@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -83,6 +84,10 @@ def generate(
     skip_invalid: Annotated[
         bool | None, typer.Option("--skip-invalid", help="Skip and report bad rows.")
     ] = None,
+    strict: Annotated[
+        bool | None,
+        typer.Option("--strict", help="Repeated choices are an error, not collapsed."),
+    ] = None,
     samples: Annotated[int | None, typer.Option(help="Target samples per node (n).")] = None,
     temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
     scoring: Annotated[
@@ -125,6 +130,7 @@ def generate(
             limit=limit,
             seed=seed,
             skip_invalid=skip_invalid,
+            strict=strict,
             samples=samples,
             temperature=temperature,
             scoring=scoring,
@@ -145,12 +151,21 @@ def generate(
 
     def load() -> list[Any]:
         result = load_questions(
-            cfg.data, split=cfg.split, limit=cfg.limit, seed=cfg.seed, skip_invalid=cfg.skip_invalid
+            cfg.data,
+            split=cfg.split,
+            limit=cfg.limit,
+            seed=cfg.seed,
+            skip_invalid=cfg.skip_invalid,
+            strict=cfg.strict,
         )
+        if result.warnings and not quiet:
+            err.print(f"[yellow]repaired {len(result.warnings)} rows:[/]")
+            for problem in result.warnings[:20]:
+                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         if result.skipped and not quiet:
             err.print(f"[yellow]skipped {len(result.skipped)} invalid rows:[/]")
             for problem in result.skipped[:20]:
-                err.print(f"  {problem}", highlight=False, markup=False)
+                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
         if not result.questions:
             raise ValueError(f"no valid questions in {cfg.data}")
         return result.questions
@@ -333,6 +348,10 @@ def export(
 
 
 def main() -> None:
+    # Library progress bars (weight loading, hub downloads) would interleave with our own.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
         app()
     except KeyboardInterrupt:

@@ -1,0 +1,120 @@
+"""Datasets: the bundled sample, built-in hub benchmarks and local files, behind one call."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+from cdvkit.data.hub import BUILTINS, BuiltinDataset, load_builtin
+from cdvkit.data.loaders import (
+    SUPPORTED_SUFFIXES,
+    DatasetError,
+    LoadResult,
+    RowProblem,
+    load_file,
+)
+from cdvkit.data.question import Question
+
+__all__ = [
+    "BUILTINS",
+    "SAMPLE",
+    "BuiltinDataset",
+    "DatasetError",
+    "LoadResult",
+    "Question",
+    "RowProblem",
+    "load_builtin",
+    "load_file",
+    "load_questions",
+    "sample_questions",
+]
+
+SAMPLE = "sample"
+
+# Names people type for the built-ins besides their canonical ones.
+_ALIASES = {"truthfulqa": "truthfulqa_mc1", "truthful_qa": "truthfulqa_mc1", "obqa": "openbookqa"}
+
+
+def _builtin_name(spec: str) -> str | None:
+    key = spec.strip().lower().replace("-", "_")
+    key = _ALIASES.get(key, key)
+    return key if key in BUILTINS else None
+
+
+def sample_questions(
+    questions: Sequence[Question], limit: int | None, seed: int = 0
+) -> list[Question]:
+    """A seeded sample of ``limit`` questions, in their original order.
+
+    Each question is ranked by a hash of (seed, id), so the choice depends only on the seed and
+    the ids: it is the same on every Python version, it survives rows being reordered or
+    appended, and a larger limit keeps every question a smaller one chose (a run can grow).
+    """
+    if limit is None or limit >= len(questions):
+        return list(questions)
+
+    def rank(i: int) -> tuple[bytes, int]:
+        digest = hashlib.sha256(f"{seed}\0{questions[i].id}".encode()).digest()
+        return digest, i
+
+    chosen = sorted(sorted(range(len(questions)), key=rank)[:limit])
+    return [questions[i] for i in chosen]
+
+
+def load_questions(
+    spec: str,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    seed: int = 0,
+    skip_invalid: bool = False,
+    data_dir: str | Path | None = None,
+    strict: bool = False,
+) -> LoadResult:
+    """Load questions from ``spec``: ``"sample"``, a built-in name (see BUILTINS) or a file path.
+
+    ``split`` and ``data_dir`` (a local copy of the hub data, see ``load_builtin``) apply to
+    built-ins only. ``limit`` keeps a seeded sample of that many questions (see
+    ``sample_questions``). ``skip_invalid`` skips bad rows of a file and reports them in
+    ``skipped``; built-ins always skip and report rows their converter rejects. Files with
+    repeated choices load with the repeats collapsed and listed in ``warnings``, unless
+    ``strict``, which makes them a defect like any other.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
+        raise DatasetError(f"limit must be a positive whole number, got {limit!r}")
+
+    name = _builtin_name(spec)
+    if spec.strip().lower() == SAMPLE:
+        _only_for_builtins(spec, split, data_dir)
+        sample = resources.files("cdvkit.data").joinpath("sample", "sample.jsonl")
+        with resources.as_file(sample) as path:
+            result = load_file(
+                path, skip_invalid=skip_invalid, source="cdvkit-sample", strict=strict
+            )
+    elif name is not None:
+        result = load_builtin(name, split=split, data_dir=data_dir)
+    else:
+        path = Path(spec).expanduser()
+        if not path.exists():
+            if path.suffix.lower() in SUPPORTED_SUFFIXES:
+                raise DatasetError(f"{spec}: no such file")
+            raise DatasetError(
+                f"unknown dataset {spec!r}: not {SAMPLE!r}, not a built-in "
+                f"({', '.join(sorted(BUILTINS))}) and not an existing "
+                f"{'/'.join(SUPPORTED_SUFFIXES)} file"
+            )
+        _only_for_builtins(spec, split, data_dir)
+        result = load_file(path, skip_invalid=skip_invalid, strict=strict)
+
+    result.questions = sample_questions(result.questions, limit, seed)
+    return result
+
+
+def _only_for_builtins(spec: str, split: str | None, data_dir: str | Path | None) -> None:
+    # Silently ignoring --split on a file would let a user believe they chose a split.
+    if split is not None:
+        raise DatasetError(f"--split {split!r} applies to built-in datasets only, not {spec!r}")
+    if data_dir is not None:
+        raise DatasetError(f"data_dir applies to built-in datasets only, not {spec!r}")

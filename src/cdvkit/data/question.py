@@ -70,6 +70,6 @@ class Question:
 
 
 def stable_id(source: str, question: str, choices: tuple[str, ...] | list[str]) -> str:
-    """An id that stays the same when the same question is loaded again, so resume can match rows."""
+    """An id that stays the same each time a question is loaded, so resume can match rows."""
     h = hashlib.sha256(json.dumps([source, question, list(choices)]).encode()).hexdigest()
     return f"{source or 'q'}-{h[:12]}"

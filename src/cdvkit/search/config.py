@@ -12,11 +12,13 @@ DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 
 @dataclass
 class GenerateConfig:
+    preset: str | None = None  # a named bundle of the settings below; see cdvkit.search.preset
     data: str = "sample"
     split: str | None = None
     limit: int | None = None
     seed: int = 0
     skip_invalid: bool = False
+    strict: bool = False
     # roles
     target: str = DEFAULT_TARGET
     proposer: str = "template"  # "template" or a provider/model string
@@ -30,6 +32,9 @@ class GenerateConfig:
     scoring: str = "auto"  # auto | sample | exact
     threshold: float = 0.2
     sequential: bool = False
+    batch_samples: bool = True  # False: one request per sample (the reference's pattern)
+    always_extract: bool = False  # True: every answer goes to the extractor (the reference's)
+    judge_last: bool = False  # True: the LLM judge only sees children the target fails
     # strategy and budgets
     strategy: str = "best-first"
     k: float = 2.0
@@ -64,6 +69,11 @@ class GenerateConfig:
         if config_file is not None:
             values.update(load_toml(config_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("preset") is not None:
+            from cdvkit.search.preset import preset_values
+
+            # A preset fills in what neither the config file nor the command line set.
+            values = {**preset_values(values["preset"]), **values}
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -79,6 +89,10 @@ class GenerateConfig:
             raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
         if self.scoring not in ("auto", "sample", "exact"):
             raise ValueError("--scoring must be auto, sample or exact")
+        if self.preset is not None:
+            from cdvkit.search.preset import preset_values
+
+            preset_values(self.preset)
         from cdvkit.models.registry import split_spec
         from cdvkit.search.strategies import STRATEGIES
 

@@ -1,0 +1,325 @@
+"""Built-in benchmarks, loaded from the Hugging Face Hub with ``datasets.load_dataset``.
+
+Each built-in has a small converter from one hub row to a Question, so the mapping can be tested
+without a network. Questions get the same ``source`` names as the reference implementation's
+files (MMLU, CommonsenseQA, OpenbookQA, TruthfulQA), and the hub's choice order is kept, so a
+question without a hub id gets the same stable id whether it is read from the hub or from a
+reference-format file.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdvkit.data.loaders import DatasetError, InvalidRow, LoadResult, RowProblem, build_question
+from cdvkit.data.question import Question
+
+__all__ = [
+    "BUILTINS",
+    "BuiltinDataset",
+    "convert_commonsense_qa",
+    "convert_mmlu",
+    "convert_openbookqa",
+    "convert_truthfulqa_mc1",
+    "load_builtin",
+]
+
+_LOCAL_HINT = (
+    "Pass a local file instead, e.g. --data path/to/file.json (JSON, JSONL or CSV with "
+    "question, choices and answer), or --data sample for the bundled sample"
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Converters: one hub row -> Question, raising InvalidRow on a defective row
+# ---------------------------------------------------------------------------------------------
+
+
+def _extras(row: Mapping[str, Any], used: set[str]) -> dict[str, Any]:
+    return {k: v for k, v in row.items() if k not in used}
+
+
+def _hub_id(source: str, row: Mapping[str, Any]) -> str | None:
+    # Prefixed so ids from different benchmarks cannot collide in one run store.
+    raw = row.get("id")
+    return f"{source}-{raw}" if raw not in (None, "") else None
+
+
+def convert_mmlu(row: Mapping[str, Any]) -> Question:
+    """cais/mmlu: question, subject, choices (4 texts), answer (0-based int)."""
+    return build_question(
+        question=row.get("question"),
+        choices=row.get("choices"),
+        answer=row.get("answer"),
+        source="MMLU",
+        subject=row.get("subject"),
+        metadata=_extras(row, {"question", "choices", "answer", "subject"}),
+    )
+
+
+def _labelled(row: Mapping[str, Any], question_key: str, source: str) -> Question:
+    choices = row.get("choices")
+    if not isinstance(choices, Mapping):
+        raise InvalidRow("choices must be an object with 'label' and 'text' lists")
+    metadata = _extras(row, {"id", question_key, "choices", "answerKey"})
+    if row.get("id") not in (None, ""):
+        metadata["hub_id"] = row["id"]
+    return build_question(
+        id=_hub_id(source, row),
+        question=row.get(question_key),
+        choices=choices,
+        answer=row.get("answerKey"),
+        source=source,
+        metadata=metadata,
+    )
+
+
+def convert_commonsense_qa(row: Mapping[str, Any]) -> Question:
+    """tau/commonsense_qa: id, question, question_concept, choices={label, text}, answerKey."""
+    return _labelled(row, "question", "CommonsenseQA")
+
+
+def convert_openbookqa(row: Mapping[str, Any]) -> Question:
+    """allenai/openbookqa: id, question_stem, choices={text, label}, answerKey."""
+    return _labelled(row, "question_stem", "OpenbookQA")
+
+
+def convert_truthfulqa_mc1(row: Mapping[str, Any]) -> Question:
+    """truthfulqa/truthful_qa (multiple_choice): question, mc1_targets={choices, labels}.
+
+    MC1 has exactly one true answer, listed first on the hub; the order is kept as the
+    reference implementation kept it, so callers that care about position bias must shuffle.
+    """
+    targets = row.get("mc1_targets")
+    if not isinstance(targets, Mapping):
+        raise InvalidRow("mc1_targets is missing or not an object")
+    choices, labels = targets.get("choices"), targets.get("labels")
+    if not isinstance(labels, list) or not isinstance(choices, list):
+        raise InvalidRow("mc1_targets must hold 'choices' and 'labels' lists")
+    if len(labels) != len(choices):
+        raise InvalidRow(f"mc1_targets has {len(choices)} choices but {len(labels)} labels")
+    correct = [i for i, label in enumerate(labels) if label == 1]
+    if len(correct) != 1:
+        raise InvalidRow(f"mc1_targets marks {len(correct)} choices correct; MC1 needs exactly 1")
+    return build_question(
+        question=row.get("question"),
+        choices=choices,
+        answer=correct[0],
+        source="TruthfulQA",
+        # mc2_targets repeats the choices with several true answers; not needed for MC1.
+        metadata=_extras(row, {"question", "mc1_targets", "mc2_targets"}),
+    )
+
+
+@dataclass(frozen=True)
+class BuiltinDataset:
+    """A benchmark cdvkit knows how to fetch from the Hugging Face Hub."""
+
+    name: str
+    path: str  # hub repository id
+    config: str | None
+    split: str  # default split: the labelled one the reference implementation sampled from
+    description: str
+    source: str  # Question.source for its rows
+    convert: Callable[[Mapping[str, Any]], Question] = field(repr=False, compare=False)
+
+
+BUILTINS: dict[str, BuiltinDataset] = {
+    b.name: b
+    for b in (
+        BuiltinDataset(
+            "mmlu",
+            "cais/mmlu",
+            "all",
+            "test",
+            "MMLU: 57 subjects of academic knowledge, 4 choices",
+            "MMLU",
+            convert_mmlu,
+        ),
+        BuiltinDataset(
+            "commonsense_qa",
+            "tau/commonsense_qa",
+            None,
+            "validation",
+            "CommonsenseQA: everyday commonsense, 5 choices (test split has no answers)",
+            "CommonsenseQA",
+            convert_commonsense_qa,
+        ),
+        BuiltinDataset(
+            "openbookqa",
+            "allenai/openbookqa",
+            "main",
+            "test",
+            "OpenBookQA: elementary science, 4 choices",
+            "OpenbookQA",
+            convert_openbookqa,
+        ),
+        BuiltinDataset(
+            "truthfulqa_mc1",
+            "truthfulqa/truthful_qa",
+            "multiple_choice",
+            "validation",
+            "TruthfulQA MC1: questions that invite popular misconceptions, 2-13 choices",
+            "TruthfulQA",
+            convert_truthfulqa_mc1,
+        ),
+    )
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# Fetching
+# ---------------------------------------------------------------------------------------------
+
+
+def _unreachable_reason(exc: BaseException) -> str | None:
+    """Why the hub could not be reached, if that is what ``exc`` (or its cause) means."""
+    # Both ship with datasets (huggingface_hub talks to the hub through httpx).
+    import httpx
+    from huggingface_hub.errors import LocalEntryNotFoundError, OfflineModeIsEnabled
+
+    network_errors = (ConnectionError, TimeoutError, socket.gaierror, httpx.TransportError)
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        text = str(current)
+        # datasets reports offline mode and a dead network as a ConnectionError whose message
+        # names the underlying huggingface_hub error; match both the type and that name.
+        if isinstance(current, OfflineModeIsEnabled) or "OfflineModeIsEnabled" in text:
+            return "offline mode is on (HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set)"
+        if isinstance(current, LocalEntryNotFoundError) or "LocalEntryNotFoundError" in text:
+            return "no connection, and the dataset is not in the local cache"
+        if isinstance(current, network_errors):
+            return f"network error: {text or type(current).__name__}"
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def _readme_declares_configs(root: Path) -> bool:
+    readme = root / "README.md"
+    try:
+        return "config_name:" in readme.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+
+
+_FILE_BUILDERS = {".parquet": "parquet", ".json": "json", ".jsonl": "json", ".csv": "csv"}
+
+
+def _fetch(
+    b: BuiltinDataset, split: str, data_dir: Path | None, cache_dir: str | None
+) -> tuple[Any, str]:
+    """Return the ``datasets.Dataset`` for one split and a label naming where it came from."""
+    try:
+        import datasets
+    except ImportError as exc:  # pragma: no cover - a declared dependency
+        raise DatasetError(
+            f"the 'datasets' package is needed for built-in dataset {b.name!r}. {_LOCAL_HINT}."
+        ) from exc
+
+    kwargs: dict[str, Any] = {"split": split, "cache_dir": cache_dir}
+    if data_dir is None:
+        label = f"{b.path} ({b.config + ', ' if b.config else ''}{split})"
+        args: tuple[Any, ...] = (b.path, b.config)
+    else:
+        label = f"{data_dir} ({split})"
+        if not data_dir.exists():
+            raise DatasetError(f"{data_dir}: no such file or directory")
+        if data_dir.is_file():
+            builder = _FILE_BUILDERS.get(data_dir.suffix.lower())
+            if builder is None:
+                raise DatasetError(
+                    f"{data_dir}: unsupported file type; use one of {', '.join(_FILE_BUILDERS)}"
+                )
+            args = (builder,)
+            kwargs["data_files"] = {split: str(data_dir)}
+        elif _readme_declares_configs(data_dir):
+            # A snapshot of the hub repository: its README maps configs to files.
+            args = (str(data_dir), b.config)
+        elif b.config and (data_dir / b.config).is_dir():
+            # Hub layout without the README: one folder per config, split names in file names.
+            args = (str(data_dir),)
+            kwargs["data_dir"] = b.config
+        else:
+            args = (str(data_dir),)
+
+    try:
+        return datasets.load_dataset(*args, **kwargs), label
+    except Exception as exc:
+        reason = _unreachable_reason(exc)
+        if reason is not None:
+            raise DatasetError(
+                f"cannot load built-in dataset {b.name!r}: the Hugging Face Hub is unreachable "
+                f"({reason}), so {b.path} cannot be downloaded. {_LOCAL_HINT}."
+            ) from None
+        from datasets.exceptions import DatasetNotFoundError
+
+        if isinstance(exc, DatasetNotFoundError):
+            raise DatasetError(
+                f"cannot load built-in dataset {b.name!r}: {b.path} was not found on the "
+                f"Hugging Face Hub ({exc}). {_LOCAL_HINT}."
+            ) from None
+        if isinstance(exc, ValueError | FileNotFoundError):
+            # Unknown split or config, or no data files in a local override.
+            raise DatasetError(
+                f"cannot load built-in dataset {b.name!r} from {label}: {exc}"
+            ) from exc
+        raise
+
+
+def load_builtin(
+    name: str,
+    *,
+    split: str | None = None,
+    data_dir: str | Path | None = None,
+    cache_dir: str | Path | None = None,
+) -> LoadResult:
+    """Load one split of a built-in benchmark as questions.
+
+    ``data_dir`` reads the data from a local path instead of the hub: a snapshot of the hub
+    repository (README with configs), a folder laid out like one (``<config>/<split>-*.parquet``
+    or ``data/<split>-*.parquet``), or a single parquet/json/jsonl/csv file for ``split``.
+    ``cache_dir`` is handed to ``datasets`` (default: its own cache).
+
+    Rows the converter rejects (e.g. duplicate choices) are always skipped and listed in
+    ``skipped``: the public data cannot be fixed by the user, and stopping on a handful of
+    odd rows would make the benchmark unusable. Only a split with no usable row raises.
+    """
+    b = BUILTINS.get(name)
+    if b is None:
+        raise DatasetError(
+            f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTINS))}"
+        )
+    split = split or b.split
+    ds, label = _fetch(
+        b,
+        split,
+        Path(data_dir) if data_dir is not None else None,
+        str(cache_dir) if cache_dir is not None else None,
+    )
+
+    questions: list[Question] = []
+    skipped: list[RowProblem] = []
+    seen: dict[str, int] = {}
+    for i, row in enumerate(ds, start=1):
+        try:
+            q = b.convert(row)
+            if q.id in seen:
+                raise InvalidRow(f"duplicate question: same id {q.id!r} as row {seen[q.id]}")
+        except InvalidRow as exc:
+            skipped.append(RowProblem(label, i, str(exc)))
+            continue
+        seen[q.id] = i
+        questions.append(q)
+    if not questions:
+        detail = f"; first problem: {skipped[0]}" if skipped else ""
+        raise DatasetError(
+            f"built-in dataset {name!r} has no usable questions in split {split!r} "
+            f"({len(skipped)} rows rejected{detail}); the default split is {b.split!r}"
+        )
+    return LoadResult(questions, skipped)
