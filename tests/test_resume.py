@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -76,16 +77,20 @@ def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, kill_after):
     assert ref_examples, "the scripted setup must produce examples"
 
     log = tmp_path / "killed.log"
-    env = run_env(data, log, "0.05")
-    proc = subprocess.Popen(cdv_cmd(data, tmp_path / "run"), env=env)
+    proc = subprocess.Popen(cdv_cmd(data, tmp_path / "run"), env=run_env(data, log, "0.05"))
     deadline = time.time() + 60
     while len(log_lines(log)) < kill_after and proc.poll() is None and time.time() < deadline:
         time.sleep(0.005)
+    # A kill at a random moment of a call's life, not right after the log grew.
+    time.sleep(random.Random(kill_after).uniform(0, 0.05))
     assert proc.poll() is None, "the run finished before it could be killed"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    paid_before = len(log_lines(log))
-    assert 0 < paid_before < len(log_lines(ref_log))
+    sent = len(log_lines(log))  # the scripted model logs each call when it is sent (paid)
+    _, stored = outcome(tmp_path / "run")
+    in_flight = sent - stored  # sent but not answered when killed: lost, as documented
+    assert 0 <= in_flight <= 16  # at most the models' concurrency limits (8 each, 2 models)
+    assert 0 < sent < len(log_lines(ref_log))
 
     subprocess.run(
         cdv_cmd(data, tmp_path / "run"), env=run_env(data, log, "0"), check=True, timeout=120
@@ -93,7 +98,7 @@ def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, kill_after):
     examples, calls = outcome(tmp_path / "run")
     assert examples == ref_examples
     assert calls == ref_calls
-    lines = log_lines(log)
-    keys = [json.loads(x)["key"] for x in lines]
-    assert len(keys) == len(set(keys)), "a call was paid twice"
-    assert len(lines) == len(log_lines(ref_log))
+    keys = [json.loads(x)["key"] for x in log_lines(log)]
+    # Only the calls lost in flight were sent again; everything answered came from the store.
+    assert len(keys) - len(set(keys)) == in_flight
+    assert len(keys) == len(log_lines(ref_log)) + in_flight

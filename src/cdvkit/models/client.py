@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
+from contextlib import nullcontext as _nullcontext
 from dataclasses import asdict, replace
 from typing import Any
 
@@ -136,9 +137,13 @@ class RoleClient:
                         model=self.model.name,
                     )
                 batch = uuid.uuid4().hex if len(run) > 1 else None
-                for j, (i, text) in enumerate(zip(run, completion.texts, strict=True)):
-                    usage = completion.usage if j == 0 else Usage()
-                    self._save(keys[i], _describe(req, start + i), text, usage, batch)
+                # All samples of one request land together: a crash between them would make the
+                # resumed run pay again for the missing ones.
+                with self.store.transaction() if self.store is not None else _nullcontext():
+                    for j, (i, text) in enumerate(zip(run, completion.texts, strict=True)):
+                        usage = completion.usage if j == 0 else Usage()
+                        self._save(keys[i], _describe(req, start + i), text, usage, batch)
+                for i, text in zip(run, completion.texts, strict=True):
                     futures[i].set_result(text)
         except BaseException as exc:
             for fut in futures.values():

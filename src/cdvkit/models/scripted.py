@@ -10,7 +10,7 @@ A rules file (JSON) looks like::
      "log": "calls.jsonl"}
 
 The first rule whose ``contains``/``regex`` matches the whole prompt (all messages joined) answers.
-``replies`` are cycled by sample index. ``log`` appends one JSON line per answered call, so a test
+``replies`` are cycled by sample index. ``log`` appends one JSON line per call sent, so a test
 can count calls across processes; the ``CDV_SCRIPTED_LOG`` environment variable does the same,
 and ``CDV_SCRIPTED_DELAY`` sets the delay.
 """
@@ -110,21 +110,22 @@ class ScriptedModel(Model):
             os.close(fd)
 
     async def _generate(self, request: GenerateRequest, n: int) -> Completion:
+        # Logged when sent, as a paid API bills it: a call killed in flight still shows here.
+        self._log("gen", [request.messages, request.first_sample, request.temperature], n)
         if self.delay:
             await asyncio.sleep(self.delay)
         texts = [self.responder(request, request.first_sample + i) for i in range(n)]
         self.calls.append((request, n))
-        self._log("gen", [request.messages, request.first_sample, request.temperature], n)
         ptoks = sum(len(c.split()) for _, c in request.messages)
         return Completion(texts, Usage(ptoks, sum(len(t.split()) for t in texts)))
 
     async def _choice_probs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
         if self.probs_fn is None:
             raise UnsupportedError("no probabilities scripted", model=self.name)
+        self._log("probs", [messages, mcq.question, list(mcq.choices)], 1)
         if self.delay:
             await asyncio.sleep(self.delay)
         probs = self.probs_fn(messages, mcq)
-        self._log("probs", [messages, mcq.question, list(mcq.choices)], 1)
         total = sum(probs)
         return ChoiceScores(
             [p / total for p in probs], Usage(len(prompt_text(messages).split()), 0)

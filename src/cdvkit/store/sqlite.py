@@ -278,6 +278,10 @@ class RunStore:
         row = self._exec("SELECT response FROM calls WHERE key=?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def transaction(self) -> _Transaction:
+        """Group writes so a crash keeps all or none of them (e.g. the samples of one request)."""
+        return _Transaction(self)
+
     def put_call(
         self,
         key: str,
@@ -380,3 +384,19 @@ class RunStore:
                 f.write(json.dumps(ex, ensure_ascii=False) + "\n")
                 count += 1
         return count
+
+
+class _Transaction:
+    def __init__(self, store: RunStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> RunStore:
+        self.store._mutex.acquire()
+        self.store.db.execute("BEGIN")
+        return self.store
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        try:
+            self.store.db.execute("ROLLBACK" if exc_type else "COMMIT")
+        finally:
+            self.store._mutex.release()
