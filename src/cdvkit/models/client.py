@@ -16,7 +16,7 @@ from typing import Any
 
 from cdvkit.models.base import MCQ, GenerateRequest, Message, Model, Usage, choice_cache_key
 from cdvkit.models.budget import Budget
-from cdvkit.models.errors import ModelError
+from cdvkit.models.errors import ModelError, UnsupportedError
 from cdvkit.store import RunStore
 
 # Which question a call serves, so failures can be recorded against it without threading ids around.
@@ -81,6 +81,11 @@ class RoleClient:
         self.budget.reserve()
         try:
             result = await coro_fn()
+        except UnsupportedError:
+            # A capability probe (e.g. log-probs on a server without them): the caller falls
+            # back to another method, so it is no failure of the run.
+            self.budget.settle(0.0)
+            raise
         except ModelError as exc:
             self.budget.settle(0.0)
             if self.store is not None:

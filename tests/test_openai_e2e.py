@@ -1,0 +1,125 @@
+"""`cdv generate` with every LLM role served by a real OpenAI-compatible server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
+import pytest
+from typer.testing import CliRunner
+
+from cdvkit.cli.app import app
+from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_SYSTEM, TARGET_SYSTEM
+from cdvkit.store import RunStore
+
+QUESTIONS = [
+    {"question": "What do bees make?", "choices": ["honey", "milk", "silk", "wool"],
+     "answer": "honey"},
+    {"question": "Which planet do we live on?", "choices": ["Mars", "Earth", "Venus"],
+     "answer": "Earth"},
+    {"question": "What is frozen water called?", "choices": ["steam", "ice", "fog", "dew"],
+     "answer": "ice"},
+]  # fmt: skip
+ANSWERS = {q["question"]: q["answer"] for q in QUESTIONS}
+HOOK = "Curiously,"
+
+
+def reply_for(messages: list[dict]) -> tuple[str, str]:
+    """(role, text): the server tells roles apart by their system prompts, as a real one can't."""
+    system = messages[0]["content"]
+    user = messages[-1]["content"]
+    if system == PROPOSER_SYSTEM:
+        wrong = re.search(r"Wrong option to make plausible: (.*)", user).group(1)
+        return "proposer", f"{HOOK} many people have lately been talking about {wrong}."
+    if system == JUDGE_SYSTEM:
+        # Refuse the distractions aimed at the 'milk' option, approve the others.
+        changes = "milk" in user.split("Question with added context:")[1]
+        return "judge", json.dumps({"changes_answer": changes, "reason": "test"})
+    assert system.startswith(TARGET_SYSTEM)
+    lines = user.splitlines()
+    choices = {m.group(2): m.group(1) for m in (re.match(r"([A-Z])\. (.*)", x) for x in lines) if m}
+    question = lines[0]
+    original = next(t for t in ANSWERS if t in question)
+    correct = ANSWERS[original]
+    if HOOK in question:  # fooled by any distraction
+        letter = next(v for k, v in choices.items() if k != correct)
+    else:
+        letter = choices[correct]
+    return "target", f"Let me think. Answer: {letter}"
+
+
+class Handler(BaseHTTPRequestHandler):
+    seen: ClassVar[Counter] = Counter()
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        assert self.path.endswith("/chat/completions")
+        role, text = reply_for(body["messages"])
+        Handler.seen[role] += 1
+        n = body.get("n", 1)
+        out = {
+            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [
+                {"index": i, "message": {"role": "assistant", "content": text},
+                 "finish_reason": "stop"} for i in range(n)
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+        }  # fmt: skip
+        data = json.dumps(out).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def server():
+    Handler.seen = Counter()
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=srv.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
+    srv.shutdown()
+    srv.server_close()
+
+
+def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    data = tmp_path / "q.json"
+    data.write_text(json.dumps(QUESTIONS))
+    args = [
+        "generate", "--data", str(data), "--target", "openai-compatible/target-model",
+        "--proposer", "openai-compatible/proposer-model", "--judge", "openai-compatible/judge",
+        "--base-url", server, "--samples", "3", "--similarity-floor", "0",
+        "--run-dir", str(tmp_path / "run"), "--json",
+    ]  # fmt: skip
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert set(Handler.seen) == {"proposer", "judge", "target"}
+    assert summary["with_example"] == 3 and summary["failures"] == 0
+    assert set(summary["by_role"]) == {"proposer", "judge", "target"}
+
+    with RunStore(tmp_path / "run", readonly=True, lock=False) as store:
+        nodes = store.nodes()
+        rejected = [n for n in nodes if n["status"] == "rejected"]
+        assert rejected and all("milk" in n["distraction"] for n in rejected)
+        assert all(n["verdicts"]["judge"]["passed"] is False for n in rejected)
+        for ex in store.examples():
+            assert HOOK in ex["question"] and ex["rate"] == 0.0
+            assert "milk" not in (ex["distraction"] or "")
+        # Three samples per node are asked in one request (n=3), and counted once.
+        assert summary["by_role"]["target"]["samples"] == 3 * summary["by_role"]["target"]["calls"]
+    calls_before = sum(Handler.seen.values())
+
+    # The same command again resumes a finished run: the server sees no new request.
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0 and sum(Handler.seen.values()) == calls_before
