@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 0
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: demo test lint format install bench clean
+.PHONY: demo test lint format install browser bench clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -20,12 +20,22 @@ $(STAMP): $(BIN)/python pyproject.toml
 
 install: $(STAMP)
 
+# The report's browser test needs Chromium; installed where apt can (as root), skipped elsewhere.
+browser:
+	@if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 \
+	    && [ "$$(id -u)" = 0 ]; then \
+	  echo "installing chromium for the report's browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    chromium chromium-driver >/dev/null) || echo "chromium unavailable: browser test skipped"; \
+	fi
+
 demo: install
 	rm -rf runs/demo
 	$(BIN)/cdv generate --data sample --run-dir runs/demo
-	@echo "Run stored in runs/demo (rerun the same command to resume)."
+	$(BIN)/cdv report runs/demo -o runs/demo/report.html
+	@echo "Report: $(CURDIR)/runs/demo/report.html (rerun the same command to resume a run)."
 
-test: install
+test: install browser
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/python -m pytest -q

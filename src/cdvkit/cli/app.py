@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -33,7 +34,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, R
 
 
 def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
+    # Messages often start with "[provider/model]", which rich would read as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -326,25 +328,13 @@ def models(
     console.print(t)
 
 
-@app.command()
-def export(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
-    fmt: Annotated[str, typer.Option("--format", help="jsonl")] = "jsonl",
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output path.")] = None,
-) -> None:
-    """Export a run's CDV examples."""
-    from cdvkit.store import RunStore
+def _register_commands() -> None:
+    from cdvkit.cli.evaluate_cmd import register as register_evaluation
 
-    if fmt != "jsonl":
-        raise _fail(f"unknown export format {fmt!r} (available: jsonl)")
-    try:
-        store = RunStore(run, lock=False, readonly=True)
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
-    with store:
-        out = output or run / "examples.jsonl"
-        n = store.export_jsonl(out)
-    console.print(f"wrote {n} examples to {out}", highlight=False)
+    register_evaluation(app)
+
+
+_register_commands()
 
 
 def main() -> None:

@@ -1,0 +1,400 @@
+"""`cdv evaluate`, `cdv report` and `cdv export`.
+
+Registered on the main app with ``register(app)``. This module keeps its own consoles instead of
+importing the app module, so the app can import it at any point without an import cycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+console = Console()
+err = Console(stderr=True)
+
+USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
+COMMANDS = ("evaluate", "report", "export")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    # Messages quote model names such as "[openai/gpt-4o]": escaped, or rich eats them as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
+
+
+def split_models(values: list[str]) -> list[str]:
+    """`--models a b`, `--models a --models b` and `--models a,b` all name the same two models."""
+    out: list[str] = []
+    for v in values:
+        out += [m.strip() for m in v.split(",") if m.strip()]
+    return list(dict.fromkeys(out))
+
+
+def parse_examples_arg(value: str) -> tuple[str, str | None]:
+    """`PATH` or `LABEL=PATH` (the label names the row of the transfer matrix)."""
+    if "=" in value and not Path(value).exists():
+        label, path = value.split("=", 1)
+        return path, label or None
+    return value, None
+
+
+def default_eval_dir(paths: list[str]) -> Path:
+    digest = hashlib.sha256(json.dumps(sorted(paths)).encode()).hexdigest()[:8]
+    return Path("runs") / f"eval-{digest}"
+
+
+def _fmt_pct(v: float | None, ci: list[float] | None = None) -> str:
+    if v is None:
+        return "–"
+    if not ci:
+        return f"{v:.1%}"
+    return f"{v:.1%} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]"
+
+
+def print_evaluation(entry: dict[str, Any]) -> None:
+    st = entry["settings"]
+    conf = round(st["confidence"] * 100)
+    t = Table(
+        title=f"CDV evaluation · defense {entry['defense']} · {st['samples']} sample(s), "
+        f"scoring {st['scoring']}, {'all examples' if st['all_examples'] else 'first example'}",
+        title_justify="left",
+    )
+    for col in (
+        "examples from",
+        "model",
+        "dataset",
+        "n",
+        "original",
+        "distracted",
+        f"drop [{conf}% CI]",
+        f"rel. drop [{conf}% CI]",
+        "McNemar p",
+    ):
+        t.add_column(
+            col, justify="left" if col in ("examples from", "model", "dataset") else "right"
+        )
+    for source, per_model in entry["results"].items():
+        for model, r in per_model.items():
+            named = [("overall", r["overall"]), *r["by_dataset"].items()]
+            if len(r["by_dataset"]) < 2:
+                named = named[:1]  # one dataset: its row would repeat the overall one
+            for name, s in named:
+                m = s["mcnemar"]
+                p = "–" if m["method"] == "none" else f"{m['p_value']:.3g} ({m['method']})"
+                t.add_row(
+                    source,
+                    model,
+                    name,
+                    str(s["n"]),
+                    _fmt_pct(s["original"]),
+                    _fmt_pct(s["distracted"]),
+                    _fmt_pct(s["drop"], s["drop_ci"]),
+                    _fmt_pct(s["relative_drop"], s["relative_drop_ci"]),
+                    p,
+                    style="bold" if name == "overall" else None,
+                )
+    console.print(t)
+    tr = entry["transfer"]
+    if len(tr["rows"]) > 1 or len(tr["cols"]) > 1:
+        m = Table(
+            title="Transfer: distracted accuracy (drop)",
+            title_justify="left",
+        )
+        m.add_column("examples found against \\ model")
+        for c in tr["cols"]:
+            m.add_column(c, justify="right")
+        for i, row in enumerate(tr["rows"]):
+            m.add_row(
+                row,
+                *(
+                    f"{_fmt_pct(tr['distracted'][i][j])} ({_fmt_pct(tr['drop'][i][j])})"
+                    for j in range(len(tr["cols"]))
+                ),
+            )
+        console.print(m)
+    a = entry["answers"]
+    console.print(
+        f"{a['total']} answers, {a['cached']} from the store"
+        + (f", [yellow]{len(entry['errors'])} failed[/]" if entry["errors"] else ""),
+        highlight=False,
+    )
+
+
+def evaluate_command(
+    ctx: typer.Context,
+    run: Annotated[
+        list[Path] | None,
+        typer.Option("--run", help="Run directory whose examples to evaluate (repeatable)."),
+    ] = None,
+    examples: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--examples",
+            help="cdvkit JSONL or the reference's JSON output; PATH or LABEL=PATH (repeatable).",
+        ),
+    ] = None,
+    models: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--models",
+            help="Models to evaluate: --models M1 M2 ..., or comma-separated, or repeated.",
+        ),
+    ] = None,
+    defense: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--defense",
+            help="none | ignore-irrelevant | cot | path to a system prompt file (repeatable).",
+        ),
+    ] = None,
+    samples: Annotated[int, typer.Option(help="Answers per question and model.")] = 1,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (default 0 for 1 sample, else 0.7).")
+    ] = None,
+    scoring: Annotated[
+        str, typer.Option(help="auto | sample | exact (argmax of choice probabilities).")
+    ] = "auto",
+    all_examples: Annotated[
+        bool, typer.Option("--all-examples", help="Every example per question, not the first.")
+    ] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where answers and evaluation.json go (default: the first --run)."),
+    ] = None,
+    extractor: Annotated[
+        str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
+    ] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
+    ] = None,
+    max_calls: Annotated[
+        int | None, typer.Option(help="Ceiling on paid calls for this command.")
+    ] = None,
+    max_cost: Annotated[
+        float | None, typer.Option(help="Ceiling on cost (USD) for this command.")
+    ] = None,
+    concurrency: Annotated[int, typer.Option(help="Answers requested at once.")] = 16,
+    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 10_000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+) -> None:
+    """Accuracy of models on original vs. distracted questions, with paired statistics."""
+    from cdvkit.evaluation import (
+        EvalSettings,
+        evaluate,
+        from_run_dir,
+        from_store,
+        load_examples_file,
+        resolve_defense,
+        save_evaluation,
+    )
+    from cdvkit.models.budget import Budget
+    from cdvkit.models.errors import BudgetExceeded, ModelError
+    from cdvkit.store import RunStore
+
+    extra = list(ctx.args)
+    stray = [a for a in extra if a.startswith("-")]
+    if stray:
+        raise _fail(f"unknown option(s): {' '.join(stray)}")
+    model_list = split_models([*(models or []), *extra])
+    if not model_list:
+        raise _fail("give the models to evaluate: --models provider/model [provider/model ...]")
+    runs = list(run or [])
+    files = list(examples or [])
+    if not runs and not files:
+        raise _fail("give the examples to evaluate: --run DIR and/or --examples FILE")
+    try:
+        settings = EvalSettings(
+            samples=samples,
+            temperature=temperature,
+            scoring=scoring,
+            all_examples=all_examples,
+            resamples=bootstrap,
+            seed=seed,
+            concurrency=concurrency,
+        )
+        defenses = [resolve_defense(d) for d in (defense or ["none"])]
+        results_dir = out or (runs[0] if runs else default_eval_dir(files))
+        if runs and out is None and not (runs[0] / "run.db").exists():
+            raise FileNotFoundError(f"{runs[0]} holds no cdvkit run (run.db is missing)")
+        store = RunStore(results_dir)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    quiet = quiet or as_json
+    entries: list[dict[str, Any]] = []
+    with store:
+        try:
+            sets = []
+            for r in runs:
+                same = r.resolve() == Path(results_dir).resolve()
+                sets.append(from_store(store) if same else from_run_dir(r))
+            for f in files:
+                path, label = parse_examples_arg(f)
+                sets.append(load_examples_file(path, label))
+        except USER_ERRORS as exc:
+            raise _fail(str(exc)) from None
+        labels = [s.label for s in sets]
+        if len(set(labels)) != len(labels):
+            raise _fail(
+                f"two example sets share the label {labels!r}; name them with --examples LABEL=PATH"
+            )
+        for s in sets:
+            if s.skipped and not quiet:
+                err.print(f"[yellow]{s.path}: left out {len(s.skipped)} entries[/]")
+                for why in s.skipped[:10]:
+                    err.print(f"  {why}", highlight=False, markup=False)
+        if not any(s.items for s in sets):
+            raise _fail("no question with a CDV example to evaluate")
+        budget = Budget(max_calls, max_cost)
+        for d in defenses:
+            try:
+                entry = _run_one(
+                    evaluate,
+                    sets,
+                    model_list,
+                    store,
+                    d,
+                    settings,
+                    budget,
+                    extractor,
+                    base_url,
+                    quiet,
+                )
+            except BudgetExceeded as exc:
+                raise _fail(
+                    f"stopped: {exc}. Answers so far are stored; rerun to continue.", 1
+                ) from None
+            except (*USER_ERRORS, ModelError) as exc:
+                raise _fail(str(exc), 1) from None
+            save_evaluation(results_dir, entry)
+            entries.append(entry)
+    if as_json:
+        print(json.dumps({"results_dir": str(results_dir), "evaluations": entries}, indent=2))
+        return
+    for entry in entries:
+        print_evaluation(entry)
+    console.print(f"results written to [cyan]{Path(results_dir) / 'evaluation.json'}[/]")
+
+
+def _run_one(
+    evaluate: Any,
+    sets: list[Any],
+    models: list[str],
+    store: Any,
+    defense: Any,
+    settings: Any,
+    budget: Any,
+    extractor: str | None,
+    base_url: str | None,
+    quiet: bool,
+) -> dict[str, Any]:
+    kwargs = dict(
+        store=store,
+        defense=defense,
+        settings=settings,
+        budget=budget,
+        extractor=extractor,
+        base_url=base_url,
+    )
+    if quiet:
+        return asyncio.run(evaluate(sets, models, **kwargs))
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[cached]} cached"),
+        console=err,
+    ) as progress:
+        task = progress.add_task(f"evaluating ({defense.label})", total=None, cached=0)
+
+        def update(p: Any) -> None:
+            progress.update(task, total=p.total, completed=p.done, cached=p.cached)
+
+        return asyncio.run(evaluate(sets, models, on_progress=update, **kwargs))
+
+
+def report_command(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Report file (default: in the run).")
+    ] = None,
+    fmt: Annotated[str, typer.Option("--format", help="html | md")] = "html",
+    png: Annotated[
+        Path | None, typer.Option("--png", help="Also write PNG plots into this folder.")
+    ] = None,
+) -> None:
+    """A self-contained HTML report (or Markdown summary) of a run, with its search trees."""
+    from cdvkit.reporting import build_report, collect, write_pngs
+
+    try:
+        path = build_report(run, output, fmt)
+        console.print(f"wrote {path}", highlight=False)
+        if png is not None:
+            written = write_pngs(collect(run), png)
+            console.print(f"wrote {len(written)} PNG plots to {png}", highlight=False)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+
+
+def export_command(
+    run: Annotated[Path, typer.Argument(help="Run directory.")],
+    fmt: Annotated[
+        str, typer.Option("--format", help="jsonl | hf | reference | lm-eval")
+    ] = "jsonl",
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Output file or folder.")
+    ] = None,
+    task_name: Annotated[
+        str | None, typer.Option(help="lm-eval: task name (default cdv_<run dir name>).")
+    ] = None,
+    all_examples: Annotated[
+        bool,
+        typer.Option("--all-examples", help="lm-eval: every example, not the first per question."),
+    ] = False,
+) -> None:
+    """Export a run's CDV examples."""
+    from cdvkit.export import export_run
+
+    try:
+        res = export_run(run, fmt, output, task=task_name, all_examples=all_examples)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    what = "questions with examples" if fmt == "reference" else "examples"
+    console.print(f"wrote {res.count} {what} to {res.path}", highlight=False)
+    if fmt == "lm-eval":
+        task = res.files[0].stem.rsplit("_", 1)[0] if res.files else "?"
+        console.print(
+            f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...",
+            highlight=False,
+        )
+
+
+def _command_name(info: Any) -> str | None:
+    if info.name:
+        return info.name
+    cb = getattr(info, "callback", None)
+    return cb.__name__.replace("_", "-") if cb else None
+
+
+def register(app: typer.Typer) -> None:
+    """Add `evaluate`, `report` and `export` to ``app``, replacing any command of those names."""
+    app.registered_commands = [
+        c for c in app.registered_commands if _command_name(c) not in COMMANDS
+    ]
+    app.command(
+        "evaluate",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
+    )(evaluate_command)
+    app.command("report")(report_command)
+    app.command("export")(export_command)

@@ -1,0 +1,437 @@
+"""Evaluate models on original vs. distracted questions: accuracy, drop, significance, transfer.
+
+Every answer goes through a ``RoleClient`` (role ``eval``) bound to the run store, and each scored
+item is written with ``put_eval`` as soon as it is known, so an interrupted evaluation resumes
+where it stopped and a repeated one costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cdvkit.evaluation.items import EvalItem, ExampleSet, Variant
+from cdvkit.evaluation.stats import paired_bootstrap
+from cdvkit.models.base import Model
+from cdvkit.models.budget import Budget
+from cdvkit.models.client import RoleClient, current_question
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ModelError,
+    UnsupportedError,
+)
+from cdvkit.models.registry import load_model
+from cdvkit.prompts import DEFENSES
+from cdvkit.search.goal import TargetGoal
+from cdvkit.search.node import Node
+from cdvkit.store import RunStore
+
+EVALUATION_FILE = "evaluation.json"
+RESULTS_VERSION = 1
+OVERALL = "overall"
+# Errors no other question would escape (bad key, missing backend, --scoring exact on a model
+# without choice probabilities): stop at once instead of recording one failure per answer.
+FATAL = (AuthenticationError, BackendUnavailableError, UnsupportedError)
+
+
+@dataclass(frozen=True)
+class Defense:
+    label: str  # built-in name, or the file name of a custom system prompt
+    text: str
+    path: str | None = None
+
+    @property
+    def sha(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()[:12]
+
+
+def resolve_defense(spec: str) -> Defense:
+    """A built-in defense name, or a path to a file holding a system prompt addition."""
+    if spec in DEFENSES:
+        return Defense(spec, DEFENSES[spec])
+    p = Path(spec)
+    if p.is_file():
+        return Defense(p.name, p.read_text(encoding="utf-8").strip(), str(p))
+    raise ValueError(
+        f"unknown defense {spec!r}: use one of {', '.join(DEFENSES)} or a path to a text file"
+    )
+
+
+@dataclass
+class EvalSettings:
+    samples: int = 1
+    temperature: float | None = None  # None: 0 for one sample, 0.7 for several
+    scoring: str = "auto"  # auto | sample | exact
+    all_examples: bool = False
+    resamples: int = 10_000
+    seed: int = 0
+    confidence: float = 0.95
+    concurrency: int = 16
+
+    def __post_init__(self) -> None:
+        if self.samples < 1:
+            raise ValueError("--samples must be at least 1")
+        if self.scoring not in ("auto", "sample", "exact"):
+            raise ValueError("--scoring must be auto, sample or exact")
+        if not 0 < self.confidence < 1:
+            raise ValueError("confidence must be between 0 and 1")
+
+    @property
+    def effective_temperature(self) -> float:
+        if self.temperature is not None:
+            return self.temperature
+        # One sample is a point estimate: take the model's most likely answer; several samples
+        # are only informative when they can differ.
+        return 0.0 if self.samples == 1 else 0.7
+
+
+def eval_key(
+    model: str,
+    item_id: str,
+    variant: Variant,
+    defense: Defense,
+    s: EvalSettings,
+    extractor: str | None = None,
+) -> str:
+    """Everything that changes an answer is in the key, the text included: a file of examples
+    that reuses a question id with other text is not mistaken for a cached answer."""
+    payload = {
+        "model": model,
+        "item": item_id,
+        "variant": variant.key,
+        "question": variant.question,
+        "choices": list(variant.choices),
+        "answer": variant.answer,
+        "defense": defense.text,
+        "samples": s.samples,
+        "temperature": s.effective_temperature,
+        "scoring": s.scoring,
+        "extractor": extractor,  # it can turn an unreadable reply into a right or wrong answer
+    }
+    return "eval:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def _load(spec: str, concurrency: int, base_url: str | None) -> Model:
+    opts: dict[str, Any] = {"concurrency": concurrency}
+    if spec.startswith(("openai/", "openai-compatible/")):
+        # --base-url names an OpenAI-compatible server; other providers keep their own endpoint.
+        opts["base_url"] = base_url
+    return load_model(spec, **opts)
+
+
+@dataclass
+class ItemScore:
+    accuracy: float  # share of correct samples, or 1/0 for exact argmax scoring
+    mode: str
+    cached: bool
+
+
+@dataclass
+class EvalProgress:
+    total: int = 0
+    done: int = 0
+    cached: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+class Evaluator:
+    """Scores items for several models under one defense; answers live in the run store."""
+
+    def __init__(
+        self,
+        models: list[str],
+        *,
+        store: RunStore | None,
+        defense: Defense,
+        settings: EvalSettings,
+        budget: Budget | None = None,
+        backends: dict[str, Model] | None = None,
+        extractor: str | Model | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("give at least one model to evaluate (--models)")
+        self.models = list(dict.fromkeys(models))
+        self.store = store
+        self.defense = defense
+        self.settings = settings
+        self.budget = budget or Budget()
+        self._memory: dict[str, dict[str, Any]] = {}  # answers when no store is attached
+        self._owned: list[Model] = []
+        backends = dict(backends or {})
+        self.clients: dict[str, RoleClient] = {}
+        for spec in self.models:
+            model = backends.get(spec)
+            if model is None:
+                model = _load(spec, settings.concurrency, base_url)
+                self._owned.append(model)
+            self.clients[spec] = RoleClient(model, "eval", store=store, budget=self.budget)
+        self.extractor: RoleClient | None = None
+        if extractor is not None:
+            ext = (
+                extractor
+                if isinstance(extractor, Model)
+                else _load(extractor, settings.concurrency, base_url)
+            )
+            if not isinstance(extractor, Model):
+                self._owned.append(ext)
+            self.extractor = RoleClient(ext, "extractor", store=store, budget=self.budget)
+        self.goals = {
+            spec: TargetGoal(
+                client,
+                samples=settings.samples,
+                temperature=settings.effective_temperature,
+                scoring=settings.scoring,
+                extractor=self.extractor,
+                defense=defense.text,
+            )
+            for spec, client in self.clients.items()
+        }
+
+    async def aclose(self) -> None:
+        for m in self._owned:
+            await m.aclose()
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        if self.store is not None:
+            return self.store.get_eval(key)
+        return self._memory.get(key)
+
+    def _put(self, key: str, data: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.put_eval(key, data)
+        else:
+            self._memory[key] = data
+
+    async def score(self, model: str, item: EvalItem, variant: Variant) -> ItemScore:
+        ext = self.extractor.name if self.extractor else None
+        key = eval_key(model, item.id, variant, self.defense, self.settings, ext)
+        hit = self._get(key)
+        if hit is not None:
+            return ItemScore(float(hit["accuracy"]), hit["mode"], True)
+        current_question.set(item.id)
+        node = Node(
+            path=variant.key,
+            depth=1,
+            question=variant.question,
+            choices=variant.choices,
+            answer=variant.answer,
+        )
+        try:
+            res = await self.goals[model].evaluate(node)
+        except UnsupportedError as exc:
+            raise UnsupportedError(
+                f"cannot evaluate with --scoring {self.settings.scoring} ({exc}); exact needs a "
+                "backend with choice probabilities, sample one that generates text"
+            ) from exc
+        if res.mode == "exact":
+            probs = res.probs or []
+            argmax = max(range(len(probs)), key=probs.__getitem__)
+            accuracy = 1.0 if argmax == variant.answer else 0.0
+        else:
+            accuracy = res.rate
+        self._put(
+            key,
+            {
+                "model": model,
+                "item": item.id,
+                "variant": variant.key,
+                "defense": self.defense.label,
+                "defense_sha": self.defense.sha,
+                "samples": self.settings.samples,
+                "temperature": self.settings.effective_temperature,
+                "scoring": self.settings.scoring,
+                "mode": res.mode,
+                "accuracy": accuracy,
+                "outputs": res.to_outputs(),
+                "created": time.time(),
+            },
+        )
+        return ItemScore(accuracy, res.mode, False)
+
+    async def run(
+        self,
+        sets: list[ExampleSet],
+        *,
+        on_progress: Callable[[EvalProgress], None] | None = None,
+    ) -> dict[str, Any]:
+        """Score every (set, model, item, variant) and return this defense's result entry."""
+        s = self.settings
+        jobs = [
+            (si, model, item, v)
+            for si, es in enumerate(sets)
+            for model in self.models
+            for item in es.items
+            for v in item.variants(s.all_examples)
+        ]
+        progress = EvalProgress(total=len(jobs))
+        scores: dict[tuple[int, str, str, str], ItemScore | None] = {}
+        modes: dict[str, set[str]] = {m: set() for m in self.models}
+        sem = asyncio.Semaphore(max(1, s.concurrency))
+
+        async def one(si: int, model: str, item: EvalItem, v: Variant) -> None:
+            async with sem:
+                try:
+                    sc = await self.score(model, item, v)
+                except FATAL:
+                    raise
+                except ModelError as exc:
+                    # One failed answer drops the question for this model (pairs must be whole).
+                    progress.errors.append(f"{model} on {item.id} ({v.key}): {exc}")
+                    sc = None
+            scores[(si, model, item.id, v.key)] = sc
+            if sc is not None:
+                modes[model].add(sc.mode)
+                progress.cached += sc.cached
+            progress.done += 1
+            if on_progress:
+                on_progress(progress)
+
+        tasks = [asyncio.create_task(one(*j)) for j in jobs]
+        try:
+            # Let every job settle before raising: calls already in flight when the budget runs
+            # out are paid for, and their answers must reach the store so a rerun reuses them.
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        return self._assemble(sets, scores, modes, progress)
+
+    def _assemble(
+        self,
+        sets: list[ExampleSet],
+        scores: dict[tuple[int, str, str, str], ItemScore | None],
+        modes: dict[str, set[str]],
+        progress: EvalProgress,
+    ) -> dict[str, Any]:
+        s = self.settings
+        results: dict[str, dict[str, Any]] = {}
+        for si, es in enumerate(sets):
+            per_model: dict[str, Any] = {}
+            for model in self.models:
+                pairs: dict[str, list[tuple[float, float]]] = {OVERALL: []}
+                items_out = []
+                dropped = 0
+                for item in es.items:
+                    orig = scores.get((si, model, item.id, item.original.key))
+                    chosen = item.variants(s.all_examples)[1:]
+                    dist = [scores.get((si, model, item.id, v.key)) for v in chosen]
+                    if orig is None or any(x is None for x in dist):
+                        dropped += 1
+                        continue
+                    # With --all-examples a question's distracted score is the mean over its
+                    # examples, so resampling stays per question.
+                    d = sum(x.accuracy for x in dist if x is not None) / len(dist)
+                    pairs[OVERALL].append((orig.accuracy, d))
+                    pairs.setdefault(item.dataset or "(none)", []).append((orig.accuracy, d))
+                    items_out.append([item.id, item.dataset, orig.accuracy, d])
+                summary = {
+                    name: paired_bootstrap(
+                        [p[0] for p in ps],
+                        [p[1] for p in ps],
+                        resamples=s.resamples,
+                        seed=s.seed,
+                        confidence=s.confidence,
+                    ).to_dict()
+                    for name, ps in pairs.items()
+                }
+                per_model[model] = {
+                    "mode": "/".join(sorted(modes[model])) or None,
+                    OVERALL: summary.pop(OVERALL),
+                    "by_dataset": dict(sorted(summary.items())),
+                    "dropped": dropped,
+                    # [question id, dataset, original accuracy, distracted accuracy]
+                    "items": items_out,
+                }
+            results[es.label] = per_model
+        rows = [es.label for es in sets]
+        transfer = {
+            "rows": rows,
+            "cols": self.models,
+            **{
+                metric: [[results[r][m][OVERALL][metric] for m in self.models] for r in rows]
+                for metric in ("original", "distracted", "drop", "relative_drop")
+            },
+        }
+        return {
+            "defense": self.defense.label,
+            "defense_text": self.defense.text,
+            "defense_path": self.defense.path,
+            "settings": {**asdict(s), "temperature": s.effective_temperature},
+            "models": self.models,
+            "sources": [es.describe() for es in sets],
+            "results": results,
+            "transfer": transfer,
+            "answers": {"total": progress.total, "cached": progress.cached},
+            "errors": progress.errors,
+            "created": time.time(),
+        }
+
+
+async def evaluate(
+    sets: list[ExampleSet],
+    models: list[str],
+    *,
+    store: RunStore | None,
+    defense: str | Defense = "none",
+    settings: EvalSettings | None = None,
+    budget: Budget | None = None,
+    backends: dict[str, Model] | None = None,
+    extractor: str | Model | None = None,
+    base_url: str | None = None,
+    on_progress: Callable[[EvalProgress], None] | None = None,
+) -> dict[str, Any]:
+    """Evaluate ``models`` on every example set under one defense; returns the result entry.
+
+    ``backends`` maps a model string to a ready backend (tests, the Python API); other strings
+    are loaded with ``load_model``.
+    """
+    d = defense if isinstance(defense, Defense) else resolve_defense(defense)
+    ev = Evaluator(
+        models,
+        store=store,
+        defense=d,
+        settings=settings or EvalSettings(),
+        budget=budget,
+        backends=backends,
+        extractor=extractor,
+        base_url=base_url,
+    )
+    try:
+        return await ev.run(sets, on_progress=on_progress)
+    finally:
+        await ev.aclose()
+
+
+def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's evaluation file, or None when the run was never evaluated."""
+    p = Path(run_dir) / EVALUATION_FILE
+    if not p.is_file():
+        return None
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "evaluations" not in data:
+        raise ValueError(f"{p} is not a cdvkit evaluation file")
+    return data
+
+
+def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
+    """Add or replace this defense's entry, keeping the others so defenses can be compared."""
+    p = Path(run_dir) / EVALUATION_FILE
+    data = load_evaluation(run_dir) or {"version": RESULTS_VERSION, "evaluations": {}}
+    data["evaluations"][entry["defense"]] = entry
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(p)  # atomic: a report never reads half a file
+    return p

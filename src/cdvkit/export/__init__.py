@@ -1,0 +1,27 @@
+"""Export CDV examples: JSONL, Hugging Face datasets, the reference's JSON, lm-eval tasks."""
+
+from cdvkit.export.formats import (
+    DEFAULT_NAMES,
+    FORMATS,
+    ExportResult,
+    example_rows,
+    export_hf,
+    export_jsonl,
+    export_lm_eval,
+    export_reference,
+    export_run,
+    reference_entries,
+)
+
+__all__ = [
+    "DEFAULT_NAMES",
+    "FORMATS",
+    "ExportResult",
+    "example_rows",
+    "export_hf",
+    "export_jsonl",
+    "export_lm_eval",
+    "export_reference",
+    "export_run",
+    "reference_entries",
+]

@@ -1,0 +1,35 @@
+"""Reports of a run: one self-contained HTML file, a Markdown summary, PNG plots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cdvkit.reporting.data import collect
+from cdvkit.reporting.html import render_html, script_json
+from cdvkit.reporting.markdown import render_markdown
+from cdvkit.reporting.plots import write_pngs
+
+FORMATS = ("html", "md")
+
+
+def build_report(run_dir: str | Path, output: str | Path | None = None, fmt: str = "html") -> Path:
+    """Write the run's report (``html`` or ``md``) and return its path."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown report format {fmt!r} (available: {', '.join(FORMATS)})")
+    data = collect(run_dir)
+    out = Path(output) if output else Path(run_dir) / f"report.{fmt}"
+    text = render_html(data) if fmt == "html" else render_markdown(data)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out
+
+
+__all__ = [
+    "FORMATS",
+    "build_report",
+    "collect",
+    "render_html",
+    "render_markdown",
+    "script_json",
+    "write_pngs",
+]

@@ -1,0 +1,98 @@
+"""Everything a report shows, read from a run directory into plain JSON-able data.
+
+Renderers (HTML, Markdown, PNG) only format this; none of them opens the store.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from cdvkit import __version__
+from cdvkit.evaluation.evaluate import load_evaluation
+from cdvkit.search.runner import summarize
+from cdvkit.store import RunStore
+
+# Long replies are cut so a big run's report stays a file a browser opens quickly.
+REPLY_CHARS = 300
+
+
+def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
+    outputs = n.get("outputs") or {}
+    answers = [
+        {
+            "choice": a.get("choice"),
+            "status": a.get("status"),
+            "correct": bool(a.get("correct")),
+            "reply": (a.get("reply") or "")[-reply_chars:] if reply_chars else "",
+        }
+        for a in outputs.get("answers") or []
+    ]
+    return {
+        "path": n["path"],
+        "parent": n.get("parent_path"),
+        "depth": n["depth"],
+        "status": n["status"],
+        "rate": n.get("rate"),
+        "question": n["question"],
+        "choices": list(n["choices"]),
+        "answer": n["answer"],
+        "distraction": n.get("distraction"),
+        "placement": n.get("placement"),
+        "target_option": n.get("target_option"),
+        "verdicts": n.get("verdicts") or {},
+        "mode": outputs.get("mode"),
+        "probs": outputs.get("probs"),
+        "answers": answers,
+        "error": outputs.get("error"),
+    }
+
+
+def collect(run_dir: str | Path, *, reply_chars: int = REPLY_CHARS) -> dict[str, Any]:
+    """Read a run (search and, when present, evaluation) into the report's data."""
+    run_dir = Path(run_dir)
+    with RunStore(run_dir, lock=False, readonly=True) as store:
+        config = store.get_config() or {}
+        summary = summarize(store)
+        nodes_by_q: dict[str, list[dict[str, Any]]] = {}
+        for n in store.nodes():
+            nodes_by_q.setdefault(n["question_id"], []).append(_node(n, reply_chars))
+        questions = []
+        for d in store.questions():
+            q = d["question"]
+            nodes = nodes_by_q.get(q.id, [])
+            questions.append(
+                {
+                    "id": q.id,
+                    "source": q.source,
+                    "subject": q.subject,
+                    "status": d["status"],
+                    "original_rate": d["original_rate"],
+                    "error": d["error"],
+                    "question": q.question,
+                    "choices": list(q.choices),
+                    "answer": q.answer,
+                    "examples": sum(1 for n in nodes if n["status"] == "good"),
+                    "nodes": nodes,
+                }
+            )
+        created = store.get_meta("created")
+    evaluation = load_evaluation(run_dir)
+    return {
+        "run_dir": str(run_dir),
+        "run_name": run_dir.resolve().name,
+        "generated": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "created": float(created) if created else None,
+        "cdvkit_version": __version__,
+        "config": config,
+        "summary": summary,
+        "usage": summary.get("by_role", {}),
+        "questions": questions,
+        "evaluations": list((evaluation or {}).get("evaluations", {}).values()),
+    }
+
+
+def dump(data: dict[str, Any]) -> str:
+    return json.dumps(data, indent=2, ensure_ascii=False)

@@ -1,0 +1,113 @@
+"""Markdown summary of a run: the tables of the HTML report, without the trees."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdvkit.reporting.html import ACC_HEADERS, accuracy_rows, pct
+
+
+def md_cell(text: object) -> str:
+    """Table-safe and inert: no pipe breaks the row, no markup from a model renders."""
+    s = str(text).replace("\r", " ").replace("\n", " ")
+    s = s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return s.replace("|", "\\|").replace("`", "\\`")
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = [
+        "| " + " | ".join(md_cell(h) for h in headers) + " |",
+        "|" + "|".join("---" for _ in headers) + "|",
+    ]
+    lines += ["| " + " | ".join(md_cell(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
+    s, cfg = data["summary"], data["config"]
+    out = [
+        f"# CDV report: {md_cell(data['run_name'])}\n",
+        f"Run `{md_cell(data['run_dir'])}`, target {md_cell(cfg.get('target', '–'))}, "
+        f"proposer {md_cell(cfg.get('proposer', '–'))}, "
+        f"judge {md_cell(cfg.get('judge') or 'local checks')}; "
+        f"generated {data['generated']} by cdvkit {data['cdvkit_version']}.\n",
+        "## Search\n",
+        _table(
+            ["questions", "searched", "with example", "CDV examples", "success rate", "calls"],
+            [
+                [
+                    str(s["questions"]),
+                    str(s["originally_correct"]),
+                    str(s["with_example"]),
+                    str(s["examples"]),
+                    pct(s["success_rate"]),
+                    str(s["calls"]),
+                ]
+            ],
+        ),
+    ]
+    entries = data["evaluations"]
+    out.append("## Evaluation\n")
+    if not entries:
+        out.append("Not evaluated yet (`cdv evaluate --run DIR --models ...`).\n")
+    if len(entries) > 1:
+        models = list(dict.fromkeys(m for e in entries for m in e["models"]))
+        rows = []
+        for model in models:
+            row = [model]
+            for e in entries:
+                r = next(iter(e["results"].values()), {}).get(model)
+                o = r["overall"] if r else None
+                row.append(f"{pct(o['distracted'])} (drop {pct(o['drop'])})" if o else "–")
+            rows.append(row)
+        out += [
+            "### Defenses side by side (distracted accuracy)\n",
+            _table(["model", *[e["defense"] for e in entries]], rows),
+        ]
+    for e in entries:
+        rows, _ = accuracy_rows(e)
+        tr = e["transfer"]
+        out += [
+            f"### Defense: {md_cell(e['defense'])}\n",
+            _table(ACC_HEADERS, rows),
+            "Transfer (distracted accuracy; rows: examples found against, columns: model)\n",
+            _table(
+                ["", *tr["cols"]],
+                [
+                    [r, *(pct(v) for v in vals)]
+                    for r, vals in zip(tr["rows"], tr["distracted"], strict=True)
+                ],
+            ),
+        ]
+    out.append("## Cost per role\n")
+    usage = data["usage"]
+    out.append(
+        _table(
+            ["role", "calls", "samples", "prompt tokens", "completion tokens", "cost (USD)"],
+            [
+                [
+                    role,
+                    str(u["calls"]),
+                    str(u["samples"]),
+                    str(u["prompt_tokens"]),
+                    str(u["completion_tokens"]),
+                    f"{u['cost']:.4f}",
+                ]
+                for role, u in usage.items()
+            ],
+        )
+        if usage
+        else "No paid model call recorded.\n"
+    )
+    with_examples = [q for q in data["questions"] if q["examples"]]
+    out.append(f"## Questions with CDV examples ({len(with_examples)})\n")
+    for q in with_examples[:max_examples]:
+        first = next(n for n in q["nodes"] if n["status"] == "good")
+        out.append(
+            f"- **{md_cell(q['id'])}** ({md_cell(q['source'] or '–')}), original rate "
+            f"{pct(q['original_rate'])}, {q['examples']} example(s). First, at depth "
+            f"{first['depth']}: {md_cell(first['question'])}\n"
+        )
+    if len(with_examples) > max_examples:
+        out.append(f"- … and {len(with_examples) - max_examples} more (see the HTML report)\n")
+    return "\n".join(out)
