@@ -75,6 +75,25 @@ _ANSWER_RE = re.compile(
     r"answer\s*(?:is)?\s*[:：]?\s*\**\s*\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])", re.IGNORECASE
 )
 _BARE_RE = re.compile(r"^\s*\(?([A-Za-z])\)?[.)]?\s*$")
+_WORD_AFTER = re.compile(r"\s+[A-Za-z]")
+
+
+def _answer_letters(text: str) -> list[str]:
+    """Letters given after 'answer', leaving out the English word 'a' read as a label.
+
+    A lower-case letter that follows a plain "answer"/"answer is" (no colon or bracket) and is
+    itself followed by more words is prose: "I can't answer a question like that", "the answer
+    is a matter of taste". Reading it as choice A would count a refusal as an answer, and as
+    the right one whenever A is correct.
+    """
+    letters = []
+    for m in _ANSWER_RE.finditer(text):
+        letter = m.group(1)
+        marked = any(ch in text[m.start() : m.start(1)] for ch in ":：(*")
+        if letter.islower() and not marked and _WORD_AFTER.match(text, m.end(1)):
+            continue
+        letters.append(letter)
+    return letters
 
 
 def parse_answer(text: str, choices: tuple[str, ...] | list[str]) -> ParsedAnswer:
@@ -85,7 +104,7 @@ def parse_answer(text: str, choices: tuple[str, ...] | list[str]) -> ParsedAnswe
     """
     if text is None:
         return ParsedAnswer(None, "unparsed", "")
-    matches = _ANSWER_RE.findall(text)
+    matches = _answer_letters(text)
     letter = matches[-1] if matches else None
     if letter is None:
         bare = _BARE_RE.match(text)
@@ -200,21 +219,18 @@ def parse_json_object(text: str) -> dict[str, Any]:
     """The first JSON object in a reply, tolerating code fences and prose around it."""
     if not text:
         raise MalformedJSON("empty reply")
+    # The decoder itself finds where an object ends: counting braces would be fooled by a brace
+    # inside a string ("reason": "the {context} ...") and rescans the rest of the text each time.
+    decoder = json.JSONDecoder()
     start = text.find("{")
     while start != -1:
-        depth = 0
-        for end in range(start, len(text)):
-            if text[end] == "{":
-                depth += 1
-            elif text[end] == "}":
-                depth -= 1
-                if depth == 0:
-                    try:
-                        obj = json.loads(text[start : end + 1])
-                    except json.JSONDecodeError:
-                        break
-                    if isinstance(obj, dict):
-                        return obj
-                    break
+        try:
+            obj, _ = decoder.raw_decode(text, start)
+        except (json.JSONDecodeError, RecursionError):
+            # Nesting deeper than the decoder allows is as unusable as bad syntax.
+            pass
+        else:
+            if isinstance(obj, dict):
+                return obj
         start = text.find("{", start + 1)
     raise MalformedJSON(f"no JSON object in reply: {text[:120]!r}")

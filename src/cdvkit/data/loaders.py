@@ -234,6 +234,10 @@ def build_question(
         assert repairs is not None
         texts = [texts[i] for i in sorted(seen.values())]
         index = keep[index]
+        if len(texts) < 2:
+            raise InvalidRow(
+                f"{dupes[0]}; after collapsing repeats only {len(texts)} distinct choice is left"
+            )
         repairs.append("; ".join(dupes) + " (collapsed into one; the answer is unchanged)")
     if subject is not None and not isinstance(subject, str):
         subject = str(subject)
@@ -256,16 +260,41 @@ def build_question(
 # Bytes that are not UTF-8 are decoded with surrogateescape, so they survive as lone surrogates
 # and can be pinned to the row that holds them instead of failing the whole file.
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# Any surrogate code point. In valid UTF-8 text one can only come from a JSON escape such as
+# "\ud800" that is not half of a pair; such a string cannot be encoded, so the run store and every
+# model client would fail on it in the middle of a search.
+_ANY_SURROGATE = re.compile("[\ud800-\udfff]")
+_LONE_SURROGATE = (
+    "contains a lone surrogate escape (\\ud800-\\udfff not part of a pair), "
+    "which is not valid Unicode text"
+)
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Every string in a decoded JSON value, keys included.
+
+    Iterative, since a row may be nested nearly as deep as the JSON decoder allows and a
+    recursive walk would then overflow the stack.
+    """
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str):
+            yield v
+        elif isinstance(v, Mapping):
+            for k, item in v.items():
+                stack.append(k)
+                stack.append(item)
+        elif isinstance(v, list | tuple):
+            stack.extend(v)
 
 
 def _has_bad_bytes(value: Any) -> bool:
-    if isinstance(value, str):
-        return _SURROGATE.search(value) is not None
-    if isinstance(value, Mapping):
-        return any(_has_bad_bytes(k) or _has_bad_bytes(v) for k, v in value.items())
-    if isinstance(value, list | tuple):
-        return any(_has_bad_bytes(v) for v in value)
-    return False
+    return any(_SURROGATE.search(s) for s in _strings(value))
+
+
+def _has_lone_surrogates(value: Any) -> bool:
+    return any(_ANY_SURROGATE.search(s) for s in _strings(value))
 
 
 @dataclass
@@ -307,6 +336,8 @@ def _read_text(path: Path) -> _Text:
 def _json_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
     try:
         data = json.loads(text.text)
+    except RecursionError:
+        raise DatasetError(f"{path}: not valid JSON: nested too deeply to read") from None
     except json.JSONDecodeError as exc:
         if exc.msg == "Extra data" and text.text.lstrip().startswith("{"):
             # Many tools (including datasets' to_json) write JSON Lines under a .json name.
@@ -345,6 +376,9 @@ def _jsonl_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
             item = json.loads(line)
         except json.JSONDecodeError as exc:
             yield _RawRow(lineno, error=f"malformed JSON line (column {exc.colno}): {exc.msg}")
+            continue
+        except RecursionError:
+            yield _RawRow(lineno, error="malformed JSON line: nested too deeply to read")
             continue
         if not isinstance(item, dict):
             yield _RawRow(lineno, error=f"row is not an object but a JSON {type(item).__name__}")
@@ -443,7 +477,7 @@ def _csv_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
             raw = data.get("choices", "")
             try:
                 data["choices"] = json.loads(raw) if raw.strip() else None
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 yield _RawRow(row, error=f"choices is not a JSON list: {_short(raw)}")
                 continue
         else:
@@ -541,6 +575,8 @@ def load_file(
         try:
             if raw.data is None:
                 raise InvalidRow(raw.error or "unreadable row")
+            if _has_lone_surrogates(raw.data):
+                raise InvalidRow(_LONE_SURROGATE)
             repairs: list[str] | None = None if strict else []
             q = _question_from_row(
                 raw.data,

@@ -48,6 +48,9 @@ class GenerateConfig:
     length_ratio: float = 10.0
     similarity_floor: float = 0.5  # 0 turns the similarity constraint off
     leak_check: bool = True
+    # enhanceability prefilter: questions with P(enhanceable) below the threshold are skipped
+    prefilter: str | None = None  # path of a model saved by `cdv prefilter train`
+    prefilter_threshold: float = 0.3
     proposer_temperature: float = 0.7
     # throughput
     concurrency: int = 16
@@ -93,6 +96,8 @@ class GenerateConfig:
             from cdvkit.search.preset import preset_values
 
             preset_values(self.preset)
+        if not 0.0 <= self.prefilter_threshold <= 1.0:
+            raise ValueError("--prefilter-threshold must lie between 0 and 1")
         from cdvkit.models.registry import split_spec
         from cdvkit.search.strategies import STRATEGIES
 

@@ -20,6 +20,10 @@ from cdvkit.search.proposers import ProposalContext, Proposer
 from cdvkit.search.strategies import Strategy
 from cdvkit.store import RunStore
 
+# Constraints from this cost up call a model (see cdvkit.search.constraints).
+MODEL_COST = 2
+DEFERRED = "not asked yet: the target still answers this node right (judge_last)"
+
 
 @dataclass
 class SearchLimits:
@@ -47,6 +51,10 @@ class Searcher:
     limits: SearchLimits = field(default_factory=SearchLimits)
     seed: int = 0
     store: RunStore | None = None
+    # Ask constraints that cost a model call (the LLM judge) only about children the target fails
+    # and about nodes about to be expanded: a child that is never expanded and never fools the
+    # target needs no verdict. Every example and every expanded node is still checked.
+    judge_last: bool = False
 
     def __post_init__(self) -> None:
         self.constraints = sorted(self.constraints, key=lambda c: c.cost)
@@ -77,6 +85,11 @@ class Searcher:
             if parent is None:
                 break
             if parent.depth > self.limits.max_depth:
+                continue
+            if self.judge_last and not await self._verify_deferred(q, parent, nodes):
+                # Judged before paying for its children: an invalid node is never expanded.
+                if self.store is not None:
+                    self.store.save_node(q.id, parent.to_record())
                 continue
             result.expansions += 1
             children = await self._expand(q, parent, seen)
@@ -151,22 +164,57 @@ class Searcher:
         return child
 
     async def _assess(self, q: Question, parent: Node, child: Node) -> None:
+        first, last = self.constraints, []
+        if self.judge_last:
+            first = [c for c in self.constraints if c.cost < MODEL_COST]
+            last = [c for c in self.constraints if c.cost >= MODEL_COST]
         try:
-            for c in self.constraints:
-                verdict = await c.check(q, parent, child)
-                child.verdicts[c.name] = verdict.to_dict()
-                if not verdict.passed:
-                    child.status = ns.REJECTED
-                    return
+            if not await self._check(q, parent, child, first):
+                return
             res: GoalResult = await self.goal.evaluate(child)
+            child.rate, child.outputs = res.rate, res.to_outputs()
+            if res.success and not await self._check(q, parent, child, last):
+                return
         except (AuthenticationError, BudgetExceeded):
             raise
         except ModelError as exc:
             child.status = ns.ERROR
             child.outputs["error"] = str(exc)
             return
-        child.rate, child.outputs = res.rate, res.to_outputs()
+        if not res.success:
+            for c in last:
+                child.verdicts[c.name] = {"passed": None, "reason": DEFERRED}
         child.status = ns.GOOD if res.success else ns.OPEN
+
+    async def _verify_deferred(self, q: Question, node: Node, nodes: list[Node]) -> bool:
+        """Run the checks ``judge_last`` put off on ``node``; False if it is invalid or failed."""
+        pending = [
+            c
+            for c in self.constraints
+            if (node.verdicts.get(c.name) or {}).get("reason") == DEFERRED
+        ]
+        if not pending:
+            return True
+        parent = next((n for n in nodes if n.path == node.parent_path), node)
+        try:
+            return await self._check(q, parent, node, pending)
+        except (AuthenticationError, BudgetExceeded):
+            raise
+        except ModelError as exc:
+            node.status = ns.ERROR
+            node.outputs["error"] = str(exc)
+            return False
+
+    async def _check(
+        self, q: Question, parent: Node, child: Node, constraints: list[Constraint]
+    ) -> bool:
+        for c in constraints:
+            verdict = await c.check(q, parent, child)
+            child.verdicts[c.name] = verdict.to_dict()
+            if not verdict.passed:
+                child.status = ns.REJECTED
+                return False
+        return True
 
 
 def summarize_nodes(nodes: list[dict[str, Any]]) -> dict[str, int]:

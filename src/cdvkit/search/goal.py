@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +34,12 @@ class TargetGoal:
 
     An answer outside the choices, or one that cannot be read, counts as wrong and is recorded:
     the denominator is always the number of samples drawn (the reference dropped them).
+
+    ``sequential`` stops sampling at the first correct answer (a node answered right once cannot
+    be a success): the first sample goes alone, the rest follow in one request, or one by one
+    with ``batch_samples=False``. ``batch_samples=False`` without ``sequential`` sends each
+    sample as its own request, and ``always_extract`` sends every answer to the extractor,
+    parseable or not: together they reproduce the reference implementation's call pattern.
     """
 
     def __init__(
@@ -46,6 +53,8 @@ class TargetGoal:
         extractor: RoleClient | None = None,
         defense: str = "",
         sequential: bool = False,
+        always_extract: bool = False,
+        batch_samples: bool = True,
     ) -> None:
         if scoring not in ("auto", "sample", "exact"):
             raise ValueError(f"scoring must be auto, sample or exact, not {scoring!r}")
@@ -57,6 +66,8 @@ class TargetGoal:
         self.extractor = extractor
         self.defense = defense
         self.sequential = sequential
+        self.always_extract = always_extract
+        self.batch_samples = batch_samples
 
     def _exact(self) -> bool:
         return self.scoring == "exact" or (
@@ -85,34 +96,62 @@ class TargetGoal:
             node.question, node.choices, temperature=self.temperature, defense=self.defense
         )
         if self.sequential:
-            replies: list[str] = []
             answers: list[dict[str, Any]] = []
-            for i in range(self.samples):
-                reply = (await self.client.samples(req, i, 1))[0]
-                replies.append(reply)
-                answers.append(await self._read(node, reply))
-                if answers[-1]["correct"]:
+            for start, count in self._stages():
+                replies = await self._replies(req, start, count)
+                answers += await asyncio.gather(
+                    *(self._read(node, r, start + i) for i, r in enumerate(replies))
+                )
+                correct = sum(a["correct"] for a in answers)
+                if correct:
                     # One right answer already rules out rate == 0; the posterior mean keeps the
                     # priority informative without paying for the remaining samples.
-                    correct = sum(a["correct"] for a in answers)
                     rate = (correct + 1) / (len(answers) + 2)
                     return GoalResult(rate, False, "sample", answers)
         else:
-            replies = await self.client.samples(req, 0, self.samples)
-            answers = [await self._read(node, r) for r in replies]
+            replies = await self._replies(req, 0, self.samples)
+            answers = list(
+                await asyncio.gather(*(self._read(node, r, i) for i, r in enumerate(replies)))
+            )
         correct = sum(a["correct"] for a in answers)
         rate = correct / len(answers)
         return GoalResult(rate, correct == 0, "sample", answers)
 
-    async def _read(self, node: Node, reply: str) -> dict[str, Any]:
+    def _stages(self) -> list[tuple[int, int]]:
+        """(first sample, count) of each request of a sequential evaluation.
+
+        Most nodes are answered right at once, so the first sample goes alone. If it is wrong,
+        the rest come in one request when batching is on (one more call, not n - 1 more), or one
+        at a time, stopping at the first right answer, when it is off (backends without n).
+        """
+        if self.samples == 1:
+            return [(0, 1)]
+        if self.batch_samples:
+            return [(0, 1), (1, self.samples - 1)]
+        return [(i, 1) for i in range(self.samples)]
+
+    async def _replies(self, req: Any, start: int, count: int) -> list[str]:
+        if self.batch_samples or count == 1:
+            return await self.client.samples(req, start, count)
+        # One request per sample, all in flight together (the reference's pattern).
+        batches = await asyncio.gather(
+            *(self.client.samples(req, start + i, 1) for i in range(count))
+        )
+        return [b[0] for b in batches]
+
+    async def _read(self, node: Node, reply: str, sample: int = 0) -> dict[str, Any]:
         parsed = parse_answer(reply, node.choices)
         index, status = parsed.index, parsed.status
-        if index is None and status == "unparsed" and self.extractor is not None:
+        if self.extractor is not None and (self.always_extract or status == "unparsed"):
+            # Identical unreadable replies share one extraction (sample 0), so none is paid twice;
+            # the reference pays one extraction per answer even when answers repeat, which the
+            # sample index reproduces.
             ext = await self.extractor.complete(
-                extractor_request(node.question, node.choices, reply)
+                extractor_request(node.question, node.choices, reply),
+                sample=sample if self.always_extract else 0,
             )
             via = parse_answer(ext, node.choices)
-            if via.index is not None:
+            if via.index is not None and via.index != index:
                 index, status = via.index, "extracted"
         return {
             "choice": index,

