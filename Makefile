@@ -2,7 +2,9 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-10)
+EXTRAS := local,anthropic,prefilter,report,train,ray,dev
+# Reinstall when the dependencies or the chosen extras change.
+STAMP := $(VENV)/.installed-$(shell (cat pyproject.toml; echo '$(EXTRAS)') | sha1sum | cut -c1-10)
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 0
@@ -15,7 +17,7 @@ $(BIN)/python:
 	$(BIN)/pip install -q --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install -q -e '.[local,anthropic,prefilter,report,dev]'
+	$(BIN)/pip install -q -e '.[$(EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,6 +52,8 @@ format: install
 
 bench: install
 	$(BIN)/python bench/search_efficiency.py
+	$(BIN)/python bench/throughput.py
+	$(BIN)/python bench/prefilter.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info src/*.egg-info

@@ -108,6 +108,17 @@ def generate(
         float | None, typer.Option(help="Embedding similarity floor; 0 turns it off.")
     ] = None,
     concurrency: Annotated[int | None, typer.Option(help="Questions searched at once.")] = None,
+    preset: Annotated[
+        str | None,
+        typer.Option(help="efficient (cheap defaults) | reference (the paper's call pattern)."),
+    ] = None,
+    prefilter: Annotated[
+        Path | None,
+        typer.Option(help="Enhanceability model from `cdv prefilter train`: skip hopeless ones."),
+    ] = None,
+    prefilter_threshold: Annotated[
+        float | None, typer.Option(help="Skip questions with P(enhanceable) below this.")
+    ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -145,6 +156,9 @@ def generate(
             max_cost=max_cost,
             similarity_floor=similarity_floor,
             concurrency=concurrency,
+            preset=preset,
+            prefilter=str(prefilter) if prefilter is not None else None,
+            prefilter_threshold=prefilter_threshold,
         )
     except ValueError as exc:
         raise _fail(str(exc)) from None
@@ -330,8 +344,10 @@ def models(
 
 def _register_commands() -> None:
     from cdvkit.cli.evaluate_cmd import register as register_evaluation
+    from cdvkit.cli.prefilter_cmd import register as register_prefilter
 
     register_evaluation(app)
+    register_prefilter(app)
 
 
 _register_commands()
