@@ -287,8 +287,21 @@ class FakeAPI:
         if role == "proposer":
             block = user.split("Question and choices:\n", 1)[1].split("\n\nCorrect answer:")[0]
             question, _ = parse_mcq(block)
-            option = user.split("Wrong option to make plausible: ", 1)[1].split("\n")[0]
             q = w.identify(question)
+            if "Wrong options to make plausible:\n" in user:
+                # The batched proposer: one sentence per listed wrong option, as JSON.
+                listed = user.split("Wrong options to make plausible:\n", 1)[1].split("\n\n")[0]
+                options = [_CHOICE_LINE.match(line) for line in listed.split("\n")]
+                return json.dumps(
+                    {
+                        m.group(1): w.propose(q, question, m.group(2), sample)
+                        if q
+                        else "Nothing comes to mind."
+                        for m in options
+                        if m
+                    }
+                )
+            option = user.split("Wrong option to make plausible: ", 1)[1].split("\n")[0]
             return w.propose(q, question, option, sample) if q else "Nothing comes to mind."
         if role == "judge":
             distracted = user.split("Question with added context:\n", 1)[1].split("\n\nDoes")[0]

@@ -76,6 +76,7 @@ def single_features(base: GenerateConfig) -> list[tuple[str, GenerateConfig]]:
         ("reference + sequential sampling", replace(ref, sequential=True)),
         ("reference + exact scoring (auto)", replace(ref, scoring="auto")),
         ("reference + judge_last", replace(ref, judge_last=True)),
+        ("reference + one proposer call per node", replace(ref, proposer_batch=True)),
     ]
 
 

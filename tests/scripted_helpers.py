@@ -39,9 +39,29 @@ def oracle_responder(questions: list[Question], *, fooled_at: int = 1, mark: str
     return respond
 
 
-def marking_proposer(req: GenerateRequest, sample: int) -> str:
-    wrong = req.messages[-1][1].split("Wrong option to make plausible: ")[1].split("\n")[0]
-    return f"{MARK}: people often talk about {wrong} here."
+def wrong_options(req: GenerateRequest) -> dict[str, str]:
+    """Letter -> text of the wrong options a proposer request asks about (one or all of them)."""
+    user = req.messages[-1][1]
+    if "Wrong options to make plausible:\n" in user:  # the batched proposer
+        listed = user.split("Wrong options to make plausible:\n")[1].split("\n\n")[0]
+        return {line[0]: line[3:] for line in listed.split("\n")}
+    return {"": user.split("Wrong option to make plausible: ")[1].split("\n")[0]}
+
+
+def per_option(sentence):
+    """A proposer responder from ``sentence(wrong option text) -> str``, for either request form:
+    the one-option request gets the sentence, the batched one a JSON object by letter."""
+
+    def respond(req: GenerateRequest, sample: int) -> str:
+        options = wrong_options(req)
+        if "" in options:
+            return sentence(options[""])
+        return json.dumps({letter: sentence(text) for letter, text in options.items()})
+
+    return respond
+
+
+marking_proposer = per_option(lambda wrong: f"{MARK}: people often talk about {wrong} here.")
 
 
 def judge_says(changes: bool):

@@ -8,6 +8,7 @@ to the loader and random replies to the answer and JSON parsers.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import string
 import tempfile
@@ -26,6 +27,8 @@ from cdvkit.data.question import LETTERS
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.prompts import TARGET_SYSTEM, MalformedJSON, parse_answer, parse_json_object
+from cdvkit.search.constraints import LLMJudge
+from cdvkit.search.node import Node
 from cdvkit.store import RunStore
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
@@ -67,6 +70,8 @@ CASES: list[tuple[str, dict[str, Any], Outcome]] = [
     ("answer_is_boolean.jsonl", {}, Rejected(1, "answer must be the choice text")),
     ("duplicate_id.jsonl", {}, Rejected(2, "duplicate id 'q1' (already used by row 1)")),
     ("malformed_json_line.jsonl", {}, Rejected(2, "malformed JSON line")),
+    # Python will not convert an integer of more than 4300 digits: a row defect, not a crash.
+    ("huge_number.jsonl", {}, Rejected(2, "a number too long to read")),
     ("row_not_object.jsonl", {}, Rejected(2, "row is not an object but a JSON list")),
     ("lone_surrogate.jsonl", {}, Rejected(2, "lone surrogate")),
     ("non_utf8.jsonl", {}, Rejected(1, "not valid UTF-8")),
@@ -275,6 +280,14 @@ _line = st.one_of(
     _row.map(lambda r: json.dumps(r).encode()),
     _json.map(lambda v: json.dumps(v).encode()),
     st.binary(max_size=30).map(lambda b: b.replace(b"\n", b" ")),
+    # Lines that once escaped as exceptions other than DatasetError: a number longer than Python
+    # converts, nesting deeper than the decoder recurses.
+    st.sampled_from(
+        [
+            b'{"question": "q?", "choices": ["a", "b"], "answer": 1' + b"0" * 4400 + b"}",
+            b'{"question": "q?", "choices": [' + b"[" * 50_000 + b"]" * 50_000 + b"]}",
+        ]
+    ),
 )
 
 
@@ -428,3 +441,67 @@ def test_any_text_gives_a_json_object_or_malformed(text: str) -> None:
 def test_a_json_object_inside_prose_is_found(before: str, obj: dict[str, Any], after: str) -> None:
     text = f"{before}{json.dumps(obj)}{after}"
     assert parse_json_object(text) == obj
+
+
+# --- property-based: random judge replies always give a verdict ---------------------------------
+
+
+class _Replies:
+    """A judge client that answers each try with the next of ``replies``."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = replies
+        self.asked = 0
+
+    async def complete(self, req: GenerateRequest, *, sample: int = 0) -> str:
+        self.asked += 1
+        return self.replies[sample % len(self.replies)]
+
+
+_verdict_values = st.one_of(
+    st.booleans(), st.none(), st.integers(-1, 2), st.lists(st.booleans(), max_size=2),
+    st.sampled_from(["true", "false", "yes", "no", " No. ", "maybe", "", "TRUE"]), _text,
+)  # fmt: skip
+_verdict_json = st.builds(
+    lambda v, r: json.dumps({"changes_answer": v, "reason": r}), _verdict_values, _text
+)
+_judge_reply = st.one_of(
+    st.text(_chars, max_size=80),
+    st.tuples(
+        st.sampled_from(["", "```json\n", "Verdict: "]),
+        _verdict_json,
+        st.sampled_from(["", "\n```", " Hope this helps."]),
+    ).map("".join),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_judge_reply, min_size=1, max_size=3))
+def test_any_judge_reply_gives_a_recorded_verdict(replies: list[str]) -> None:
+    q = Question("q", "Which colour is the sky?", ("blue", "red"), 0)
+    child = Node(path="r.0", depth=2, question="I like red. " + q.question, choices=q.choices,
+                 answer=0, parent_path="r")  # fmt: skip
+    client = _Replies(replies)
+    judge = LLMJudge(client, retries=3)  # type: ignore[arg-type]
+    verdict = asyncio.run(judge.check(q, Node.root(q), child))
+    assert isinstance(verdict.passed, bool) and isinstance(verdict.reason, str)
+    # Only a clear "does not change the answer" keeps a child: no reply, no pass.
+    said_no = []
+    for reply in replies * 3:
+        try:
+            value = parse_json_object(reply)["changes_answer"]
+        except (MalformedJSON, KeyError):
+            continue
+        if value is False or (
+            isinstance(value, str) and value.strip().strip(".").lower() in ("false", "no")
+        ):
+            said_no.append(True)
+            break
+        if value is True or (
+            isinstance(value, str) and value.strip().strip(".").lower() in ("true", "yes")
+        ):
+            said_no.append(False)
+            break
+    assert verdict.passed == (said_no == [True])
+    if not said_no:
+        assert "no valid verdict after 3 tries" in verdict.reason and client.asked == 3

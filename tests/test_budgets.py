@@ -45,29 +45,33 @@ def outcome(run_dir: Path) -> tuple[list[tuple[Any, ...]], int, float]:
         return examples, store.paid_calls(), store.total_cost()
 
 
-class PeakBudget(Budget):
-    """Budget that remembers how many calls were in flight, to check the documented bound."""
+class PeakBudget:
+    """Watches every Budget (wherever a run builds it) for the documented in-flight bound."""
 
     peak_in_flight = 0
     in_flight_when_cost_reached: int | None = None
-
-    def reserve(self) -> None:
-        super().reserve()
-        PeakBudget.peak_in_flight = max(PeakBudget.peak_in_flight, self.in_flight)
-
-    def settle(self, cost: float, *, sent: bool = True) -> None:
-        before = self.cost
-        super().settle(cost, sent=sent)
-        reached = self.max_cost is not None and before < self.max_cost <= self.cost
-        if reached and PeakBudget.in_flight_when_cost_reached is None:
-            PeakBudget.in_flight_when_cost_reached = self.in_flight
 
 
 @pytest.fixture
 def peak_budget(monkeypatch: pytest.MonkeyPatch) -> type[PeakBudget]:
     PeakBudget.peak_in_flight = 0
     PeakBudget.in_flight_when_cost_reached = None
-    monkeypatch.setattr("cdvkit.search.runner.Budget", PeakBudget)
+    # Patched on the class, not swapped in one module: any code path that makes a Budget is seen.
+    reserve, settle = Budget.reserve, Budget.settle
+
+    def peak_reserve(self: Budget) -> None:
+        reserve(self)
+        PeakBudget.peak_in_flight = max(PeakBudget.peak_in_flight, self.in_flight)
+
+    def peak_settle(self: Budget, cost: float, *, sent: bool = True) -> None:
+        before = self.cost
+        settle(self, cost, sent=sent)
+        reached = self.max_cost is not None and before < self.max_cost <= self.cost
+        if reached and PeakBudget.in_flight_when_cost_reached is None:
+            PeakBudget.in_flight_when_cost_reached = self.in_flight
+
+    monkeypatch.setattr(Budget, "reserve", peak_reserve)
+    monkeypatch.setattr(Budget, "settle", peak_settle)
     return PeakBudget
 
 

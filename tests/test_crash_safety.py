@@ -212,19 +212,34 @@ def test_generate_refuses_a_run_dir_from_an_incompatible_version(tmp_path: Path)
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defect: RunStore lets sqlite3.DatabaseError escape for a run.db that is not a "
-    "database, so `cdv generate` prints a traceback; store/sqlite.py should raise "
-    "IncompatibleRunError (or another RuntimeError) naming the file",
-)
-def test_generate_refuses_a_run_dir_whose_database_is_garbage(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["garbage", "foreign"])
+def test_generate_refuses_a_run_dir_whose_database_is_not_a_run_store(
+    tmp_path: Path, kind: str
+) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    (run_dir / "run.db").write_bytes(random.Random(0).randbytes(8192))
+    if kind == "garbage":  # e.g. a file overwritten, or not a database at all
+        (run_dir / "run.db").write_bytes(random.Random(0).randbytes(8192))
+    else:  # another program's SQLite database
+        with sqlite3.connect(run_dir / "run.db") as db:
+            db.execute("CREATE TABLE things (x)")
+            db.execute("INSERT INTO things VALUES (1)")
+        db.close()
+    before = (run_dir / "run.db").read_bytes()
     args = ["generate", "--data", "sample", "--target", "scripted/none", "--run-dir", str(run_dir)]
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 2 and "run.db" in res.output, res.output
+    assert res.exit_code == 2, res.output
+    flat = " ".join(res.output.split())
+    assert str(run_dir / "run.db") in flat and "will not write to it" in flat, flat
+    assert "Traceback" not in res.output
+    assert (run_dir / "run.db").read_bytes() == before
+    # The refusal released the run directory's lock.
+    with pytest.raises(Exception, match="will not write to it"):
+        RunStore(run_dir)
+    for cmd in (["report", str(run_dir)], ["export", str(run_dir)]):
+        res = CliRunner().invoke(app, cmd)
+        assert res.exit_code != 0 and "Traceback" not in res.output, (cmd, res.output)
+        assert "run.db" in res.output, (cmd, res.output)
 
 
 # --- two processes, one run directory ------------------------------------------------------------

@@ -26,12 +26,12 @@ from cdvkit.models.errors import (
     TransientModelError,
     UnsupportedError,
 )
+from cdvkit.models.http_api import retry_after_seconds
 from cdvkit.models.openai_backend import (
     LOGPROB_FLOOR_MARGIN,
     OpenAIModel,
     label_probs,
     price_for,
-    retry_after_seconds,
 )
 from cdvkit.models.registry import load_model
 

@@ -173,6 +173,57 @@ def proposer_request(
     )
 
 
+PROPOSER_BATCH_SYSTEM = (
+    "You help build a benchmark of contextual distraction. Given a multiple-choice question, its "
+    "correct answer and its wrong options, you write, for EACH wrong option, ONE sentence of "
+    "coherent but irrelevant context that could naturally accompany the question and subtly makes "
+    "that wrong option seem plausible. No sentence may state or hint which option is correct or "
+    "incorrect, mention option letters, contradict the correct answer, or change what the correct "
+    "answer to the question is. Reply with JSON only: an object whose keys are the wrong options' "
+    'letters and whose values are the sentences, e.g. {"B": "...", "D": "..."}.'
+)
+
+
+def proposer_batch_request(
+    question: str,
+    choices: tuple[str, ...] | list[str],
+    answer: int,
+    targets: tuple[int, ...] | list[int],
+    *,
+    temperature: float = 0.7,
+) -> GenerateRequest:
+    """One request for the distractions of every wrong option of a node.
+
+    The same intent as ``proposer_request``, one sentence per wrong option, in one call instead
+    of one call per option: the question and choices are read once, not once per option.
+    """
+    wrong = "\n".join(f"{LETTERS[t]}. {choices[t]}" for t in targets)
+    user = (
+        f"Question and choices:\n{render_mcq(question, choices)}\n\n"
+        f"Correct answer: {choices[answer]}\n"
+        f"Wrong options to make plausible:\n{wrong}\n\n"
+        "Write one sentence of distracting context for each wrong option, as JSON."
+    )
+    return GenerateRequest.make(
+        [{"role": "system", "content": PROPOSER_BATCH_SYSTEM}, {"role": "user", "content": user}],
+        temperature=temperature,
+        max_tokens=60 + 80 * len(targets),
+    )
+
+
+def parse_batch_proposals(text: str) -> dict[str, str]:
+    """Letter -> sentence from a batched proposer reply; {} when it holds no JSON object."""
+    try:
+        obj = parse_json_object(text)
+    except MalformedJSON:
+        return {}
+    return {
+        str(k).strip().upper()[:1]: clean_proposal(v)
+        for k, v in obj.items()
+        if isinstance(v, str) and str(k).strip()
+    }
+
+
 def clean_proposal(text: str) -> str:
     """First non-empty line, without quotes or a 'Context:' label the model may add."""
     for line in (text or "").splitlines():

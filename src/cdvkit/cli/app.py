@@ -121,11 +121,27 @@ def generate(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    executor: Annotated[
+        str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
+    ] = None,
+    ray_gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
+    ] = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search CDV examples for every question of a dataset against a target model."""
+    import functools
+
     from cdvkit.data import load_questions
+    from cdvkit.executors import executor_from_options
     from cdvkit.search.config import GenerateConfig
     from cdvkit.search.runner import prepare_store, run_search, summarize
     from cdvkit.store import RunStore
@@ -160,6 +176,8 @@ def generate(
             prefilter=str(prefilter) if prefilter is not None else None,
             prefilter_threshold=prefilter_threshold,
         )
+        # Where the search runs is not part of the run: a run started here resumes on Ray.
+        ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
     except ValueError as exc:
         raise _fail(str(exc)) from None
     run_dir = run_dir or default_run_dir(cfg.data, cfg.target, cfg.seed)
@@ -202,7 +220,8 @@ def generate(
                 f"run dir [cyan]{run_dir}[/]",
                 highlight=False,
             )
-        outcome = _run_with_progress(cfg, store, run_search, len(questions), quiet)
+        search = functools.partial(run_search, executor=ex)
+        outcome = _run_with_progress(cfg, store, search, len(questions), quiet)
         summary = summarize(store)
         summary["run_dir"] = str(run_dir)
         summary["stopped"] = outcome.stopped
@@ -345,9 +364,11 @@ def models(
 def _register_commands() -> None:
     from cdvkit.cli.evaluate_cmd import register as register_evaluation
     from cdvkit.cli.prefilter_cmd import register as register_prefilter
+    from cdvkit.cli.train_cmd import register as register_train
 
     register_evaluation(app)
     register_prefilter(app)
+    register_train(app)
 
 
 _register_commands()

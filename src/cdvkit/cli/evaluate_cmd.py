@@ -129,6 +129,23 @@ def print_evaluation(entry: dict[str, Any]) -> None:
     )
 
 
+def print_defense_comparison(entries: list[dict[str, Any]]) -> None:
+    """One table: per model, original → distracted accuracy (drop) under each defense."""
+    from cdvkit.reporting.html import defense_comparison
+
+    _, rows, _ = defense_comparison(entries)
+    t = Table(
+        title="Defenses side by side: original → distracted accuracy (drop [CI])",
+        title_justify="left",
+    )
+    t.add_column("model")
+    for e in entries:
+        t.add_column(escape(e["defense"]), justify="right")
+    for row in rows:
+        t.add_row(*(escape(c) for c in row))
+    console.print(t)
+
+
 def evaluate_command(
     ctx: typer.Context,
     run: Annotated[
@@ -153,7 +170,8 @@ def evaluate_command(
         list[str] | None,
         typer.Option(
             "--defense",
-            help="none | ignore-irrelevant | cot | path to a system prompt file (repeatable).",
+            help="none | ignore-irrelevant | cot | a system prompt file (PATH or file:PATH); "
+            "repeat to compare defenses side by side.",
         ),
     ] = None,
     samples: Annotated[int, typer.Option(help="Answers per question and model.")] = 1,
@@ -183,6 +201,19 @@ def evaluate_command(
         float | None, typer.Option(help="Ceiling on cost (USD) for this command.")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Answers requested at once.")] = 16,
+    executor: Annotated[
+        str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
+    ] = None,
+    ray_workers: Annotated[
+        int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
+    ] = None,
+    ray_gpus_per_worker: Annotated[
+        float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
+    ] = 0.0,
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
@@ -198,6 +229,7 @@ def evaluate_command(
         resolve_defense,
         save_evaluation,
     )
+    from cdvkit.executors import executor_from_options
     from cdvkit.models.budget import Budget
     from cdvkit.models.errors import BudgetExceeded, ModelError
     from cdvkit.store import RunStore
@@ -224,6 +256,7 @@ def evaluate_command(
             concurrency=concurrency,
         )
         defenses = [resolve_defense(d) for d in (defense or ["none"])]
+        ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
         results_dir = out or (runs[0] if runs else default_eval_dir(files))
         if runs and out is None and not (runs[0] / "run.db").exists():
             raise FileNotFoundError(f"{runs[0]} holds no cdvkit run (run.db is missing)")
@@ -269,6 +302,7 @@ def evaluate_command(
                     extractor,
                     base_url,
                     quiet,
+                    executor=ex,
                 )
             except BudgetExceeded as exc:
                 raise _fail(
@@ -283,6 +317,8 @@ def evaluate_command(
         return
     for entry in entries:
         print_evaluation(entry)
+    if len(entries) > 1:
+        print_defense_comparison(entries)
     console.print(f"results written to [cyan]{Path(results_dir) / 'evaluation.json'}[/]")
 
 
@@ -297,6 +333,7 @@ def _run_one(
     extractor: str | None,
     base_url: str | None,
     quiet: bool,
+    executor: Any = None,
 ) -> dict[str, Any]:
     kwargs = dict(
         store=store,
@@ -305,6 +342,7 @@ def _run_one(
         budget=budget,
         extractor=extractor,
         base_url=base_url,
+        executor=executor,
     )
     if quiet:
         return asyncio.run(evaluate(sets, models, **kwargs))
@@ -350,7 +388,8 @@ def report_command(
 def export_command(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     fmt: Annotated[
-        str, typer.Option("--format", help="jsonl | hf | reference | lm-eval")
+        str,
+        typer.Option("--format", help="jsonl | hf | reference | lm-eval | sft | dpo"),
     ] = "jsonl",
     output: Annotated[
         Path | None, typer.Option("--output", "-o", help="Output file or folder.")
@@ -362,10 +401,36 @@ def export_command(
         bool,
         typer.Option("--all-examples", help="lm-eval: every example, not the first per question."),
     ] = False,
+    chat: Annotated[
+        bool,
+        typer.Option(
+            "--chat",
+            help="sft/dpo: conversational rows (messages) for models with a chat template.",
+        ),
+    ] = False,
+    test_share: Annotated[
+        float,
+        typer.Option(help="sft/dpo: share of ORIGINAL questions held out in the test split."),
+    ] = 0.2,
+    seed: Annotated[int, typer.Option(help="sft/dpo: seed of the train/test split.")] = 0,
+    response: Annotated[
+        str,
+        typer.Option(
+            help="sft/dpo answers: auto (stored replies, else a constructed rationale) | "
+            "rationale | short (just 'Answer: X')."
+        ),
+    ] = "auto",
+    first_only: Annotated[
+        bool,
+        typer.Option("--first-only", help="sft/dpo: only the first example per question."),
+    ] = False,
 ) -> None:
-    """Export a run's CDV examples."""
+    """Export a run's CDV examples (or SFT / DPO training data split by question)."""
     from cdvkit.export import export_run
 
+    if fmt in ("sft", "dpo"):
+        _export_training(run, fmt, output, chat, test_share, seed, response, first_only)
+        return
     try:
         res = export_run(run, fmt, output, task=task_name, all_examples=all_examples)
     except USER_ERRORS as exc:
@@ -378,6 +443,45 @@ def export_command(
             f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...",
             highlight=False,
         )
+
+
+def _export_training(
+    run: Path,
+    fmt: str,
+    output: Path | None,
+    chat: bool,
+    test_share: float,
+    seed: int,
+    response: str,
+    first_only: bool,
+) -> None:
+    from cdvkit.mitigation.training_data import TEST_EXAMPLES_FILE, export_training
+
+    try:
+        res = export_training(
+            run,
+            fmt,
+            output,
+            chat=chat,
+            test_share=test_share,
+            seed=seed,
+            response=response,
+            first_only=first_only,
+        )
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    console.print(
+        f"wrote {res.train} {fmt.upper()} rows ({len(res.train_questions)} questions) to "
+        f"{res.path / 'train.jsonl'} and {res.test} ({len(res.test_questions)} held-out "
+        f"questions) to {res.path / 'test.jsonl'}",
+        highlight=False,
+    )
+    console.print(
+        f"train:    cdv train --data {res.path} --model hf/<base> --method {fmt}\n"
+        f"evaluate: cdv evaluate --examples {res.path / TEST_EXAMPLES_FILE} "
+        "--models hf/<base> hf/<trained>",
+        highlight=False,
+    )
 
 
 def _command_name(info: Any) -> str | None:

@@ -333,6 +333,12 @@ def _read_text(path: Path) -> _Text:
         return _Text(data.decode("utf-8-sig", errors="surrogateescape"), True, offset, line)
 
 
+def _number_error(exc: ValueError) -> str:
+    # Python refuses to convert integers of more than 4300 digits (a defence against slow
+    # parsing); its message ends with advice for programmers, not for the file's author.
+    return "a number too long to read: " + str(exc).split(";")[0]
+
+
 def _json_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
     try:
         data = json.loads(text.text)
@@ -349,6 +355,8 @@ def _json_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
         raise DatasetError(
             f"{path}: not valid JSON (line {exc.lineno}, column {exc.colno}): {exc.msg}"
         ) from None
+    except ValueError as exc:  # a number too long to convert (sys.get_int_max_str_digits)
+        raise DatasetError(f"{path}: not valid JSON: {_number_error(exc)}") from None
     if not isinstance(data, list):
         raise DatasetError(
             f"{path}: a .json dataset must be a list of question objects, "
@@ -379,6 +387,9 @@ def _jsonl_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
             continue
         except RecursionError:
             yield _RawRow(lineno, error="malformed JSON line: nested too deeply to read")
+            continue
+        except ValueError as exc:
+            yield _RawRow(lineno, error=f"malformed JSON line: {_number_error(exc)}")
             continue
         if not isinstance(item, dict):
             yield _RawRow(lineno, error=f"row is not an object but a JSON {type(item).__name__}")
@@ -477,7 +488,7 @@ def _csv_rows(path: Path, text: _Text) -> Iterator[_RawRow]:
             raw = data.get("choices", "")
             try:
                 data["choices"] = json.loads(raw) if raw.strip() else None
-            except (json.JSONDecodeError, RecursionError):
+            except (ValueError, RecursionError):  # JSONDecodeError, or a number too long
                 yield _RawRow(row, error=f"choices is not a JSON list: {_short(raw)}")
                 continue
         else:

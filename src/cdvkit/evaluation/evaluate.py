@@ -53,12 +53,18 @@ class Defense:
 
 
 def resolve_defense(spec: str) -> Defense:
-    """A built-in defense name, or a path to a file holding a system prompt addition."""
+    """A built-in defense name, or a path (optionally ``file:PATH``) to a file holding a system
+    prompt addition. ``file:`` reads a file even when its name is also a built-in's."""
     if spec in DEFENSES:
         return Defense(spec, DEFENSES[spec])
-    p = Path(spec)
+    p = Path(spec.removeprefix("file:"))
     if p.is_file():
-        return Defense(p.name, p.read_text(encoding="utf-8").strip(), str(p))
+        text = p.read_text(encoding="utf-8").strip()
+        if not text:
+            raise ValueError(f"defense file {p} is empty")
+        return Defense(p.name, text, str(p))
+    if spec.startswith("file:"):
+        raise ValueError(f"defense file {p} not found")
     raise ValueError(
         f"unknown defense {spec!r}: use one of {', '.join(DEFENSES)} or a path to a text file"
     )
@@ -316,68 +322,84 @@ class Evaluator:
         modes: dict[str, set[str]],
         progress: EvalProgress,
     ) -> dict[str, Any]:
-        s = self.settings
-        results: dict[str, dict[str, Any]] = {}
-        for si, es in enumerate(sets):
-            per_model: dict[str, Any] = {}
-            for model in self.models:
-                pairs: dict[str, list[tuple[float, float]]] = {OVERALL: []}
-                items_out = []
-                dropped = 0
-                for item in es.items:
-                    orig = scores.get((si, model, item.id, item.original.key))
-                    chosen = item.variants(s.all_examples)[1:]
-                    dist = [scores.get((si, model, item.id, v.key)) for v in chosen]
-                    if orig is None or any(x is None for x in dist):
-                        dropped += 1
-                        continue
-                    # With --all-examples a question's distracted score is the mean over its
-                    # examples, so resampling stays per question.
-                    d = sum(x.accuracy for x in dist if x is not None) / len(dist)
-                    pairs[OVERALL].append((orig.accuracy, d))
-                    pairs.setdefault(item.dataset or "(none)", []).append((orig.accuracy, d))
-                    items_out.append([item.id, item.dataset, orig.accuracy, d])
-                summary = {
-                    name: paired_bootstrap(
-                        [p[0] for p in ps],
-                        [p[1] for p in ps],
-                        resamples=s.resamples,
-                        seed=s.seed,
-                        confidence=s.confidence,
-                    ).to_dict()
-                    for name, ps in pairs.items()
-                }
-                per_model[model] = {
-                    "mode": "/".join(sorted(modes[model])) or None,
-                    OVERALL: summary.pop(OVERALL),
-                    "by_dataset": dict(sorted(summary.items())),
-                    "dropped": dropped,
-                    # [question id, dataset, original accuracy, distracted accuracy]
-                    "items": items_out,
-                }
-            results[es.label] = per_model
-        rows = [es.label for es in sets]
-        transfer = {
-            "rows": rows,
-            "cols": self.models,
-            **{
-                metric: [[results[r][m][OVERALL][metric] for m in self.models] for r in rows]
-                for metric in ("original", "distracted", "drop", "relative_drop")
-            },
-        }
-        return {
-            "defense": self.defense.label,
-            "defense_text": self.defense.text,
-            "defense_path": self.defense.path,
-            "settings": {**asdict(s), "temperature": s.effective_temperature},
-            "models": self.models,
-            "sources": [es.describe() for es in sets],
-            "results": results,
-            "transfer": transfer,
-            "answers": {"total": progress.total, "cached": progress.cached},
-            "errors": progress.errors,
-            "created": time.time(),
-        }
+        return assemble_results(
+            self.models, self.defense, self.settings, sets, scores, modes, progress
+        )
+
+
+def assemble_results(
+    models: list[str],
+    defense: Defense,
+    settings: EvalSettings,
+    sets: list[ExampleSet],
+    scores: dict[tuple[int, str, str, str], ItemScore | None],
+    modes: dict[str, set[str]],
+    progress: EvalProgress,
+) -> dict[str, Any]:
+    """One defense's result entry from the scores; shared by the local and distributed paths."""
+    s = settings
+    results: dict[str, dict[str, Any]] = {}
+    for si, es in enumerate(sets):
+        per_model: dict[str, Any] = {}
+        for model in models:
+            pairs: dict[str, list[tuple[float, float]]] = {OVERALL: []}
+            items_out = []
+            dropped = 0
+            for item in es.items:
+                orig = scores.get((si, model, item.id, item.original.key))
+                chosen = item.variants(s.all_examples)[1:]
+                dist = [scores.get((si, model, item.id, v.key)) for v in chosen]
+                if orig is None or any(x is None for x in dist):
+                    dropped += 1
+                    continue
+                # With --all-examples a question's distracted score is the mean over its
+                # examples, so resampling stays per question.
+                d = sum(x.accuracy for x in dist if x is not None) / len(dist)
+                pairs[OVERALL].append((orig.accuracy, d))
+                pairs.setdefault(item.dataset or "(none)", []).append((orig.accuracy, d))
+                items_out.append([item.id, item.dataset, orig.accuracy, d])
+            summary = {
+                name: paired_bootstrap(
+                    [p[0] for p in ps],
+                    [p[1] for p in ps],
+                    resamples=s.resamples,
+                    seed=s.seed,
+                    confidence=s.confidence,
+                ).to_dict()
+                for name, ps in pairs.items()
+            }
+            per_model[model] = {
+                "mode": "/".join(sorted(modes[model])) or None,
+                OVERALL: summary.pop(OVERALL),
+                "by_dataset": dict(sorted(summary.items())),
+                "dropped": dropped,
+                # [question id, dataset, original accuracy, distracted accuracy]
+                "items": items_out,
+            }
+        results[es.label] = per_model
+    rows = [es.label for es in sets]
+    transfer = {
+        "rows": rows,
+        "cols": models,
+        **{
+            metric: [[results[r][m][OVERALL][metric] for m in models] for r in rows]
+            for metric in ("original", "distracted", "drop", "relative_drop")
+        },
+    }
+    return {
+        "defense": defense.label,
+        "defense_text": defense.text,
+        "defense_path": defense.path,
+        "defense_sha": defense.sha,
+        "settings": {**asdict(s), "temperature": s.effective_temperature},
+        "models": models,
+        "sources": [es.describe() for es in sets],
+        "results": results,
+        "transfer": transfer,
+        "answers": {"total": progress.total, "cached": progress.cached},
+        "errors": progress.errors,
+        "created": time.time(),
+    }
 
 
 async def evaluate(
@@ -392,13 +414,28 @@ async def evaluate(
     extractor: str | Model | None = None,
     base_url: str | None = None,
     on_progress: Callable[[EvalProgress], None] | None = None,
+    executor: Any | None = None,
 ) -> dict[str, Any]:
     """Evaluate ``models`` on every example set under one defense; returns the result entry.
 
     ``backends`` maps a model string to a ready backend (tests, the Python API); other strings
-    are loaded with ``load_model``.
+    are loaded with ``load_model``. A distributed ``executor`` (cdvkit.executors) scores on its
+    workers, this process still the only writer of ``store``.
     """
     d = defense if isinstance(defense, Defense) else resolve_defense(defense)
+    if executor is not None and executor.distributed:
+        return await executor.evaluate(
+            sets,
+            models,
+            store=store,
+            defense=d,
+            settings=settings or EvalSettings(),
+            budget=budget,
+            backends=backends,
+            extractor=extractor,
+            base_url=base_url,
+            on_progress=on_progress,
+        )
     ev = Evaluator(
         models,
         store=store,
@@ -427,9 +464,21 @@ def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:
 
 
 def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
-    """Add or replace this defense's entry, keeping the others so defenses can be compared."""
+    """Add or replace this defense's entry, keeping the others so defenses can be compared.
+
+    Entries are keyed by the defense's label; a defense file whose name is already taken by
+    another text (two ``prompt.txt`` in different folders, or an edited file) gets its own entry
+    under ``<label>@<sha>`` instead of replacing the other one's results.
+    """
     p = Path(run_dir) / EVALUATION_FILE
     data = load_evaluation(run_dir) or {"version": RESULTS_VERSION, "evaluations": {}}
+    old = data["evaluations"].get(entry["defense"])
+    if old is not None and old.get("defense_text") != entry.get("defense_text"):
+        sha = (
+            entry.get("defense_sha")
+            or hashlib.sha256(str(entry.get("defense_text")).encode()).hexdigest()[:12]
+        )
+        entry["defense"] = f"{entry['defense']}@{sha}"
     data["evaluations"][entry["defense"]] = entry
     tmp = p.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")

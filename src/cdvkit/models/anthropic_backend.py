@@ -10,25 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 from typing import Any
 
 import anthropic
 
-from cdvkit.models.base import Completion, GenerateRequest, Model, Usage
-from cdvkit.models.errors import (
-    AuthenticationError,
-    BadResponseError,
-    ModelError,
-    TransientModelError,
-)
-from cdvkit.models.openai_backend import (
-    PLACEHOLDER_KEY,
-    describe_connection_error,
-    parse_price,
+from cdvkit.models.base import Completion, GenerateRequest, Usage
+from cdvkit.models.errors import BadResponseError
+from cdvkit.models.http_api import (
+    DEFAULT_TIMEOUT,
+    HostedModel,
+    price_from_table,
     read_text,
-    redact,
-    retry_after_seconds,
     server_message,
 )
 
@@ -46,7 +38,6 @@ ANTHROPIC_PRICES: dict[str, tuple[float, float]] = {
     "claude-opus-4-1": (15.00, 75.00),
 }
 
-DEFAULT_TIMEOUT = 60.0
 # The Messages API rejects temperatures above 1 (OpenAI-style prompts may ask for up to 2).
 MAX_TEMPERATURE = 1.0
 JSON_HINT = "Reply with a single JSON object and nothing else."
@@ -54,17 +45,13 @@ JSON_HINT = "Reply with a single JSON object and nothing else."
 
 def price_for(model_id: str) -> tuple[float, float] | None:
     """Default price; dated ids and aliases (claude-3-5-haiku-20241022) use their family's."""
-    if model_id in ANTHROPIC_PRICES:
-        return ANTHROPIC_PRICES[model_id]
-    for family in sorted(ANTHROPIC_PRICES, key=len, reverse=True):
-        if model_id.startswith(family + "-"):
-            return ANTHROPIC_PRICES[family]
-    return None
+    return price_from_table(model_id, ANTHROPIC_PRICES)
 
 
-class AnthropicModel(Model):
+class AnthropicModel(HostedModel):
     provider = "anthropic"
     supports_choice_probs = False
+    api_name = "the Anthropic API"
 
     def __init__(
         self,
@@ -86,56 +73,23 @@ class AnthropicModel(Model):
             raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
         super().__init__(
             spec,
+            name,
+            base_url=base_url,
+            base_url_env="ANTHROPIC_BASE_URL",
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            price_per_mtok=price_per_mtok,
+            default_price=price_for(name),
             concurrency=concurrency,
             max_retries=max_retries,
             retry_base=retry_base,
             retry_max=retry_max,
         )
-        self.model_id = name
-        self.timeout = float(timeout)
-        self.key_env = api_key_env
-        self.base_url = base_url or os.environ.get("ANTHROPIC_BASE_URL") or None
-        key = api_key or os.environ.get(api_key_env) or None
-        if key is None:
-            if not self.base_url:
-                raise AuthenticationError(
-                    f"no API key: set {api_key_env}, or give a base URL for a keyless proxy",
-                    model=spec,
-                )
-            key = PLACEHOLDER_KEY
-        self._key = key
-        if price_per_mtok is not None:
-            self.price_per_mtok = parse_price(price_per_mtok)
-        else:
-            self.price_per_mtok = price_for(name)
         self._send_temperature = True
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, anthropic.AsyncAnthropic]] = {}
 
-    # --- client -----------------------------------------------------------------------------
-    def _client(self) -> anthropic.AsyncAnthropic:
-        # Pooled connections belong to the loop that opened them; cdvkit may run several loops.
-        loop = asyncio.get_running_loop()
-        held = self._clients.get(id(loop))
-        if held is not None and held[0] is loop:
-            return held[1]
-        self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
-        kwargs: dict[str, Any] = {
-            # An explicit key also stops the SDK from looking for profiles or other credentials.
-            "api_key": self._key,
-            "timeout": self.timeout,
-            "max_retries": 0,
-        }
-        if self.base_url:
-            kwargs["base_url"] = self.base_url
-        client = anthropic.AsyncAnthropic(**kwargs)
-        self._clients[id(loop)] = (loop, client)
-        return client
-
-    async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        held = self._clients.pop(id(loop), None)
-        if held is not None and held[0] is loop:
-            await held[1].close()
+    def _new_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
+        return anthropic.AsyncAnthropic(**kwargs)
 
     # --- generation ---------------------------------------------------------------------------
     def _request_kwargs(self, request: GenerateRequest) -> dict[str, Any]:
@@ -197,7 +151,7 @@ class AnthropicModel(Model):
                 **kwargs, timeout=self.timeout
             )
         except anthropic.APIStatusError as exc:
-            msg = server_message(exc)
+            msg = server_message(exc, [self._key])
             if (
                 exc.status_code == 400
                 and "temperature" in msg.lower()
@@ -209,66 +163,20 @@ class AnthropicModel(Model):
                 return await self._post(kwargs)
             raise self._map_status(exc, msg) from None
         except anthropic.APITimeoutError:
-            raise TransientModelError(
-                f"request timed out after {self.timeout:g}s", model=self.name
-            ) from None
+            raise self._timed_out() from None
         except anthropic.APIConnectionError as exc:
-            raise TransientModelError(
-                f"cannot reach {self._where()}: {self._clean(describe_connection_error(exc))}",
-                model=self.name,
-            ) from None
+            raise self._unreachable(exc) from None
         text = await read_text(raw)
         try:
             body = json.loads(text)
         except ValueError:
-            snippet = " ".join(text.split())[:120]
-            raise BadResponseError(
-                f"response from {self._where()} is not JSON: {self._clean(snippet)!r}",
-                model=self.name,
-                status=raw.http_response.status_code,
-            ) from None
+            raise self._not_json(text, raw.http_response.status_code) from None
         if not isinstance(body, dict):
             raise BadResponseError("response is JSON but not an object", model=self.name)
         if body.get("type") == "error" or "content" not in body:
             detail = self._clean(str(body.get("error") or "no content"))[:200]
             raise BadResponseError(f"response carries no message: {detail}", model=self.name)
         return body
-
-    def _map_status(self, exc: anthropic.APIStatusError, msg: str) -> ModelError:
-        status = exc.status_code
-        msg = self._clean(msg)
-        if status in (401, 403):
-            what = "rejected the API key" if status == 401 else "denied access"
-            hint = f"check {self.key_env}" + (" and the base URL" if self.base_url else "")
-            return AuthenticationError(
-                f"{self._where()} {what} (HTTP {status}): {msg}; {hint}",
-                model=self.name,
-                status=status,
-            )
-        if status == 429:
-            return TransientModelError(
-                f"rate limited (HTTP 429): {msg}",
-                model=self.name,
-                status=429,
-                retry_after=retry_after_seconds(exc.response.headers),
-            )
-        # 529 is Anthropic's "overloaded"; 408 a request the server gave up waiting for.
-        if status >= 500 or status == 408:
-            return TransientModelError(
-                f"server error (HTTP {status}): {msg}",
-                model=self.name,
-                status=status,
-                retry_after=retry_after_seconds(exc.response.headers),
-            )
-        return ModelError(
-            f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
-        )
-
-    def _clean(self, text: str) -> str:
-        return redact(text, [self._key])
-
-    def _where(self) -> str:
-        return self.base_url or "the Anthropic API"
 
 
 def split_system(messages: list[dict[str, str]]) -> tuple[str, list[dict[str, str]]]:

@@ -6,9 +6,10 @@ import asyncio
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from tenacity import (
     AsyncRetrying,
@@ -108,6 +109,14 @@ def choice_cache_key(model: str, messages: tuple[tuple[str, str], ...], mcq: MCQ
     return "cp:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+class Limiter(Protocol):
+    """A concurrency limit shared beyond one process (e.g. a Ray actor all workers go through)."""
+
+    async def acquire(self, name: str, limit: int) -> Any: ...
+
+    def release(self, name: str, token: Any) -> None: ...
+
+
 class Model(ABC):
     """A model reachable by a ``provider/model`` string.
 
@@ -136,6 +145,9 @@ class Model(ABC):
         self.retry_max = retry_max
         self._sem: asyncio.Semaphore | None = None
         self._sem_loop: asyncio.AbstractEventLoop | None = None
+        # Set by a distributed executor: the per-process limit above stays, and this one caps the
+        # requests all processes together send to the same server.
+        self.limiter: Limiter | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -148,8 +160,19 @@ class Model(ABC):
             self._sem_loop = loop
         return self._sem
 
+    @asynccontextmanager
+    async def _global_slot(self) -> AsyncIterator[None]:
+        if self.limiter is None:
+            yield
+            return
+        token = await self.limiter.acquire(self.name, self.concurrency)
+        try:
+            yield
+        finally:
+            self.limiter.release(self.name, token)
+
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
-        async with self._semaphore():
+        async with self._semaphore(), self._global_slot():
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.max_retries + 1),
                 wait=_RetryWait(self.retry_base, self.retry_max),

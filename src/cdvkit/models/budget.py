@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from cdvkit.models.errors import BudgetExceeded
 
@@ -34,6 +35,16 @@ class Budget:
         if sent:
             self.calls += 1
             self.cost += cost
+
+    # The async pair is what RoleClient uses: a budget shared by several processes (a Ray actor,
+    # see cdvkit.executors.ray_executor) has to await its reservation and tie its settlement to it.
+    async def acquire(self) -> Any:
+        """Reserve one call; the returned token goes back to ``release``."""
+        self.reserve()
+        return None
+
+    def release(self, token: Any, cost: float, *, sent: bool = True) -> None:
+        self.settle(cost, sent=sent)
 
     @property
     def exhausted(self) -> bool:

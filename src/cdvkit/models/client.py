@@ -12,12 +12,27 @@ import contextvars
 import uuid
 from contextlib import nullcontext as _nullcontext
 from dataclasses import asdict, replace
-from typing import Any
+from typing import Any, Protocol
 
 from cdvkit.models.base import MCQ, GenerateRequest, Message, Model, Usage, choice_cache_key
 from cdvkit.models.budget import Budget
 from cdvkit.models.errors import ModelError, UnsupportedError
-from cdvkit.store import RunStore
+
+
+class CallStore(Protocol):
+    """What a RoleClient needs of a store: the run store, or a worker's streaming stand-in for it
+    (cdvkit.executors.events.EventRecorder) that the driver turns back into run-store rows."""
+
+    def get_call(self, key: str) -> dict[str, Any] | None: ...
+
+    def put_call(self, key: str, **fields: Any) -> None: ...
+
+    def transaction(self) -> Any: ...
+
+    def record_failure(
+        self, *, role: str, model: str, error: str, question_id: str | None
+    ) -> None: ...
+
 
 # Which question a call serves, so failures can be recorded against it without threading ids around.
 current_question: contextvars.ContextVar[str | None] = contextvars.ContextVar(
@@ -31,7 +46,7 @@ class RoleClient:
         model: Model,
         role: str,
         *,
-        store: RunStore | None = None,
+        store: CallStore | None = None,
         budget: Budget | None = None,
     ) -> None:
         self.model = model
@@ -73,21 +88,22 @@ class RoleClient:
                 completion_tokens=usage.completion_tokens,
                 cost=cost,
                 batch=batch,
+                question_id=current_question.get(),
             )
         else:
             self._memory[key] = value
 
     async def _paid(self, coro_fn: Any) -> Any:
-        self.budget.reserve()
+        token = await self.budget.acquire()
         try:
             result = await coro_fn()
         except UnsupportedError:
             # A capability probe (e.g. log-probs on a server without them): the caller falls
             # back to another method, so it is no failure of the run.
-            self.budget.settle(0.0)
+            self.budget.release(token, 0.0)
             raise
         except ModelError as exc:
-            self.budget.settle(0.0)
+            self.budget.release(token, 0.0)
             if self.store is not None:
                 self.store.record_failure(
                     role=self.role,
@@ -97,9 +113,9 @@ class RoleClient:
                 )
             raise
         except BaseException:
-            self.budget.settle(0.0, sent=False)
+            self.budget.release(token, 0.0, sent=False)
             raise
-        self.budget.settle(self.model.cost(result.usage))
+        self.budget.release(token, self.model.cost(result.usage))
         self.paid += 1
         return result
 

@@ -12,6 +12,9 @@ vocabularies ``" A"`` is usually one token distinct from ``"A"``. The continuati
 taken from the tokenization of the whole string (prompt + prefix + label) minus the prompt's
 tokens, as lm-evaluation-harness does, so tokenizers that treat a leading space specially still
 see the text they would see in a real reply.
+
+A directory holding a PEFT adapter (``adapter_config.json``, as ``cdv train`` writes by default)
+loads the base model the adapter names, then the adapter, merged into the weights in memory.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ from cdvkit.models.errors import BackendUnavailableError, ModelError
 T = TypeVar("T")
 
 DEFAULT_ANSWER_PREFIX = "Answer:"
+# Loading is not thread-safe: transformers' lazy first import fails in a second thread while the
+# first is still importing, and from_pretrained builds models under a process-wide "meta" default
+# device, so two models loading at once in worker threads (hf/base and hf/trained evaluated in
+# one command) catch each other's meta tensors. Loads take turns; inference does not.
+_LOAD_LOCK = threading.Lock()
 
 
 def _truthy_env(*names: str) -> bool:
@@ -133,6 +141,10 @@ class HFModel(Model):
     def _load(self) -> None:
         if self._model is not None:
             return
+        with _LOAD_LOCK:
+            self._load_now()
+
+    def _load_now(self) -> None:
         try:
             import torch
             from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -145,13 +157,23 @@ class HFModel(Model):
             "local_files_only": self.local_files_only,
             "trust_remote_code": self.trust_remote_code,
         }
+        adapter = adapter_base(self._source)
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self._source, **common)
+            tok_source = self._source if _has_tokenizer(self._source) or not adapter else adapter
+            tokenizer = AutoTokenizer.from_pretrained(tok_source, **common)
             model = AutoModelForCausalLM.from_pretrained(
-                self._source, **{_dtype_kwarg(): self._pick_dtype(torch, device)}, **common
+                adapter or self._source,
+                **{_dtype_kwarg(): self._pick_dtype(torch, device)},
+                **common,
             )
+            if adapter:
+                model = _apply_adapter(model, self._source)
+        except BackendUnavailableError:
+            raise
         except Exception as exc:
-            if Path(self._source).exists():
+            if adapter:
+                where = f" (a PEFT adapter on the base model {adapter!r})"
+            elif Path(self._source).exists():
                 where = ""
             elif self.local_files_only:
                 where = " (not a local directory, and not in the local Hugging Face cache)"
@@ -396,6 +418,50 @@ class HFModel(Model):
         weights = [math.exp(s - top) for s in scores]
         total = sum(weights)
         return ChoiceScores([w / total for w in weights], Usage(len(ctx_ids), 0))
+
+
+def adapter_base(source: str) -> str | None:
+    """The base model a PEFT adapter directory names, or None for an ordinary model.
+
+    ``cdv train`` saves LoRA adapters this way (``adapter_config.json`` naming the base model),
+    so ``hf/<output>`` works without merging. A directory that also holds a ``config.json`` is a
+    full model (e.g. merged weights) and loads as one.
+    """
+    path = Path(source)
+    cfg_file = path / "adapter_config.json"
+    if not cfg_file.is_file() or (path / "config.json").is_file():
+        return None
+    try:
+        base = json.loads(cfg_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
+    except (OSError, ValueError):
+        base = None
+    if not base:
+        raise BackendUnavailableError(
+            f"{cfg_file} names no base model (base_model_name_or_path)", model=f"hf/{source}"
+        )
+    if not Path(base).is_absolute() and (path / base).exists():
+        base = str((path / base).resolve())  # a base saved relative to the adapter
+    return str(base)
+
+
+def _has_tokenizer(source: str) -> bool:
+    path = Path(source)
+    return any(
+        (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")
+    )
+
+
+def _apply_adapter(model: Any, adapter_dir: str) -> Any:
+    try:
+        from peft import PeftModel
+    except ImportError:
+        raise BackendUnavailableError(
+            f"{adapter_dir} is a PEFT adapter; loading it needs peft: pip install 'cdvkit[train]'",
+            model=f"hf/{adapter_dir}",
+        ) from None
+    # Merged into the weights once at load: inference then runs the plain model, as fast as the
+    # base, and every code path below sees an ordinary transformers model.
+    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
 
 
 def _dtype_kwarg() -> str:

@@ -11,26 +11,21 @@ compatible servers differ in the fields they send and we must detect a body that
 
 from __future__ import annotations
 
-import asyncio
-import email.utils
 import json
 import math
-import os
-import re
-import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import openai
 
-from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Model, Usage
-from cdvkit.models.errors import (
-    AuthenticationError,
-    BadResponseError,
-    ModelError,
-    TransientModelError,
-    UnsupportedError,
+from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Usage
+from cdvkit.models.errors import BadResponseError, UnsupportedError
+from cdvkit.models.http_api import (
+    DEFAULT_TIMEOUT,
+    HostedModel,
+    price_from_table,
+    server_message,
 )
 
 # USD per million tokens (input, output), list prices of mid 2025. Only a default for cost
@@ -51,9 +46,6 @@ OPENAI_PRICES: dict[str, tuple[float, float]] = {
     "o3": (2.00, 8.00),
 }
 
-DEFAULT_TIMEOUT = 60.0
-# Keyless local servers still need some bearer token for the SDK to send a request.
-PLACEHOLDER_KEY = "not-needed"
 # A label missing from the top log-probs is less likely than the least likely one shown; how much
 # less is unknown, so it gets the smallest shown log-prob minus this margin (in nats).
 LOGPROB_FLOOR_MARGIN = 1.0
@@ -62,102 +54,7 @@ TOP_LOGPROBS = 20  # the most the OpenAI API allows
 
 def price_for(model_id: str) -> tuple[float, float] | None:
     """Default price of an OpenAI model; dated snapshots (gpt-4o-2024-08-06) use their family's."""
-    if model_id in OPENAI_PRICES:
-        return OPENAI_PRICES[model_id]
-    # Longest prefix first, so gpt-4o-mini-2024-07-18 is priced as gpt-4o-mini, not gpt-4o.
-    for family in sorted(OPENAI_PRICES, key=len, reverse=True):
-        if model_id.startswith(family + "-"):
-            return OPENAI_PRICES[family]
-    return None
-
-
-def parse_price(value: Any) -> tuple[float, float]:
-    """Read a ``price_per_mtok`` option: a pair of numbers or the string ``"in,out"``."""
-    if isinstance(value, str):
-        value = value.split(",")
-    try:
-        pin, pout = (float(v) for v in value)
-    except (TypeError, ValueError):
-        raise ValueError(
-            f"price_per_mtok must be two numbers (input, output per 1M tokens), got {value!r}"
-        ) from None
-    return pin, pout
-
-
-def retry_after_seconds(headers: Mapping[str, str] | None) -> float | None:
-    """Seconds a server asks us to wait, from ``retry-after-ms`` or ``Retry-After``."""
-    if not headers:
-        return None
-    ms = headers.get("retry-after-ms")
-    if ms:
-        try:
-            return max(float(ms) / 1000.0, 0.0)
-        except ValueError:
-            pass
-    value = headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(float(value), 0.0)
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return max(when.timestamp() - time.time(), 0.0)
-
-
-_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-\*\.]{4,})")
-
-
-def redact(text: str, secrets: Sequence[str]) -> str:
-    """Remove credentials from server text (OpenAI echoes a masked key in its 401 message)."""
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "***")
-    return _KEYLIKE.sub("sk-***", text)
-
-
-def server_message(exc: Exception) -> str:
-    """The server's own error text, short enough for a log line."""
-    body = getattr(exc, "body", None)
-    msg = ""
-    if isinstance(body, Mapping):
-        err = body.get("error", body)
-        if isinstance(err, Mapping):
-            msg = str(err.get("message") or "")
-        elif isinstance(err, str):
-            msg = err
-    if not msg:
-        response = getattr(exc, "response", None)
-        try:
-            msg = response.text if response is not None else ""
-        except Exception:  # an unread streaming body: the status alone will do
-            msg = ""
-    msg = msg or str(getattr(exc, "message", "") or "")
-    msg = " ".join(msg.split())
-    return msg[:300] + ("..." if len(msg) > 300 else "")
-
-
-async def read_text(raw: Any) -> str:
-    """Body of an SDK raw response as text.
-
-    SDK majors differ (``.text`` a property, a method, or a coroutine), so go to the underlying
-    HTTP response, whose ``aread`` is a no-op once the body has been read.
-    """
-    http = raw.http_response
-    await http.aread()
-    return str(http.text)
-
-
-def describe_connection_error(exc: BaseException) -> str:
-    """The SDK says only "Connection error."; the cause (refused, DNS, TLS) is what helps."""
-    cause = exc.__cause__ or exc.__context__
-    text = str(exc)
-    if cause is not None and str(cause) and str(cause) not in text:
-        text = f"{text} ({type(cause).__name__}: {cause})"
-    return text
+    return price_from_table(model_id, OPENAI_PRICES)
 
 
 def _error_code(exc: Exception) -> str:
@@ -169,9 +66,10 @@ def _error_code(exc: Exception) -> str:
     return ""
 
 
-class OpenAIModel(Model):
+class OpenAIModel(HostedModel):
     provider = "openai"
     supports_choice_probs = True
+    api_name = "the OpenAI API"
 
     def __init__(
         self,
@@ -194,76 +92,48 @@ class OpenAIModel(Model):
             raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
         super().__init__(
             spec,
+            name,
+            base_url=base_url,
+            base_url_env="OPENAI_BASE_URL",
+            api_key=api_key,
+            api_key_env=api_key_env,
+            timeout=timeout,
+            price_per_mtok=price_per_mtok,
+            # Priced by name even behind a gateway URL: over-counting a budget beats
+            # under-counting. A self-hosted (compatible) model has no list price.
+            default_price=None if compatible else price_for(name),
             concurrency=concurrency,
             max_retries=max_retries,
             retry_base=retry_base,
             retry_max=retry_max,
+            needs_base_url=(
+                "an OpenAI-compatible server needs a base URL (pass --base-url, the base_url "
+                "option, or set OPENAI_BASE_URL), e.g. http://localhost:8000/v1"
+                if compatible
+                else ""
+            ),
         )
         self.provider = "openai-compatible" if compatible else "openai"
-        self.model_id = name
         self.compatible = compatible
-        self.timeout = float(timeout)
-        self.key_env = api_key_env
-        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or None
-        if compatible and not self.base_url:
-            raise ValueError(
-                f"{spec}: an OpenAI-compatible server needs a base URL "
-                "(pass --base-url, the base_url option, or set OPENAI_BASE_URL), "
-                "e.g. http://localhost:8000/v1"
-            )
-        key = api_key or os.environ.get(api_key_env) or None
-        if key is None:
-            if not self.base_url:
-                raise AuthenticationError(
-                    f"no API key: set {api_key_env}, or give a base URL for a keyless server",
-                    model=spec,
-                )
-            key = PLACEHOLDER_KEY
-        self._key = key
-        if price_per_mtok is not None:
-            self.price_per_mtok = parse_price(price_per_mtok)
-        elif not compatible:
-            # Priced by name even behind a gateway URL: over-counting a budget beats under-counting.
-            self.price_per_mtok = price_for(name)
         # Newer OpenAI models refuse `max_tokens`; we switch once the server says so.
         self._tokens_param = "max_tokens"
-        self._clients: dict[int, tuple[asyncio.AbstractEventLoop, openai.AsyncOpenAI]] = {}
 
-    # --- client -----------------------------------------------------------------------------
-    def _client(self) -> openai.AsyncOpenAI:
-        # Pooled connections belong to the event loop that opened them, and cdvkit may run
-        # several loops in turn (tests, CLI commands): one client per loop.
-        loop = asyncio.get_running_loop()
-        held = self._clients.get(id(loop))
-        if held is not None and held[0] is loop:
-            return held[1]
-        self._clients = {k: v for k, v in self._clients.items() if not v[0].is_closed()}
-        kwargs: dict[str, Any] = {
-            "api_key": self._key,
-            "timeout": self.timeout,
-            "max_retries": 0,
-        }
-        if self.base_url:
-            kwargs["base_url"] = self.base_url
-        client = openai.AsyncOpenAI(**kwargs)
-        self._clients[id(loop)] = (loop, client)
-        return client
-
-    async def aclose(self) -> None:
-        loop = asyncio.get_running_loop()
-        held = self._clients.pop(id(loop), None)
-        if held is not None and held[0] is loop:
-            await held[1].close()
+    def _new_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(**kwargs)
 
     # --- one HTTP call ------------------------------------------------------------------------
     async def _post(self, kwargs: dict[str, Any], *, probing_logprobs: bool = False) -> Any:
         """Send one chat-completions request and return its JSON body as plain data."""
         try:
-            raw = await self._client().chat.completions.with_raw_response.create(
-                **kwargs, timeout=self.timeout
+            # The SDK's low-level post (its documented route for any endpoint) with the body as
+            # plain JSON: ``chat.completions.create`` walks every message through its type
+            # transformer first, which costs more CPU than the HTTP exchange and capped a run's
+            # throughput well below a 64-wide backend. The reply comes back as text, parsed here.
+            text = await self._client().post(
+                "/chat/completions", cast_to=str, body=kwargs, options={"timeout": self.timeout}
             )
         except openai.APIStatusError as exc:
-            msg = server_message(exc)
+            msg = server_message(exc, [self._key])
             if (
                 exc.status_code == 400
                 and self._tokens_param == "max_tokens"
@@ -281,26 +151,16 @@ class OpenAIModel(Model):
                     model=self.name,
                     status=exc.status_code,
                 ) from None
-            raise self._map_status(exc, msg) from None
+            quota = _error_code(exc) == "insufficient_quota"
+            raise self._map_status(exc, msg, quota_exhausted=quota) from None
         except openai.APITimeoutError:
-            raise TransientModelError(
-                f"request timed out after {self.timeout:g}s", model=self.name
-            ) from None
+            raise self._timed_out() from None
         except openai.APIConnectionError as exc:
-            raise TransientModelError(
-                f"cannot reach {self._where()}: {self._clean(describe_connection_error(exc))}",
-                model=self.name,
-            ) from None
-        text = await read_text(raw)
+            raise self._unreachable(exc) from None
         try:
             body = json.loads(text)
         except ValueError:
-            snippet = " ".join(text.split())[:120]
-            raise BadResponseError(
-                f"response from {self._where()} is not JSON: {self._clean(snippet)!r}",
-                model=self.name,
-                status=raw.http_response.status_code,
-            ) from None
+            raise self._not_json(text) from None
         if not isinstance(body, dict):
             raise BadResponseError("response is JSON but not an object", model=self.name)
         choices = body.get("choices")
@@ -311,44 +171,6 @@ class OpenAIModel(Model):
                 detail += f" (error: {self._clean(str(err))[:200]})"
             raise BadResponseError(f"response has {detail}", model=self.name)
         return body
-
-    def _map_status(self, exc: openai.APIStatusError, msg: str) -> ModelError:
-        status = exc.status_code
-        msg = self._clean(msg)
-        if status in (401, 403):
-            what = "rejected the API key" if status == 401 else "denied access"
-            hint = f"check {self.key_env}" + (" and the base URL" if self.base_url else "")
-            return AuthenticationError(
-                f"{self._where()} {what} (HTTP {status}): {msg}; {hint}",
-                model=self.name,
-                status=status,
-            )
-        if status == 429:
-            if _error_code(exc) == "insufficient_quota":
-                # Out of credit: waiting does not help, so stop instead of retrying for minutes.
-                return ModelError(f"quota exhausted (HTTP 429): {msg}", model=self.name, status=429)
-            return TransientModelError(
-                f"rate limited (HTTP 429): {msg}",
-                model=self.name,
-                status=429,
-                retry_after=retry_after_seconds(exc.response.headers),
-            )
-        if status >= 500 or status == 408:
-            return TransientModelError(
-                f"server error (HTTP {status}): {msg}",
-                model=self.name,
-                status=status,
-                retry_after=retry_after_seconds(exc.response.headers),
-            )
-        return ModelError(
-            f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
-        )
-
-    def _clean(self, text: str) -> str:
-        return redact(text, [self._key])
-
-    def _where(self) -> str:
-        return self.base_url or "the OpenAI API"
 
     # --- generation ---------------------------------------------------------------------------
     def _request_kwargs(self, request: GenerateRequest, n: int) -> dict[str, Any]:

@@ -250,9 +250,11 @@ def evaluation_section(entry: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def defenses_section(entries: list[dict[str, Any]]) -> str:
-    """Distracted accuracy and drop per model under each defense, on the first example set."""
-    labels = [e["defense"] for e in entries]
+def defense_comparison(
+    entries: list[dict[str, Any]],
+) -> tuple[list[str], list[list[str]], list[list[float | None]]]:
+    """Per model (rows) and defense (columns): "original → distracted (drop [CI])" cells and the
+    distracted accuracies, on each entry's first example set."""
     models = list(dict.fromkeys(m for e in entries for m in e["models"]))
     rows, values = [], []
     for model in models:
@@ -265,13 +267,25 @@ def defenses_section(entries: list[dict[str, Any]]) -> str:
                 vals.append(None)
                 continue
             o = r["overall"]
-            row.append(f"{pct(o['distracted'])} (drop {pct(o['drop'])})")
+            row.append(
+                f"{pct(o['original'])} → {pct(o['distracted'])} "
+                f"(drop {pct_ci(o['drop'], o.get('drop_ci'))})"
+            )
             vals.append(o["distracted"])
         rows.append(row)
         values.append(vals)
+    return models, rows, values
+
+
+def defenses_section(entries: list[dict[str, Any]]) -> str:
+    """Original and distracted accuracy per model under each defense, on the first example set."""
+    labels = [e["defense"] for e in entries]
+    models, rows, values = defense_comparison(entries)
     chart = svg.bar_chart(models, labels, values, title="Distracted accuracy per defense")
     return (
         "<h3>Defenses side by side</h3>"
+        "<p class='muted'>Accuracy on the original → the distracted questions, and the drop "
+        "with its confidence interval, per model (rows) and defense (columns).</p>"
         + _table(["model", *labels], rows)
         + f'<div class="charts">{chart}</div>'
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.reporting.html import ACC_HEADERS, accuracy_rows, pct
+from cdvkit.reporting.html import ACC_HEADERS, accuracy_rows, defense_comparison, pct
 
 
 def md_cell(text: object) -> str:
@@ -51,17 +51,9 @@ def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
     if not entries:
         out.append("Not evaluated yet (`cdv evaluate --run DIR --models ...`).\n")
     if len(entries) > 1:
-        models = list(dict.fromkeys(m for e in entries for m in e["models"]))
-        rows = []
-        for model in models:
-            row = [model]
-            for e in entries:
-                r = next(iter(e["results"].values()), {}).get(model)
-                o = r["overall"] if r else None
-                row.append(f"{pct(o['distracted'])} (drop {pct(o['drop'])})" if o else "–")
-            rows.append(row)
+        _, rows, _ = defense_comparison(entries)
         out += [
-            "### Defenses side by side (distracted accuracy)\n",
+            "### Defenses side by side (original → distracted accuracy, drop [CI])\n",
             _table(["model", *[e["defense"] for e in entries]], rows),
         ]
     for e in entries:

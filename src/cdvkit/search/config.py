@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
+# Role options that hold a credential: they reach the backend, never the run store or a report.
+SECRET_OPTIONS = frozenset({"api_key"})
 
 
 @dataclass
@@ -52,6 +54,7 @@ class GenerateConfig:
     prefilter: str | None = None  # path of a model saved by `cdv prefilter train`
     prefilter_threshold: float = 0.3
     proposer_temperature: float = 0.7
+    proposer_batch: bool = False  # True: one proposer call per node for all its wrong options
     # throughput
     concurrency: int = 16
     model_concurrency: int = 8
@@ -62,7 +65,17 @@ class GenerateConfig:
     )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as the run store keeps them: a key from the config file is masked."""
+        d = asdict(self)
+        d["roles"] = {
+            role: (
+                {k: "***" if k in SECRET_OPTIONS and v else v for k, v in opts.items()}
+                if isinstance(opts, dict)
+                else opts
+            )
+            for role, opts in d["roles"].items()
+        }
+        return d
 
     @classmethod
     def from_sources(
@@ -101,6 +114,15 @@ class GenerateConfig:
         from cdvkit.models.registry import split_spec
         from cdvkit.search.strategies import STRATEGIES
 
+        where = "under [roles.target], [roles.proposer], [roles.judge] or [roles.extractor]"
+        if not isinstance(self.roles, dict):
+            raise ValueError(f"roles: per-role options go {where}")
+        for role, opts in self.roles.items():
+            # A typo here would silently drop the options, the role's API key among them.
+            if role not in ("target", "proposer", "judge", "extractor"):
+                raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
+            if not isinstance(opts, dict):
+                raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
         for role in ("target", "proposer", "judge", "extractor"):

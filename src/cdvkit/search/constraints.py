@@ -96,6 +96,19 @@ class SemanticSimilarity:
         return Verdict(ok, "" if ok else f"similarity {sim:.2f} < {self.floor}", float(sim))
 
 
+def _yes_no(value: Any) -> bool:
+    """A verdict's true/false; anything else (null, "maybe", a list) is no verdict at all."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        word = value.strip().strip(".").lower()
+        if word in ("true", "yes"):
+            return True
+        if word in ("false", "no"):
+            return False
+    raise ValueError(f"changes_answer is not true or false: {str(value)[:40]!r}")
+
+
 class LLMJudge:
     """Asks the judge model whether the added context changes the ORIGINAL question's answer.
 
@@ -117,12 +130,10 @@ class LLMJudge:
             reply = await self.client.complete(req, sample=attempt)
             try:
                 obj = parse_json_object(reply)
-                changes = obj["changes_answer"]
-                if isinstance(changes, str):
-                    changes = changes.strip().lower() in ("true", "yes")
+                changes = _yes_no(obj["changes_answer"])
                 reason = str(obj.get("reason", ""))
-            except (MalformedJSON, KeyError) as exc:
+            except (MalformedJSON, KeyError, ValueError) as exc:
                 last = str(exc)
                 continue
-            return Verdict(not bool(changes), reason)
+            return Verdict(not changes, reason)
         return Verdict(False, f"judge gave no valid verdict after {self.retries} tries ({last})")

@@ -6,9 +6,14 @@ import random
 from dataclasses import dataclass
 from typing import Protocol
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.client import RoleClient
-from cdvkit.prompts import clean_proposal, proposer_request
+from cdvkit.prompts import (
+    clean_proposal,
+    parse_batch_proposals,
+    proposer_batch_request,
+    proposer_request,
+)
 from cdvkit.search.node import Node
 
 
@@ -60,13 +65,29 @@ class TemplateProposer:
 class LLMProposer:
     """The paper's proposer: an LLM writes one subtle sentence for the targeted wrong option."""
 
-    def __init__(self, client: RoleClient, *, temperature: float = 0.7) -> None:
+    def __init__(
+        self, client: RoleClient, *, temperature: float = 0.7, batch: bool = False
+    ) -> None:
         self.client = client
         self.temperature = temperature
+        self.batch = batch
         self.name = client.name
 
     async def propose(self, ctx: ProposalContext) -> str:
         node = ctx.node
+        if self.batch:
+            # Every wrong option of the node builds the same request, so the options' concurrent
+            # propose() calls share one paid call (the client deduplicates requests in flight and
+            # caches the reply); each reads its own sentence from the JSON.
+            req = proposer_batch_request(
+                node.question,
+                node.choices,
+                node.answer,
+                node.wrong_indices,
+                temperature=self.temperature,
+            )
+            text = await self.client.complete(req, sample=ctx.attempt)
+            return parse_batch_proposals(text).get(LETTERS[ctx.target], "")
         # Same node text and target give the same request: served from the cache, never paid twice.
         req = proposer_request(
             node.question,

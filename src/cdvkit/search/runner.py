@@ -2,21 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cdvkit.data.question import Question
+from cdvkit.executors.base import Executor, ExecutorUnavailableError
 from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
-from cdvkit.models.client import RoleClient, current_question
-from cdvkit.models.errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    BudgetExceeded,
-    ModelError,
-)
+from cdvkit.models.client import CallStore, RoleClient
+from cdvkit.models.errors import BackendUnavailableError, ModelError
 from cdvkit.models.registry import load_model
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.constraints import Constraint, LeakCheck, LengthRatio, LLMJudge
@@ -25,8 +20,6 @@ from cdvkit.search.goal import TargetGoal
 from cdvkit.search.proposers import LLMProposer, Proposer, TemplateProposer
 from cdvkit.search.strategies import make_strategy
 from cdvkit.store import RunStore
-
-FATAL = (AuthenticationError, BackendUnavailableError)
 
 
 class ConfigMismatchError(ValueError):
@@ -46,7 +39,7 @@ class Roles:
 
 def build_roles(
     cfg: GenerateConfig,
-    store: RunStore | None,
+    store: CallStore | None,
     budget: Budget,
     models: dict[str, Model] | None = None,
 ) -> Roles:
@@ -80,9 +73,10 @@ def build_roles(
     )
 
 
-def build_searcher(cfg: GenerateConfig, roles: Roles, store: RunStore | None) -> Searcher:
+def build_searcher(cfg: GenerateConfig, roles: Roles, store: Any | None) -> Searcher:
+    """The search of one question; ``store`` is the run store or a worker's EventRecorder."""
     proposer: Proposer = (
-        LLMProposer(roles.proposer, temperature=cfg.proposer_temperature)
+        LLMProposer(roles.proposer, temperature=cfg.proposer_temperature, batch=cfg.proposer_batch)
         if roles.proposer
         else TemplateProposer()
     )
@@ -158,71 +152,39 @@ async def run_search(
     *,
     models: dict[str, Model] | None = None,
     on_question_done: Callable[[str, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> RunOutcome:
-    budget = Budget(cfg.max_calls, cfg.max_cost, calls=store.paid_calls(), cost=store.total_cost())
+    """Search every unfinished question of ``store``; ``executor`` decides where (default: here).
+
+    Whatever the executor, this process is the only writer of ``store``.
+    """
+    from cdvkit.executors import LocalExecutor
+
+    executor = executor or LocalExecutor()
     outcome = RunOutcome()
     try:
-        roles = build_roles(cfg, store, budget, models)
-        searcher = build_searcher(cfg, roles, store)
-    except (ValueError, ModelError) as exc:
-        # A model that cannot be built stops the run before anything is paid.
-        outcome.fatal = str(exc)
-        return outcome
-    if cfg.prefilter:
         try:
-            from cdvkit.prefilter import skip_in_store
-
-            skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
-        except (ImportError, OSError, ValueError) as exc:
-            outcome.fatal = f"prefilter: {exc}"
+            await executor.open(cfg, store, models)
+        except (ValueError, ModelError, ExecutorUnavailableError) as exc:
+            # A model (or worker) that cannot be built stops the run before anything is paid.
+            outcome.fatal = str(exc)
             return outcome
-    todo = [
-        d["question"]
-        for d in store.questions()
-        if d["status"] in ("pending", "running", "incomplete", "failed")
-    ]
-    stop = asyncio.Event()
-    sem = asyncio.Semaphore(max(cfg.concurrency, 1))
-
-    async def one(q: Question) -> None:
-        async with sem:
-            if stop.is_set():
-                return
-            current_question.set(q.id)
-            # A replay rewrites the tree whole; its calls come back from the cache for free.
-            store.clear_nodes(q.id)
-            store.set_question_status(q.id, "running")
+        if cfg.prefilter:
             try:
-                result = await searcher.search(q)
-            except BudgetExceeded as exc:
-                store.set_question_status(q.id, "incomplete", error=str(exc))
-                outcome.stopped = str(exc)
-                stop.set()
-                return
-            except FATAL:
-                store.set_question_status(q.id, "incomplete")
-                raise
-            except ModelError as exc:
-                store.set_question_status(q.id, "failed", error=str(exc))
-                outcome.errors.append(f"question {q.id}: {exc}")
-                if on_question_done:
-                    on_question_done(q.id, "failed")
-                return
-            store.set_question_status(q.id, result.status, original_rate=result.original_rate)
-            if on_question_done:
-                on_question_done(q.id, result.status)
+                from cdvkit.prefilter import skip_in_store
 
-    tasks = [asyncio.create_task(one(q)) for q in todo]
-    try:
-        await asyncio.gather(*tasks)
-    except FATAL as exc:
-        for t in tasks:
-            t.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        outcome.fatal = str(exc)
+                skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
+            except (ImportError, OSError, ValueError) as exc:
+                outcome.fatal = f"prefilter: {exc}"
+                return outcome
+        todo = [
+            d["question"]
+            for d in store.questions()
+            if d["status"] in ("pending", "running", "incomplete", "failed")
+        ]
+        await executor.run(todo, store, outcome, on_question_done)
     finally:
-        for r in roles.all():
-            await r.model.aclose()
+        await executor.aclose()
     return outcome
 
 

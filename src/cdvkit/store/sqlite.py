@@ -65,6 +65,13 @@ CREATE TABLE IF NOT EXISTS calls (
     batch TEXT,
     created REAL NOT NULL
 );
+-- Which question's search paid for a call: a distributed executor ships a question's own calls
+-- to the worker that replays it. Added without a schema bump: older stores simply lack rows.
+CREATE TABLE IF NOT EXISTS call_owners (
+    question_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    PRIMARY KEY (question_id, key)
+);
 CREATE TABLE IF NOT EXISTS failures (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     question_id TEXT,
@@ -110,16 +117,25 @@ class RunStore:
         self.db = sqlite3.connect(
             str(self.run_dir / DB_NAME), isolation_level=None, check_same_thread=False, timeout=30
         )
-        self.db.row_factory = sqlite3.Row
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self._check_version()
-        if not readonly:
-            self.db.executescript(_SCHEMA)
-            self._set_meta_default("schema_version", str(SCHEMA_VERSION))
-            self._set_meta_default("created_by", f"cdvkit {__version__}")
-            self._set_meta_default("created", str(time.time()))
-        self._seq = self._max_seq()
+        try:
+            self.db.row_factory = sqlite3.Row
+            self._check_version()  # first: a refused database is left byte for byte as it was
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if not readonly:
+                self.db.executescript(_SCHEMA)
+                self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+                self._set_meta_default("created_by", f"cdvkit {__version__}")
+                self._set_meta_default("created", str(time.time()))
+            self._seq = self._max_seq()
+        except BaseException as exc:
+            self.close()  # a refused directory stays as it was, and unlocked
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise IncompatibleRunError(
+                    f"cannot use {self.run_dir / DB_NAME} as a cdvkit run store ({exc}); "
+                    "cdv will not write to it. Use a new --run-dir, or move the file away."
+                ) from None
+            raise
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self) -> None:
@@ -140,9 +156,15 @@ class RunStore:
             "SELECT name FROM sqlite_master WHERE type='table' AND name='meta'"
         ).fetchone()
         if not has_meta:
+            if self.db.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchone():
+                # Another program's database: adding the run tables to it would corrupt it.
+                raise IncompatibleRunError(
+                    f"{self.run_dir / DB_NAME} is an SQLite database but not a cdvkit run "
+                    "store; cdv will not write to it. Use a new --run-dir."
+                )
             return
         row = self.db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
-        if row is not None and int(row[0]) != SCHEMA_VERSION:
+        if row is not None and str(row[0]).strip() != str(SCHEMA_VERSION):
             created = self.get_meta("created_by") or "an unknown version"
             raise IncompatibleRunError(
                 f"run directory {self.run_dir} was written by {created} (store schema {row[0]}); "
@@ -294,23 +316,51 @@ class RunStore:
         completion_tokens: int = 0,
         cost: float = 0.0,
         batch: str | None = None,
+        question_id: str | None = None,
     ) -> None:
-        self._exec(
-            "INSERT OR IGNORE INTO calls(key, model, role, request, response, prompt_tokens, "
-            "completion_tokens, cost, batch, created) VALUES (?,?,?,?,?,?,?,?,?,?)",
-            (
-                key,
-                model,
-                role,
-                json.dumps(request),
-                json.dumps(response),
-                prompt_tokens,
-                completion_tokens,
-                cost,
-                batch,
-                time.time(),
-            ),
-        )
+        with self._mutex:
+            # The call and its owner land together, unless a caller's transaction groups them.
+            own = question_id is not None and not self.db.in_transaction
+            if own:
+                self.db.execute("BEGIN")
+            try:
+                self.db.execute(
+                    "INSERT OR IGNORE INTO calls(key, model, role, request, response, "
+                    "prompt_tokens, completion_tokens, cost, batch, created) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        key,
+                        model,
+                        role,
+                        json.dumps(request),
+                        json.dumps(response),
+                        prompt_tokens,
+                        completion_tokens,
+                        cost,
+                        batch,
+                        time.time(),
+                    ),
+                )
+                if question_id is not None:
+                    self.db.execute(
+                        "INSERT OR IGNORE INTO call_owners(question_id, key) VALUES (?, ?)",
+                        (question_id, key),
+                    )
+            except BaseException:
+                if own:
+                    self.db.execute("ROLLBACK")
+                raise
+            if own:
+                self.db.execute("COMMIT")
+
+    def calls_for_question(self, qid: str) -> dict[str, dict[str, Any]]:
+        """The cached responses of the calls ``qid``'s search paid for, by key."""
+        rows = self._exec(
+            "SELECT c.key, c.response FROM call_owners o JOIN calls c ON c.key = o.key "
+            "WHERE o.question_id=?",
+            (qid,),
+        ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
 
     def paid_calls(self) -> int:
         """Model requests actually sent: a batch of samples from one request counts once."""

@@ -1,0 +1,113 @@
+"""What every executor shares: the per-question search step and the executor interface.
+
+The search of one question (``search_question``) is the same code whichever executor runs it; an
+executor only decides where it runs and how its writes reach the run store.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cdvkit.data.question import Question
+from cdvkit.models.client import current_question
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    BudgetExceeded,
+    ModelError,
+)
+
+if TYPE_CHECKING:
+    from cdvkit.models.base import Model
+    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.engine import Searcher
+    from cdvkit.search.runner import RunOutcome
+    from cdvkit.store import RunStore
+
+# Errors no other question would escape: the whole run stops.
+FATAL = (AuthenticationError, BackendUnavailableError)
+
+OnQuestionDone = Callable[[str, str], None]
+
+
+class ExecutorUnavailableError(RuntimeError):
+    """The executor asked for cannot run here (its optional dependency is missing)."""
+
+
+class QuestionRecorder(Protocol):
+    """Where a question's progress goes: the run store itself, or a worker's event stream."""
+
+    def clear_nodes(self, qid: str) -> None: ...
+
+    def set_question_status(
+        self,
+        qid: str,
+        status: str,
+        *,
+        original_rate: float | None = None,
+        error: str | None = None,
+    ) -> None: ...
+
+
+@dataclass(frozen=True)
+class QuestionEnd:
+    """How one question's search ended, in plain values so it crosses process boundaries."""
+
+    question_id: str
+    kind: str  # "ok" | "failed" (a model error) | "budget" | "fatal"
+    status: str  # the question's stored status
+    message: str | None = None
+
+
+async def search_question(searcher: Searcher, q: Question, rec: QuestionRecorder) -> QuestionEnd:
+    """Search one question and record its status; the same code runs in every executor."""
+    current_question.set(q.id)
+    # A replay rewrites the tree whole; its calls come back from the cache for free.
+    rec.clear_nodes(q.id)
+    rec.set_question_status(q.id, "running")
+    try:
+        result = await searcher.search(q)
+    except BudgetExceeded as exc:
+        rec.set_question_status(q.id, "incomplete", error=str(exc))
+        return QuestionEnd(q.id, "budget", "incomplete", str(exc))
+    except FATAL as exc:
+        rec.set_question_status(q.id, "incomplete")
+        return QuestionEnd(q.id, "fatal", "incomplete", str(exc))
+    except ModelError as exc:
+        rec.set_question_status(q.id, "failed", error=str(exc))
+        return QuestionEnd(q.id, "failed", "failed", str(exc))
+    rec.set_question_status(q.id, result.status, original_rate=result.original_rate)
+    return QuestionEnd(q.id, "ok", result.status)
+
+
+class Executor(ABC):
+    """Runs a run's questions somewhere; the driver process always owns the run store."""
+
+    name: str = ""
+    distributed: bool = False  # True: work runs in other processes, the store stays here
+
+    @abstractmethod
+    async def open(
+        self, cfg: GenerateConfig, store: RunStore, models: dict[str, Model] | None
+    ) -> None:
+        """Build the model backends; errors here (ValueError, ModelError) stop the run unpaid."""
+
+    @abstractmethod
+    async def run(
+        self,
+        todo: list[Question],
+        store: RunStore,
+        outcome: RunOutcome,
+        on_question_done: OnQuestionDone | None = None,
+    ) -> None:
+        """Search ``todo``, recording everything in ``store`` as it happens."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release backends and workers."""
+
+    async def evaluate(self, sets: list[Any], models: list[str], **kwargs: Any) -> dict[str, Any]:
+        """Distributed `cdv evaluate`; the local path lives in cdvkit.evaluation itself."""
+        raise NotImplementedError(f"the {self.name} executor does not evaluate")
