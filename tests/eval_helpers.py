@@ -11,7 +11,7 @@ from cdvkit.models.scripted import REGISTRY
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.runner import prepare_store, run_search
 from cdvkit.store import RunStore
-from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, scripted
+from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, per_option, scripted
 
 QUESTIONS = [
     SKY,
@@ -34,8 +34,9 @@ def xss_target(questions: list[Question]):
     return respond
 
 
-def xss_proposer(req: GenerateRequest, sample: int) -> str:
-    return f"{marking_proposer(req, sample)} {XSS_DISTRACTION}"
+xss_proposer = per_option(
+    lambda wrong: f"{MARK}: people often talk about {wrong} here. {XSS_DISTRACTION}"
+)
 
 
 def defended_responder(questions: list[Question], marker: str):

@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
-from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_SYSTEM, TARGET_SYSTEM
+from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_BATCH_SYSTEM, PROPOSER_SYSTEM, TARGET_SYSTEM
 from cdvkit.store import RunStore
 
 QUESTIONS = [
@@ -32,9 +32,17 @@ def reply_for(messages: list[dict]) -> tuple[str, str]:
     """(role, text): the server tells roles apart by their system prompts, as a real one can't."""
     system = messages[0]["content"]
     user = messages[-1]["content"]
-    if system == PROPOSER_SYSTEM:
+    if system == PROPOSER_SYSTEM:  # one wrong option per request (the reference's pattern)
         wrong = re.search(r"Wrong option to make plausible: (.*)", user).group(1)
         return "proposer", f"{HOOK} many people have lately been talking about {wrong}."
+    if system == PROPOSER_BATCH_SYSTEM:  # the default: every wrong option in one request
+        listed = user.split("Wrong options to make plausible:\n")[1].split("\n\n")[0]
+        options = (re.match(r"([A-Z])\. (.*)", line) for line in listed.splitlines())
+        sentences = {
+            m.group(1): f"{HOOK} many people have lately been talking about {m.group(2)}."
+            for m in options
+        }
+        return "proposer", "Here you go:\n```json\n" + json.dumps(sentences) + "\n```"
     if system == JUDGE_SYSTEM:
         # Refuse the distractions aimed at the 'milk' option, approve the others.
         changes = "milk" in user.split("Question with added context:")[1]

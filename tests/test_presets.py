@@ -245,7 +245,8 @@ async def test_judge_last_never_expands_an_invalid_node():
     searcher = build_searcher(cfg, build_roles(cfg, None, Budget(), models), None)
     result = await searcher.search(SKY)
     children = [n for n in result.nodes if n.path != "r"]
-    assert result.expansions == 1 and len(proposer.calls) == 3
+    # One expansion (the root): one batched proposer call for its three wrong options.
+    assert result.expansions == 1 and len(proposer.calls) == 1
     assert len(children) == 3 and all(n.depth == 2 for n in children)
     assert all(n.status == ns.REJECTED and n.verdicts["judge"]["passed"] is False for n in children)
 
@@ -307,3 +308,39 @@ async def test_reference_run_costs_by_role(tmp_path):
         assert s["by_role"]["target"]["calls"] == 5 * len(measured)
         assert s["by_role"]["extractor"]["calls"] == 5 * len(measured)
         assert store.get_config()["preset"] == "reference"
+
+
+async def _one_expansion(proposer_reply, **cfg_options):
+    proposer = scripted("p", proposer_reply)
+    models = {
+        "target": scripted("t", oracle_responder([SKY], fooled_at=1)),
+        "proposer": proposer,
+    }
+    cfg = GenerateConfig(
+        target="scripted/t",
+        proposer="scripted/p",
+        similarity_floor=0,
+        max_expansions=1,
+        max_good=10,
+        **cfg_options,
+    )
+    searcher = build_searcher(cfg, build_roles(cfg, None, Budget(), models), None)
+    result = await searcher.search(SKY)
+    return proposer, [n for n in result.nodes if n.path != "r"]
+
+
+@pytest.mark.parametrize("batch, calls", [(True, 1), (False, 3)])
+async def test_the_batched_proposer_pays_one_call_per_node(batch, calls):
+    proposer, children = await _one_expansion(marking_proposer, proposer_batch=batch)
+    assert len(proposer.calls) == calls
+    # Either way every wrong option gets its own sentence, and the example is found.
+    assert sorted(n.target_option for n in children) == ["green", "red", "yellow"]
+    assert all(n.target_option in n.distraction for n in children)
+    assert all(n.status == ns.GOOD for n in children)
+
+
+async def test_a_batched_reply_that_is_not_json_rejects_its_children():
+    proposer, children = await _one_expansion(lambda req, i: "Sure! Here are three sentences.")
+    assert len(proposer.calls) == 1 and len(children) == 3
+    assert all(n.status == ns.REJECTED for n in children)
+    assert all(n.verdicts["proposer"]["reason"] == "empty proposal" for n in children)

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from cdvkit.models.http_api import server_message
-from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_SYSTEM
+from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_BATCH_SYSTEM, PROPOSER_SYSTEM
 from cdvkit.search.config import GenerateConfig
 from loopback_server import Reply, Seen, completion, oracle_letter, serving
 
@@ -57,6 +57,9 @@ def route_for(originals: dict[str, str]):
         system = req.body["messages"][0]["content"]
         if system == PROPOSER_SYSTEM:
             return Reply(json=completion(["People often chat about this at lunch."] * req.n))
+        if system == PROPOSER_BATCH_SYSTEM:
+            sentences = json.dumps({x: "People often chat about this at lunch." for x in "ABCD"})
+            return Reply(json=completion([sentences] * req.n))
         if system == JUDGE_SYSTEM:
             verdict = json.dumps({"changes_answer": False, "reason": "unrelated"})
             return Reply(json=completion([verdict] * req.n))

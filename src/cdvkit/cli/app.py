@@ -112,6 +112,20 @@ def generate(
         str | None,
         typer.Option(help="efficient (cheap defaults) | reference (the paper's call pattern)."),
     ] = None,
+    proposer_batch: Annotated[
+        bool | None,
+        typer.Option(
+            "--proposer-batch/--no-proposer-batch",
+            help="One proposer call per node for all wrong options (default), or one per option.",
+        ),
+    ] = None,
+    judge_last: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge-last/--no-judge-last",
+            help="Ask the LLM judge only about examples and nodes to expand (default), or all.",
+        ),
+    ] = None,
     prefilter: Annotated[
         Path | None,
         typer.Option(help="Enhanceability model from `cdv prefilter train`: skip hopeless ones."),
@@ -173,6 +187,8 @@ def generate(
             similarity_floor=similarity_floor,
             concurrency=concurrency,
             preset=preset,
+            proposer_batch=proposer_batch,
+            judge_last=judge_last,
             prefilter=str(prefilter) if prefilter is not None else None,
             prefilter_threshold=prefilter_threshold,
         )

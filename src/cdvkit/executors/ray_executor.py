@@ -376,11 +376,15 @@ class RayExecutor(Executor):
             num_gpus=self.gpus_per_worker,
             max_concurrency=10_000,  # questions at once are bounded by the driver
         )
-        self._actors = [
-            remote_cls.remote(*args, self.budget_actor, limiter)
-            for _ in range(self._pool_size(ray))
-        ]
-        errors = await asyncio.gather(*(a.ready.remote() for a in self._actors))
+        try:
+            self._actors = [
+                remote_cls.remote(*args, self.budget_actor, limiter)
+                for _ in range(self._pool_size(ray))
+            ]
+            errors = await asyncio.gather(*(a.ready.remote() for a in self._actors))
+        except (ray.exceptions.RayError, TypeError) as exc:
+            # E.g. ready-made backends (models=...) that cannot be pickled to the workers.
+            raise ExecutorUnavailableError(f"the Ray workers could not start: {exc}") from exc
         problem = next((e for e in errors if e), None)
         if problem:
             raise ValueError(problem)

@@ -36,7 +36,7 @@ class GenerateConfig:
     sequential: bool = False
     batch_samples: bool = True  # False: one request per sample (the reference's pattern)
     always_extract: bool = False  # True: every answer goes to the extractor (the reference's)
-    judge_last: bool = False  # True: the LLM judge only sees children the target fails
+    judge_last: bool = True  # the LLM judge sees only children the target fails and nodes expanded
     # strategy and budgets
     strategy: str = "best-first"
     k: float = 2.0
@@ -54,7 +54,7 @@ class GenerateConfig:
     prefilter: str | None = None  # path of a model saved by `cdv prefilter train`
     prefilter_threshold: float = 0.3
     proposer_temperature: float = 0.7
-    proposer_batch: bool = False  # True: one proposer call per node for all its wrong options
+    proposer_batch: bool = True  # one proposer call per node for all its wrong options
     # throughput
     concurrency: int = 16
     model_concurrency: int = 8

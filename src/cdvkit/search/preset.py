@@ -5,10 +5,11 @@
   sample, and every answer goes to the extractor whether it parses or not; best-first with
   ``exp(K / rate) * depth ** -N``, ``max_try`` = 10 expansions, ``max_good`` = 3, no depth limit.
   It exists so cdvkit's savings can be measured against it, not for everyday use.
-- ``efficient``: cdvkit's cheap settings: exact scoring from choice probabilities where the backend
-  offers them (one call per node), otherwise n samples from one request; answers parsed locally
-  with the extractor only on a parse failure; and the LLM judge asked only about children the
-  target fails and nodes about to be expanded (``judge_last``).
+- ``efficient``: cdvkit's cheap settings, which are also the defaults: exact scoring from choice
+  probabilities where the backend offers them (one call per node), otherwise n samples from one
+  request; answers parsed locally with the extractor only on a parse failure; one proposer call
+  per node for all its wrong options (``proposer_batch``); and the LLM judge asked only about
+  children the target fails and nodes about to be expanded (``judge_last``).
 
 Precedence is defaults < preset < config file < command line: a preset only fills in what the
 user did not set.
