@@ -55,7 +55,7 @@ async def run(args: argparse.Namespace) -> None:
         for name, cfg, qs in (
             (f"cdvkit: {len(questions)} questions concurrently", base, questions),
             (
-                f"one question at a time (reference pattern), first {args.sequential_questions}",
+                f"one at a time (the reference's scheduling), first {args.sequential_questions}",
                 replace(base, concurrency=1),
                 questions[: args.sequential_questions],
             ),

@@ -162,8 +162,8 @@ class AnthropicModel(HostedModel):
                 kwargs = {k: v for k, v in kwargs.items() if k != "extra_body"}
                 return await self._post(kwargs)
             raise self._map_status(exc, msg) from None
-        except anthropic.APITimeoutError:
-            raise self._timed_out() from None
+        except anthropic.APITimeoutError as exc:
+            raise self._timed_out(exc) from None
         except anthropic.APIConnectionError as exc:
             raise self._unreachable(exc) from None
         text = await read_text(raw)

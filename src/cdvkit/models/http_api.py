@@ -249,7 +249,14 @@ class HostedModel(Model):
             f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
         )
 
-    def _timed_out(self) -> TransientModelError:
+    def _timed_out(self, exc: BaseException | None = None) -> TransientModelError:
+        # Some transports (the SDK's aiohttp one) report a refused or failed connection as a
+        # connect timeout; the cause tells the two apart, and "cannot reach" is what helps then.
+        cause = exc
+        while cause is not None:
+            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+                return self._unreachable(exc)  # type: ignore[arg-type]
+            cause = cause.__cause__ or cause.__context__
         return TransientModelError(f"request timed out after {self.timeout:g}s", model=self.name)
 
     def _unreachable(self, exc: BaseException) -> TransientModelError:

@@ -52,6 +52,20 @@ LOGPROB_FLOOR_MARGIN = 1.0
 TOP_LOGPROBS = 20  # the most the OpenAI API allows
 
 
+def _http_client(timeout: float) -> Any:
+    """The SDK's aiohttp transport where it is installed, else its default (httpx).
+
+    With 64 requests in flight the httpx connection pool rescans every connection for each
+    request and reply, which made the client, not the server, the bottleneck of a run
+    (bench/throughput.py); the SDK's aiohttp transport does the same work at a fraction of the
+    CPU. Both raise the SDK's own error types, so the error mapping above holds for either.
+    """
+    try:
+        return openai.DefaultAioHttpClient(timeout=timeout)
+    except (AttributeError, RuntimeError):
+        return None
+
+
 def price_for(model_id: str) -> tuple[float, float] | None:
     """Default price of an OpenAI model; dated snapshots (gpt-4o-2024-08-06) use their family's."""
     return price_from_table(model_id, OPENAI_PRICES)
@@ -119,7 +133,7 @@ class OpenAIModel(HostedModel):
         self._tokens_param = "max_tokens"
 
     def _new_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
-        return openai.AsyncOpenAI(**kwargs)
+        return openai.AsyncOpenAI(**kwargs, http_client=_http_client(self.timeout))
 
     # --- one HTTP call ------------------------------------------------------------------------
     async def _post(self, kwargs: dict[str, Any], *, probing_logprobs: bool = False) -> Any:
@@ -153,8 +167,8 @@ class OpenAIModel(HostedModel):
                 ) from None
             quota = _error_code(exc) == "insufficient_quota"
             raise self._map_status(exc, msg, quota_exhausted=quota) from None
-        except openai.APITimeoutError:
-            raise self._timed_out() from None
+        except openai.APITimeoutError as exc:
+            raise self._timed_out(exc) from None
         except openai.APIConnectionError as exc:
             raise self._unreachable(exc) from None
         try:
