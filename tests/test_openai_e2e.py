@@ -99,13 +99,18 @@ def server():
     srv.server_close()
 
 
-def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch):
-    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+@pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
+def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch, provider):
+    # `openai/` needs a key (any value for a local server); `openai-compatible/` needs none.
+    if provider == "openai":
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-local-test-key-0000")
+    else:
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     data = tmp_path / "q.json"
     data.write_text(json.dumps(QUESTIONS))
     args = [
-        "generate", "--data", str(data), "--target", "openai-compatible/target-model",
-        "--proposer", "openai-compatible/proposer-model", "--judge", "openai-compatible/judge",
+        "generate", "--data", str(data), "--target", f"{provider}/target-model",
+        "--proposer", f"{provider}/proposer-model", "--judge", f"{provider}/judge",
         "--base-url", server, "--samples", "3", "--similarity-floor", "0",
         "--run-dir", str(tmp_path / "run"), "--json",
     ]  # fmt: skip

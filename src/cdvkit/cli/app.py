@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cdvkit import __version__
+from cdvkit.cli.common import USER_ERRORS, console, err
+from cdvkit.cli.common import fail as _fail
 
 app = typer.Typer(
     name="cdv",
@@ -26,17 +26,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
-err = Console(stderr=True)
-
-# Errors a user can act on: shown as one line, never as a traceback.
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # Messages often start with "[provider/model]", which rich would read as markup.
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _version(value: bool) -> None:

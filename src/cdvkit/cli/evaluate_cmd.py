@@ -1,7 +1,7 @@
 """`cdv evaluate`, `cdv report` and `cdv export`.
 
-Registered on the main app with ``register(app)``. This module keeps its own consoles instead of
-importing the app module, so the app can import it at any point without an import cycle.
+Registered on the main app with ``register(app)``; consoles and error reporting come from
+``cdvkit.cli.common``, so this module never imports the app (no import cycle).
 """
 
 from __future__ import annotations
@@ -13,22 +13,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
+from cdvkit.cli.common import USER_ERRORS, console, err
+from cdvkit.cli.common import fail as _fail
 
-USER_ERRORS: tuple[type[BaseException], ...] = (ValueError, FileNotFoundError, RuntimeError)
 COMMANDS = ("evaluate", "report", "export")
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    # Messages quote model names such as "[openai/gpt-4o]": escaped, or rich eats them as markup.
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def split_models(values: list[str]) -> list[str]:

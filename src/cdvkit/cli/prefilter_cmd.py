@@ -1,7 +1,6 @@
 """`cdv prefilter train` and `cdv prefilter eval`: the enhanceability prefilter.
 
-Registered on the main app with ``register(app)``. Keeps its own consoles so the app module can
-import it at any point without an import cycle.
+Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` with the others.
 """
 
 from __future__ import annotations
@@ -11,28 +10,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-console = Console()
-err = Console(stderr=True)
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    RuntimeError,
-    ImportError,
-)
+from cdvkit.cli.common import USER_ERRORS, console
+from cdvkit.cli.common import fail as _fail
 
 DATA_HELP = (
     "Labelled questions: a reference-format JSON file (instruction/output Yes|No) or a cdvkit "
     "run directory (a question with an example = enhanceable). Repeat for several."
 )
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False, markup=True, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def _load(paths: list[Path]) -> Any:

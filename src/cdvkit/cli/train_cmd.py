@@ -1,7 +1,7 @@
 """`cdv train`: fine-tune a local model on exported CDV training data (TRL SFT / DPO, LoRA).
 
-Registered on the main app with ``register(app)``. Keeps its own consoles so the app module can
-import it at any point without an import cycle; trl and peft are imported only when it runs.
+Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` with the others.
+trl and peft are imported only when it runs.
 """
 
 from __future__ import annotations
@@ -11,23 +11,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-console = Console()
-err = Console(stderr=True)
-
-USER_ERRORS: tuple[type[BaseException], ...] = (
-    ValueError,
-    FileNotFoundError,
-    RuntimeError,
-    ImportError,
-)
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
+from cdvkit.cli.common import USER_ERRORS, console, err
+from cdvkit.cli.common import fail as _fail
 
 
 def train_command(

@@ -1,0 +1,28 @@
+"""What every `cdv` command shares: its consoles and how an error the user can act on is shown.
+
+A module of its own so each command module can import it without importing the app (no cycle).
+"""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+
+console = Console()
+err = Console(stderr=True)
+
+# Errors a user can act on (a bad option or file, a missing extra): one line, never a traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError,
+    FileNotFoundError,
+    RuntimeError,
+    ImportError,
+)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    """Print ``message`` as an error and return the exit to raise."""
+    # Messages often start with "[provider/model]", which rich would read as markup.
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+    return typer.Exit(code)
