@@ -6,8 +6,9 @@ executor only decides where it runs and how its writes reach the run store.
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -81,6 +82,52 @@ async def search_question(searcher: Searcher, q: Question, rec: QuestionRecorder
         return QuestionEnd(q.id, "failed", "failed", str(exc))
     rec.set_question_status(q.id, result.status, original_rate=result.original_rate)
     return QuestionEnd(q.id, "ok", result.status)
+
+
+class RunStopped(Exception):
+    """Raised by a question's search step when the whole run must stop (bad key, lost worker)."""
+
+
+async def search_all(
+    todo: list[Question],
+    concurrency: int,
+    search_one: Callable[[Question], Awaitable[QuestionEnd]],
+    outcome: RunOutcome,
+    on_question_done: OnQuestionDone | None = None,
+) -> None:
+    """Search ``todo``, ``concurrency`` questions at a time, wherever ``search_one`` runs them.
+
+    Every executor schedules the same way: an exhausted budget lets the questions in flight end
+    and starts no new one; a fatal error stops them all where they are (a rerun resumes them from
+    the stored calls); a question whose model failed is counted and the others go on.
+    """
+    stop = asyncio.Event()
+    sem = asyncio.Semaphore(max(concurrency, 1))
+
+    async def one(q: Question) -> None:
+        async with sem:
+            if stop.is_set():
+                return
+            end = await search_one(q)
+        if end.kind == "budget":
+            outcome.stopped = end.message
+            stop.set()
+            return
+        if end.kind == "fatal":
+            raise RunStopped(end.message or "fatal error")
+        if end.kind == "failed":
+            outcome.errors.append(f"question {q.id}: {end.message}")
+        if on_question_done:
+            on_question_done(q.id, end.status)
+
+    tasks = [asyncio.create_task(one(q)) for q in todo]
+    try:
+        await asyncio.gather(*tasks)
+    except RunStopped as exc:
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        outcome.fatal = str(exc)
 
 
 class Executor(ABC):

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING
 
 from cdvkit.data.question import Question
-from cdvkit.executors.base import Executor, OnQuestionDone, search_question
+from cdvkit.executors.base import Executor, OnQuestionDone, search_all, search_question
 from cdvkit.models.budget import Budget
 
 if TYPE_CHECKING:
@@ -15,10 +14,6 @@ if TYPE_CHECKING:
     from cdvkit.search.engine import Searcher
     from cdvkit.search.runner import Roles, RunOutcome
     from cdvkit.store import RunStore
-
-
-class _Fatal(Exception):
-    pass
 
 
 class LocalExecutor(Executor):
@@ -50,34 +45,13 @@ class LocalExecutor(Executor):
     ) -> None:
         assert self.cfg is not None and self.searcher is not None, "open() first"
         searcher = self.searcher
-        stop = asyncio.Event()
-        sem = asyncio.Semaphore(max(self.cfg.concurrency, 1))
-
-        async def one(q: Question) -> None:
-            async with sem:
-                if stop.is_set():
-                    return
-                end = await search_question(searcher, q, store)
-            if end.kind == "budget":
-                outcome.stopped = end.message
-                stop.set()
-                return
-            if end.kind == "fatal":
-                raise _Fatal(end.message)
-            if end.kind == "failed":
-                outcome.errors.append(f"question {q.id}: {end.message}")
-            if on_question_done:
-                on_question_done(q.id, end.status)
-
-        tasks = [asyncio.create_task(one(q)) for q in todo]
-        try:
-            await asyncio.gather(*tasks)
-        except _Fatal as exc:
-            # The other questions stop where they are; a rerun resumes them from the cache.
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            outcome.fatal = str(exc)
+        await search_all(
+            todo,
+            self.cfg.concurrency,
+            lambda q: search_question(searcher, q, store),
+            outcome,
+            on_question_done,
+        )
 
     async def aclose(self) -> None:
         if self.roles is not None:

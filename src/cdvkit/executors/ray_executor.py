@@ -31,6 +31,8 @@ from cdvkit.executors.base import (
     ExecutorUnavailableError,
     OnQuestionDone,
     QuestionEnd,
+    RunStopped,
+    search_all,
     search_question,
 )
 from cdvkit.executors.events import END, RESULT, Event, EventRecorder, apply_event
@@ -427,42 +429,20 @@ class RayExecutor(Executor):
         on_question_done: OnQuestionDone | None = None,
     ) -> None:
         ray = import_ray()
-        stop = asyncio.Event()
-        sem = asyncio.Semaphore(max(self.cfg.concurrency, 1))
 
-        async def one(q: Question) -> None:
-            async with sem:
-                if stop.is_set():
-                    return
-                cached = store.calls_for_question(q.id)
-                try:
-                    end = await self._stream(
-                        store,
-                        lambda a: a.search.options(num_returns="streaming").remote(q, cached),
-                        lambda ev: None,
-                    )
-                except ray.exceptions.RayError as exc:
-                    # The question stays "running": a rerun replays it from the stored calls.
-                    raise _Fatal(f"Ray worker lost on question {q.id}: {exc}") from exc
-            if end.kind == "budget":
-                outcome.stopped = end.message
-                stop.set()
-                return
-            if end.kind == "fatal":
-                raise _Fatal(end.message or "fatal error")
-            if end.kind == "failed":
-                outcome.errors.append(f"question {q.id}: {end.message}")
-            if on_question_done:
-                on_question_done(q.id, end.status)
+        async def one(q: Question) -> QuestionEnd:
+            cached = store.calls_for_question(q.id)
+            try:
+                return await self._stream(
+                    store,
+                    lambda a: a.search.options(num_returns="streaming").remote(q, cached),
+                    lambda ev: None,
+                )
+            except ray.exceptions.RayError as exc:
+                # The question stays "running": a rerun replays it from the stored calls.
+                raise RunStopped(f"Ray worker lost on question {q.id}: {exc}") from exc
 
-        tasks = [asyncio.create_task(one(q)) for q in todo]
-        try:
-            await asyncio.gather(*tasks)
-        except _Fatal as exc:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            outcome.fatal = str(exc)
+        await search_all(todo, self.cfg.concurrency, one, outcome, on_question_done)
 
     # --- evaluation -----------------------------------------------------------------------------
     async def evaluate(self, sets: list[Any], models: list[str], **kwargs: Any) -> dict[str, Any]:
@@ -591,10 +571,6 @@ class RayExecutor(Executor):
         for a in [*self._actors, *self._shared]:
             ray.kill(a)
         self._actors, self._shared = [], []
-
-
-class _Fatal(Exception):
-    pass
 
 
 # Errors that stop an evaluation at once, rebuilt on the driver from their names.
