@@ -16,7 +16,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from cdvkit import __version__
-from cdvkit.cli.common import USER_ERRORS, console, err
+from cdvkit.cli.common import (
+    USER_ERRORS,
+    ExecutorOption,
+    RayAddressOption,
+    RayGpusOption,
+    RayWorkersOption,
+    console,
+    err,
+)
 from cdvkit.cli.common import fail as _fail
 
 app = typer.Typer(
@@ -124,19 +132,10 @@ def generate(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
-    executor: Annotated[
-        str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
-    ] = None,
-    ray_workers: Annotated[
-        int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
-    ] = None,
-    ray_gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
-    ] = 0.0,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_gpus_per_worker: RayGpusOption = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:

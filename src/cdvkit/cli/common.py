@@ -5,6 +5,8 @@ A module of its own so each command module can import it without importing the a
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.console import Console
 from rich.markup import escape
@@ -26,3 +28,19 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     # Messages often start with "[provider/model]", which rich would read as markup.
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+# Where the work runs: the same options on every command that can run on Ray.
+ExecutorOption = Annotated[
+    str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
+]
+RayWorkersOption = Annotated[
+    int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
+]
+RayGpusOption = Annotated[
+    float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
+]

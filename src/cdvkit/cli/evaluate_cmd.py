@@ -17,7 +17,15 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cdvkit.cli.common import USER_ERRORS, console, err
+from cdvkit.cli.common import (
+    USER_ERRORS,
+    ExecutorOption,
+    RayAddressOption,
+    RayGpusOption,
+    RayWorkersOption,
+    console,
+    err,
+)
 from cdvkit.cli.common import fail as _fail
 
 COMMANDS = ("evaluate", "report", "export")
@@ -193,19 +201,10 @@ def evaluate_command(
         float | None, typer.Option(help="Ceiling on cost (USD) for this command.")
     ] = None,
     concurrency: Annotated[int, typer.Option(help="Answers requested at once.")] = 16,
-    executor: Annotated[
-        str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
-    ] = "local",
-    ray_address: Annotated[
-        str | None,
-        typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
-    ] = None,
-    ray_workers: Annotated[
-        int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
-    ] = None,
-    ray_gpus_per_worker: Annotated[
-        float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
-    ] = 0.0,
+    executor: ExecutorOption = "local",
+    ray_address: RayAddressOption = None,
+    ray_workers: RayWorkersOption = None,
+    ray_gpus_per_worker: RayGpusOption = 0.0,
     bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 10_000,
     seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
