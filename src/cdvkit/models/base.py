@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import hashlib
 import json
 from abc import ABC, abstractmethod
@@ -109,6 +110,15 @@ def choice_cache_key(model: str, messages: tuple[tuple[str, str], ...], mcq: MCQ
     return "cp:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
 
 
+# Set by RoleClient around one paid call and awaited once the call holds its concurrency slot,
+# just before it is sent: a budget is then checked against the calls really in flight, not
+# against every call still queued for a slot, which keeps a cost ceiling's overshoot within the
+# backend's concurrency limit.
+before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
+    "cdv_before_send", default=None
+)
+
+
 class Limiter(Protocol):
     """A concurrency limit shared beyond one process (e.g. a Ray actor all workers go through)."""
 
@@ -173,6 +183,9 @@ class Model(ABC):
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
         async with self._semaphore(), self._global_slot():
+            gate = before_send.get()
+            if gate is not None:
+                await gate()
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.max_retries + 1),
                 wait=_RetryWait(self.retry_base, self.retry_max),

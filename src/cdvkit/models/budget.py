@@ -12,9 +12,10 @@ from cdvkit.models.errors import BudgetExceeded
 class Budget:
     """Hard ceiling on paid model requests and on money.
 
-    A call reserves its slot *before* it is sent, so the call ceiling is never overshot however many
-    calls are in flight. Cost is only known after a call returns, so the cost ceiling can be
-    overshot by at most the cost of the calls already in flight when it was reached.
+    A call reserves its slot just before it is sent (once it holds its backend's concurrency
+    slot), so the call ceiling is never overshot however many calls are in flight. Cost is only
+    known after a call returns, so the cost ceiling can be overshot by at most the cost of the
+    calls in flight when it was reached: never more than the backends' concurrency limits.
     """
 
     max_calls: int | None = None

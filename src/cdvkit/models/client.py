@@ -14,7 +14,15 @@ from contextlib import nullcontext as _nullcontext
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
-from cdvkit.models.base import MCQ, GenerateRequest, Message, Model, Usage, choice_cache_key
+from cdvkit.models.base import (
+    MCQ,
+    GenerateRequest,
+    Message,
+    Model,
+    Usage,
+    before_send,
+    choice_cache_key,
+)
 from cdvkit.models.budget import Budget
 from cdvkit.models.errors import ModelError, UnsupportedError
 
@@ -94,16 +102,27 @@ class RoleClient:
             self._memory[key] = value
 
     async def _paid(self, coro_fn: Any) -> Any:
-        token = await self.budget.acquire()
+        reserved: list[Any] = []  # the budget token, once the call is about to be sent
+
+        async def reserve() -> None:
+            # Runs inside the model's concurrency slot (see models.base.before_send); raises
+            # BudgetExceeded there, before anything is sent.
+            reserved.append(await self.budget.acquire())
+
+        def release(cost: float, sent: bool = True) -> None:
+            if reserved:
+                self.budget.release(reserved.pop(), cost, sent=sent)
+
+        context = before_send.set(reserve)
         try:
             result = await coro_fn()
         except UnsupportedError:
             # A capability probe (e.g. log-probs on a server without them): the caller falls
             # back to another method, so it is no failure of the run.
-            self.budget.release(token, 0.0)
+            release(0.0)
             raise
         except ModelError as exc:
-            self.budget.release(token, 0.0)
+            release(0.0)
             if self.store is not None:
                 self.store.record_failure(
                     role=self.role,
@@ -113,9 +132,13 @@ class RoleClient:
                 )
             raise
         except BaseException:
-            self.budget.release(token, 0.0, sent=False)
+            release(0.0, sent=False)
             raise
-        self.budget.release(token, self.model.cost(result.usage))
+        finally:
+            before_send.reset(context)
+        if not reserved:
+            raise AssertionError(f"{self.model.name} answered without passing Model._call")
+        release(self.model.cost(result.usage))
         self.paid += 1
         return result
 
