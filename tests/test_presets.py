@@ -344,3 +344,11 @@ async def test_a_batched_reply_that_is_not_json_rejects_its_children():
     assert len(proposer.calls) == 1 and len(children) == 3
     assert all(n.status == ns.REJECTED for n in children)
     assert all(n.verdicts["proposer"]["reason"] == "empty proposal" for n in children)
+
+
+def test_strategy_reference_is_the_reference_preset():
+    cfg = GenerateConfig.from_sources(strategy="reference")
+    assert cfg.preset == "reference" and cfg.strategy == "best-first"
+    assert not cfg.batch_samples and cfg.always_extract and not cfg.proposer_batch
+    with pytest.raises(ValueError, match="reference preset"):
+        GenerateConfig.from_sources(strategy="reference", preset="efficient")

@@ -95,7 +95,10 @@ def generate(
     threshold: Annotated[
         float | None, typer.Option(help="Exact scoring: P(correct) below this is a success.")
     ] = None,
-    strategy: Annotated[str | None, typer.Option(help="best-first | greedy | random.")] = None,
+    strategy: Annotated[
+        str | None,
+        typer.Option(help="best-first | greedy | random | reference (the reference preset)."),
+    ] = None,
     max_expansions: Annotated[int | None, typer.Option(help="Expansions per question.")] = None,
     max_good: Annotated[int | None, typer.Option(help="Stop a question after N examples.")] = None,
     max_depth: Annotated[int | None, typer.Option(help="Most distractions stacked.")] = None,

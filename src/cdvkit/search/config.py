@@ -85,6 +85,13 @@ class GenerateConfig:
         if config_file is not None:
             values.update(load_toml(config_file))
         values.update({k: v for k, v in overrides.items() if v is not None})
+        if values.get("strategy") == "reference":
+            # `--strategy reference` names the reference implementation's whole call pattern,
+            # which is more than a search order: it is the `reference` preset (best-first).
+            if values.get("preset") not in (None, "reference"):
+                raise ValueError("--strategy reference is the reference preset; drop --preset")
+            del values["strategy"]
+            values["preset"] = "reference"
         if values.get("preset") is not None:
             from cdvkit.search.preset import preset_values
 
