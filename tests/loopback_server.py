@@ -25,6 +25,7 @@ class Reply:
     status: int = 200
     json: Any = None
     raw: bytes | None = None  # sent as is instead of ``json`` (non-JSON or truncated bodies)
+    text: str | None = None  # a text/plain body instead of ``json`` (a proxy's error page)
     headers: dict[str, str] = field(default_factory=dict)
     hang: float = 0.0  # seconds to stall before answering (ends early when the server closes)
     cut_after: int | None = None  # close the socket after this many body bytes
@@ -38,6 +39,7 @@ class Seen:
     path: str
     headers: dict[str, str]
     body: dict[str, Any]
+    index: int = 0  # arrival order, from 0
 
     @property
     def user(self) -> str:
@@ -74,15 +76,20 @@ class LoopbackServer:
                     {k.lower(): v for k, v in self.headers.items()},
                     json.loads(raw),
                 )
-                with owner._lock:
+                with owner._lock:  # requests (e.g. n samples) may arrive concurrently
+                    seen.index = len(owner.requests)
                     owner.requests.append(seen)
                 reply = owner.route(seen)
                 if reply.hang:
                     owner.stop.wait(reply.hang)
-                data = reply.raw if reply.raw is not None else json.dumps(reply.json).encode()
+                if reply.text is not None:
+                    data, ctype = reply.text.encode(), "text/plain"
+                else:
+                    raw = reply.raw if reply.raw is not None else json.dumps(reply.json).encode()
+                    data, ctype = raw, "application/json"
                 try:
                     self.send_response(reply.status)
-                    self.send_header("content-type", "application/json")
+                    self.send_header("content-type", ctype)
                     self.send_header("content-length", str(len(data)))
                     for k, v in reply.headers.items():
                         self.send_header(k, v)
@@ -107,8 +114,13 @@ class LoopbackServer:
         self.thread.start()
 
     @property
+    def root(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        """The base URL an OpenAI client takes (the Anthropic SDK takes ``root``)."""
+        return f"{self.root}/v1"
 
     def seen(self, keyword: str | None = None) -> list[Seen]:
         with self._lock:
@@ -119,6 +131,25 @@ class LoopbackServer:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.thread.join(timeout=5)
+
+
+Script = Callable[[int, dict[str, Any]], Reply]
+
+
+@contextmanager
+def scripted_servers() -> Iterator[Callable[[Script], LoopbackServer]]:
+    """Start servers that answer the i-th request with ``script(i, body)``; all closed at exit."""
+    servers: list[LoopbackServer] = []
+
+    def start(script: Script) -> LoopbackServer:
+        servers.append(LoopbackServer(lambda seen: script(seen.index, seen.body)))
+        return servers[-1]
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.close()
 
 
 @contextmanager

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import json
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +20,7 @@ from cdvkit.models.errors import (
     UnsupportedError,
 )
 from cdvkit.models.registry import load_model
+from loopback_server import LoopbackServer, Reply, Script, scripted_servers
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -31,101 +28,21 @@ SECRET = "sk-ant-api03-SECRETsecret0123456789SECRET"
 SPEC = "anthropic/claude-3-5-haiku-latest"
 
 
-@dataclass
-class Reply:
-    status: int = 200
-    json: Any = None
-    text: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: float = 0.0
-
-
-Script = Callable[[int, dict[str, Any]], Reply]
-
-
-class FakeServer:
-    """ThreadingHTTPServer on 127.0.0.1 that answers each POST from ``script(index, body)``."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[dict[str, Any]] = []
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                with owner.lock:  # n samples arrive concurrently
-                    owner.requests.append({"path": self.path, "headers": headers, "body": body})
-                    index = len(owner.requests) - 1
-                reply = owner.script(index, body)
-                if reply.hang:
-                    owner.stop.wait(reply.hang)  # bounded, and cut short at teardown
-                is_text = reply.text is not None
-                data = reply.text.encode() if is_text else json.dumps(reply.json).encode()
-                try:
-                    self.send_response(reply.status)
-                    self.send_header(
-                        "content-type", "text/plain" if is_text else "application/json"
-                    )
-                    self.send_header("content-length", str(len(data)))
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (timeout test)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        # The SDK appends /v1/messages itself.
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[[Script], FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def start(script: Script) -> FakeServer:
-        servers.append(FakeServer(script))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
+def serve() -> Iterator[Callable[[Script], LoopbackServer]]:
+    with scripted_servers() as start:
+        yield start
 
 
 @pytest.fixture
 async def models() -> AsyncIterator[Callable[..., AnthropicModel]]:
     made: list[AnthropicModel] = []
 
-    def make(server: FakeServer | None = None, **kw: Any) -> AnthropicModel:
+    def make(server: LoopbackServer | None = None, **kw: Any) -> AnthropicModel:
         kw.setdefault("max_retries", 0)
         kw.setdefault("retry_base", 0.01)
         if server is not None:
-            kw.setdefault("base_url", server.url)
+            kw.setdefault("base_url", server.root)  # the SDK adds /v1/messages
         m = AnthropicModel(SPEC, SPEC.split("/", 1)[1], **kw)
         made.append(m)
         return m
@@ -184,9 +101,9 @@ async def test_answer_with_usage_and_request_shape(serve, models) -> None:
     assert out.usage == Usage(13, 5)
     assert m.cost(out.usage) == pytest.approx((13 * 0.80 + 5 * 4.00) / 1e6)
     (req,) = srv.requests
-    assert req["path"] == "/v1/messages"
-    assert sent_key(req["headers"]) == SECRET
-    body = req["body"]
+    assert req.path == "/v1/messages"
+    assert sent_key(req.headers) == SECRET
+    body = req.body
     assert body["model"] == "claude-3-5-haiku-latest"
     assert body["system"] == "be brief"
     # Consecutive user turns merged; the system message is not a turn.
@@ -220,7 +137,7 @@ async def test_json_mode_asks_in_the_system_prompt(serve, models) -> None:
     srv = serve(lambda i, body: Reply(json=message("{}")))
     m = models(srv)
     await m.generate(GenerateRequest.make([{"role": "user", "content": "x"}], json_mode=True))
-    assert "JSON" in srv.requests[0]["body"]["system"]
+    assert "JSON" in srv.requests[0].body["system"]
 
 
 async def test_model_refusing_temperature_falls_back_to_its_default(serve, models) -> None:
@@ -235,7 +152,7 @@ async def test_model_refusing_temperature_falls_back_to_its_default(serve, model
     assert (await m.generate(REQ)).texts == ["ok"]
     assert (await m.generate(REQ)).texts == ["ok"]
     # Learnt once: the second call goes straight through without temperature.
-    assert ["temperature" in r["body"] for r in srv.requests] == [True, False, False]
+    assert ["temperature" in r.body for r in srv.requests] == [True, False, False]
 
 
 async def test_429_with_retry_after_then_success(serve, models) -> None:
@@ -308,7 +225,7 @@ async def test_401_never_leaks_the_key(serve, models, monkeypatch) -> None:
     with pytest.raises(AuthenticationError) as info:
         await m.generate(REQ)
     exc = info.value
-    assert sent_key(srv.requests[0]["headers"]) == SECRET  # the env key was sent
+    assert sent_key(srv.requests[0].headers) == SECRET  # the env key was sent
     assert len(srv.requests) == 1
     for text in (str(exc), repr(exc), str(exc.args), repr(m)):
         assert SECRET not in text and SECRET[:14] not in text
@@ -341,7 +258,7 @@ def test_missing_key_names_the_env_var() -> None:
 async def test_through_the_registry(serve, monkeypatch) -> None:
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     srv = serve(lambda i, body: Reply(json=message("hello")))
-    m = load_model(SPEC, base_url=srv.url, max_retries=0, price_per_mtok=[1, 2])
+    m = load_model(SPEC, base_url=srv.root, max_retries=0, price_per_mtok=[1, 2])
     try:
         assert isinstance(m, AnthropicModel)
         assert (await m.generate(REQ)).texts == ["hello"]

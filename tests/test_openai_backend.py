@@ -6,14 +6,10 @@ the SDK really raises, not on hand-built exceptions.
 
 from __future__ import annotations
 
-import json
 import math
 import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -34,6 +30,7 @@ from cdvkit.models.openai_backend import (
     price_for,
 )
 from cdvkit.models.registry import load_model
+from loopback_server import LoopbackServer, Reply, Script, scripted_servers
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -41,96 +38,19 @@ SECRET = "sk-proj-SECRETabc123XYZ987secretSECRET"
 
 
 # --- a scripted server ---------------------------------------------------------------------------
-@dataclass
-class Reply:
-    status: int = 200
-    json: Any = None
-    text: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    hang: float = 0.0  # seconds to stall before answering
-
-
-Script = Callable[[int, dict[str, Any]], Reply]
-
-
-class FakeServer:
-    """ThreadingHTTPServer on 127.0.0.1 that answers each POST from ``script(index, body)``."""
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.requests: list[dict[str, Any]] = []
-        self.stop = threading.Event()
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                raw = self.rfile.read(int(self.headers.get("content-length") or 0))
-                try:
-                    body = json.loads(raw)
-                except ValueError:
-                    body = None
-                headers = {k.lower(): v for k, v in self.headers.items()}
-                owner.requests.append({"path": self.path, "headers": headers, "body": body})
-                reply = owner.script(len(owner.requests) - 1, body)
-                if reply.hang:
-                    # Bounded stall that ends early when the test is over.
-                    owner.stop.wait(reply.hang)
-                data = (
-                    reply.text.encode()
-                    if reply.text is not None
-                    else json.dumps(reply.json).encode()
-                )
-                try:
-                    self.send_response(reply.status)
-                    ctype = "text/html" if reply.text is not None else "application/json"
-                    self.send_header("content-type", ctype)
-                    self.send_header("content-length", str(len(data)))
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    self.end_headers()
-                    self.wfile.write(data)
-                except OSError:
-                    pass  # the client gave up (timeout test)
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(
-            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self.thread.start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-
-    def close(self) -> None:
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
-        self.thread.join(timeout=5)
-
-
 @pytest.fixture
-def serve() -> Iterator[Callable[[Script], FakeServer]]:
-    servers: list[FakeServer] = []
-
-    def start(script: Script) -> FakeServer:
-        servers.append(FakeServer(script))
-        return servers[-1]
-
-    yield start
-    for s in servers:
-        s.close()
+def serve() -> Iterator[Callable[[Script], LoopbackServer]]:
+    with scripted_servers() as start:
+        yield start
 
 
 @pytest.fixture
 async def models() -> AsyncIterator[Callable[..., OpenAIModel]]:
     made: list[OpenAIModel] = []
 
-    def make(server: FakeServer | None = None, name: str = "gpt-test", **kw: Any) -> OpenAIModel:
+    def make(
+        server: LoopbackServer | None = None, name: str = "gpt-test", **kw: Any
+    ) -> OpenAIModel:
         kw.setdefault("max_retries", 0)
         kw.setdefault("retry_base", 0.01)
         if server is not None:
@@ -190,9 +110,9 @@ async def test_answer_with_usage_and_request_fields(serve, models) -> None:
     assert out.usage == Usage(11, 7)
     assert m.cost(out.usage) == pytest.approx((11 * 1.0 + 7 * 2.0) / 1e6)
     (req,) = srv.requests
-    assert req["path"] == "/v1/chat/completions"
-    assert req["headers"]["authorization"] == f"Bearer {SECRET}"
-    body = req["body"]
+    assert req.path == "/v1/chat/completions"
+    assert req.headers["authorization"] == f"Bearer {SECRET}"
+    body = req.body
     assert body["model"] == "gpt-test"
     assert body["messages"] == REQ.message_dicts
     assert body["temperature"] == 0.7
@@ -207,7 +127,7 @@ async def test_json_mode_sets_response_format(serve, models) -> None:
     m = models(srv)
     req = GenerateRequest.make([{"role": "user", "content": "json"}], json_mode=True)
     assert (await m.generate(req)).texts == ['{"ok": true}']
-    assert srv.requests[0]["body"]["response_format"] == {"type": "json_object"}
+    assert srv.requests[0].body["response_format"] == {"type": "json_object"}
 
 
 async def test_n_samples_in_one_request(serve, models) -> None:
@@ -215,7 +135,7 @@ async def test_n_samples_in_one_request(serve, models) -> None:
     m = models(srv)
     out = await m.generate(REQ, 3)
     assert out.texts == ["s0", "s1", "s2"]
-    assert len(srv.requests) == 1 and srv.requests[0]["body"]["n"] == 3
+    assert len(srv.requests) == 1 and srv.requests[0].body["n"] == 3
 
 
 async def test_server_ignoring_n_is_asked_again_for_the_rest(serve, models) -> None:
@@ -227,7 +147,7 @@ async def test_server_ignoring_n_is_asked_again_for_the_rest(serve, models) -> N
     out = await m.generate(REQ, 3)
     assert out.texts == ["s0", "s1", "s2"]
     assert out.usage == Usage(15, 6)
-    bodies = [r["body"] for r in srv.requests]
+    bodies = [r.body for r in srv.requests]
     assert [b.get("n", 1) for b in bodies] == [3, 2, 1]
     # A repeated seed would repeat the sample; follow-ups shift it.
     assert [b["seed"] for b in bodies] == [42, 43, 44]
@@ -246,7 +166,7 @@ async def test_max_completion_tokens_fallback(serve, models) -> None:
     assert (await m.generate(REQ)).texts == ["ok"]
     # The switch is remembered: the second call needs no failed attempt.
     assert len(srv.requests) == 3
-    assert srv.requests[2]["body"]["max_completion_tokens"] == 64
+    assert srv.requests[2].body["max_completion_tokens"] == 64
 
 
 # --- errors --------------------------------------------------------------------------------------
@@ -325,7 +245,7 @@ async def test_401_never_leaks_the_key(serve, models, monkeypatch) -> None:
     with pytest.raises(AuthenticationError) as info:
         await m.generate(REQ)
     exc = info.value
-    assert srv.requests[0]["headers"]["authorization"] == f"Bearer {SECRET}"  # key was used
+    assert srv.requests[0].headers["authorization"] == f"Bearer {SECRET}"  # key was used
     assert len(srv.requests) == 1  # never retried
     for text in (str(exc), repr(exc), str(exc.args), repr(m)):
         assert SECRET not in text
@@ -386,7 +306,7 @@ async def test_choice_probs_from_logprobs(serve, models) -> None:
     assert scores.probs == pytest.approx(expected, rel=1e-9)
     assert scores.usage == Usage(11, 1)
 
-    body = srv.requests[0]["body"]
+    body = srv.requests[0].body
     assert body["logprobs"] is True and body["top_logprobs"] == 20
     assert body["max_tokens"] == 1 and body["temperature"] == 0
     assert body["messages"][0] == MSGS[0]
@@ -447,8 +367,8 @@ async def test_compatible_keyless_via_env_base_url(serve, monkeypatch) -> None:
         assert (await m.generate(REQ)).texts == ["hi"]
     finally:
         await m.aclose()
-    assert srv.requests[0]["headers"]["authorization"] == "Bearer not-needed"
-    assert srv.requests[0]["body"]["model"] == "qwen2.5"
+    assert srv.requests[0].headers["authorization"] == "Bearer not-needed"
+    assert srv.requests[0].body["model"] == "qwen2.5"
     assert m.price_per_mtok is None  # a local server costs nothing by default
 
 
