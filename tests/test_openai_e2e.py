@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections import Counter
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import ClassVar
 
 import pytest
 from typer.testing import CliRunner
@@ -15,6 +12,7 @@ from typer.testing import CliRunner
 from cdvkit.cli.app import app
 from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_BATCH_SYSTEM, PROPOSER_SYSTEM, TARGET_SYSTEM
 from cdvkit.store import RunStore
+from loopback_server import Reply, Seen, completion, serving
 
 QUESTIONS = [
     {"question": "What do bees make?", "choices": ["honey", "milk", "silk", "wool"],
@@ -60,43 +58,20 @@ def reply_for(messages: list[dict]) -> tuple[str, str]:
     return "target", f"Let me think. Answer: {letter}"
 
 
-class Handler(BaseHTTPRequestHandler):
-    seen: ClassVar[Counter] = Counter()
+SEEN: Counter = Counter()  # requests per role
 
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        assert self.path.endswith("/chat/completions")
-        role, text = reply_for(body["messages"])
-        Handler.seen[role] += 1
-        n = body.get("n", 1)
-        out = {
-            "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-            "choices": [
-                {"index": i, "message": {"role": "assistant", "content": text},
-                 "finish_reason": "stop"} for i in range(n)
-            ],
-            "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
-        }  # fmt: skip
-        data = json.dumps(out).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
 
-    def log_message(self, *args: object) -> None:
-        pass
+def route(req: Seen) -> Reply:
+    role, text = reply_for(req.body["messages"])
+    SEEN[role] += 1
+    return Reply(json=completion([text] * req.n))
 
 
 @pytest.fixture
 def server():
-    Handler.seen = Counter()
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=srv.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}/v1"
-    srv.shutdown()
-    srv.server_close()
+    SEEN.clear()
+    with serving(route) as srv:
+        yield srv.url
 
 
 @pytest.mark.parametrize("provider", ["openai", "openai-compatible"])
@@ -117,7 +92,7 @@ def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch,
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
-    assert set(Handler.seen) == {"proposer", "judge", "target"}
+    assert set(SEEN) == {"proposer", "judge", "target"}
     assert summary["with_example"] == 3 and summary["failures"] == 0
     assert set(summary["by_role"]) == {"proposer", "judge", "target"}
 
@@ -131,8 +106,8 @@ def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch,
             assert "milk" not in (ex["distraction"] or "")
         # Three samples per node are asked in one request (n=3), and counted once.
         assert summary["by_role"]["target"]["samples"] == 3 * summary["by_role"]["target"]["calls"]
-    calls_before = sum(Handler.seen.values())
+    calls_before = sum(SEEN.values())
 
     # The same command again resumes a finished run: the server sees no new request.
     res = CliRunner().invoke(app, args)
-    assert res.exit_code == 0 and sum(Handler.seen.values()) == calls_before
+    assert res.exit_code == 0 and sum(SEEN.values()) == calls_before
