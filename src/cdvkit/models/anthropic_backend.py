@@ -17,7 +17,6 @@ import anthropic
 from cdvkit.models.base import Completion, GenerateRequest, Usage
 from cdvkit.models.errors import BadResponseError
 from cdvkit.models.http_api import (
-    DEFAULT_TIMEOUT,
     HostedModel,
     price_from_table,
     read_text,
@@ -53,40 +52,15 @@ class AnthropicModel(HostedModel):
     supports_choice_probs = False
     api_name = "the Anthropic API"
 
-    def __init__(
-        self,
-        spec: str,
-        name: str,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str = "ANTHROPIC_API_KEY",
-        timeout: float = DEFAULT_TIMEOUT,
-        price_per_mtok: Any = None,
-        concurrency: int = 8,
-        max_retries: int = 5,
-        retry_base: float = 0.5,
-        retry_max: float = 30.0,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
-        super().__init__(
-            spec,
-            name,
-            base_url=base_url,
-            base_url_env="ANTHROPIC_BASE_URL",
-            api_key=api_key,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            price_per_mtok=price_per_mtok,
-            default_price=price_for(name),
-            concurrency=concurrency,
-            max_retries=max_retries,
-            retry_base=retry_base,
-            retry_max=retry_max,
-        )
+    default_key_env = "ANTHROPIC_API_KEY"
+    base_url_env = "ANTHROPIC_BASE_URL"
+
+    def __init__(self, spec: str, name: str, **options: Any) -> None:
+        super().__init__(spec, name, **options)
         self._send_temperature = True
+
+    def _default_price(self) -> tuple[float, float] | None:
+        return price_for(self.model_id)
 
     def _new_client(self, **kwargs: Any) -> anthropic.AsyncAnthropic:
         return anthropic.AsyncAnthropic(**kwargs)

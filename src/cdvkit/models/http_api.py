@@ -136,28 +136,35 @@ def describe_connection_error(exc: BaseException) -> str:
 
 
 class HostedModel(Model):
-    """A model behind an HTTP API reached through its vendor's async SDK."""
+    """A model behind an HTTP API reached through its vendor's async SDK.
+
+    Subclasses name their environment variables and may override ``_default_price`` and
+    ``_base_url_required``; the options a user can set (per role in the config file) are the
+    keyword arguments here, the same for every hosted provider.
+    """
 
     api_name = "the API"  # how messages name the default endpoint
+    default_key_env = ""
+    base_url_env = ""
 
     def __init__(
         self,
         spec: str,
         name: str,
         *,
-        base_url: str | None,
-        base_url_env: str,
-        api_key: str | None,
-        api_key_env: str,
-        timeout: float,
-        price_per_mtok: Any,
-        default_price: tuple[float, float] | None,
-        concurrency: int,
-        max_retries: int,
-        retry_base: float,
-        retry_max: float,
-        needs_base_url: str = "",
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        price_per_mtok: Any = None,
+        concurrency: int = 8,
+        max_retries: int = 5,
+        retry_base: float = 0.5,
+        retry_max: float = 30.0,
+        **unknown: Any,
     ) -> None:
+        if unknown:
+            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
         super().__init__(
             spec,
             concurrency=concurrency,
@@ -165,10 +172,12 @@ class HostedModel(Model):
             retry_base=retry_base,
             retry_max=retry_max,
         )
+        api_key_env = api_key_env or self.default_key_env
         self.model_id = name
         self.timeout = float(timeout)
         self.key_env = api_key_env
-        self.base_url = base_url or os.environ.get(base_url_env) or None
+        self.base_url = base_url or os.environ.get(self.base_url_env) or None
+        needs_base_url = self._base_url_required()
         if needs_base_url and not self.base_url:
             raise ValueError(f"{spec}: {needs_base_url}")
         key = api_key or os.environ.get(api_key_env) or None
@@ -181,9 +190,17 @@ class HostedModel(Model):
             key = PLACEHOLDER_KEY
         self._key = key
         self.price_per_mtok = (
-            parse_price(price_per_mtok) if price_per_mtok is not None else default_price
+            parse_price(price_per_mtok) if price_per_mtok is not None else self._default_price()
         )
         self._clients: dict[int, tuple[asyncio.AbstractEventLoop, Any]] = {}
+
+    def _default_price(self) -> tuple[float, float] | None:
+        """USD per million tokens (input, output) when the user gives no ``price_per_mtok``."""
+        return None
+
+    def _base_url_required(self) -> str:
+        """Why this model cannot run without a base URL, or "" when it can."""
+        return ""
 
     @abstractmethod
     def _new_client(self, **kwargs: Any) -> Any:

@@ -22,7 +22,6 @@ import openai
 from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Usage
 from cdvkit.models.errors import BadResponseError, UnsupportedError
 from cdvkit.models.http_api import (
-    DEFAULT_TIMEOUT,
     HostedModel,
     price_from_table,
     server_message,
@@ -85,52 +84,28 @@ class OpenAIModel(HostedModel):
     supports_choice_probs = True
     api_name = "the OpenAI API"
 
-    def __init__(
-        self,
-        spec: str,
-        name: str,
-        *,
-        compatible: bool = False,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        api_key_env: str = "OPENAI_API_KEY",
-        timeout: float = DEFAULT_TIMEOUT,
-        price_per_mtok: Any = None,
-        concurrency: int = 8,
-        max_retries: int = 5,
-        retry_base: float = 0.5,
-        retry_max: float = 30.0,
-        **unknown: Any,
-    ) -> None:
-        if unknown:
-            raise ValueError(f"{spec}: unknown option(s) {', '.join(sorted(unknown))}")
-        super().__init__(
-            spec,
-            name,
-            base_url=base_url,
-            base_url_env="OPENAI_BASE_URL",
-            api_key=api_key,
-            api_key_env=api_key_env,
-            timeout=timeout,
-            price_per_mtok=price_per_mtok,
-            # Priced by name even behind a gateway URL: over-counting a budget beats
-            # under-counting. A self-hosted (compatible) model has no list price.
-            default_price=None if compatible else price_for(name),
-            concurrency=concurrency,
-            max_retries=max_retries,
-            retry_base=retry_base,
-            retry_max=retry_max,
-            needs_base_url=(
-                "an OpenAI-compatible server needs a base URL (pass --base-url, the base_url "
-                "option, or set OPENAI_BASE_URL), e.g. http://localhost:8000/v1"
-                if compatible
-                else ""
-            ),
-        )
+    default_key_env = "OPENAI_API_KEY"
+    base_url_env = "OPENAI_BASE_URL"
+
+    def __init__(self, spec: str, name: str, *, compatible: bool = False, **options: Any) -> None:
+        self.compatible = compatible  # read by the price and base-URL hooks during __init__
+        super().__init__(spec, name, **options)
         self.provider = "openai-compatible" if compatible else "openai"
-        self.compatible = compatible
         # Newer OpenAI models refuse `max_tokens`; we switch once the server says so.
         self._tokens_param = "max_tokens"
+
+    def _default_price(self) -> tuple[float, float] | None:
+        # Priced by name even behind a gateway URL: over-counting a budget beats under-counting.
+        # A self-hosted (compatible) model has no list price.
+        return None if self.compatible else price_for(self.model_id)
+
+    def _base_url_required(self) -> str:
+        if not self.compatible:
+            return ""
+        return (
+            "an OpenAI-compatible server needs a base URL (pass --base-url, the base_url option, "
+            "or set OPENAI_BASE_URL), e.g. http://localhost:8000/v1"
+        )
 
     def _new_client(self, **kwargs: Any) -> openai.AsyncOpenAI:
         return openai.AsyncOpenAI(**kwargs, http_client=_http_client(self.timeout))
