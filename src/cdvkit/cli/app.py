@@ -271,6 +271,8 @@ def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet:
 
 
 def print_summary(s: dict[str, Any]) -> None:
+    from cdvkit.reporting.html import usage_row
+
     t = Table(title="CDV search summary", show_header=False, title_justify="left")
     t.add_column("what")
     t.add_column("value", justify="right")
@@ -299,14 +301,7 @@ def print_summary(s: dict[str, Any]) -> None:
         for col in ("role", "calls", "samples", "prompt tokens", "completion tokens", "cost"):
             r.add_column(col, justify="right" if col != "role" else "left")
         for role, u in s["by_role"].items():
-            r.add_row(
-                role,
-                str(u["calls"]),
-                str(u["samples"]),
-                str(u["prompt_tokens"]),
-                str(u["completion_tokens"]),
-                f"{u['cost']:.4f}",
-            )
+            r.add_row(*usage_row(role, u))
         console.print(r)
     if "run_dir" in s:
         console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)

@@ -105,33 +105,29 @@ def summary_section(data: dict[str, Any]) -> str:
     return "<h2>Search</h2>" + _table(["", ""], rows)
 
 
+USAGE_HEADERS = ["role", "calls", "samples", "prompt tokens", "completion tokens", "cost (USD)"]
+
+
+def usage_row(role: str, u: dict[str, Any]) -> list[str]:
+    """One role's calls, samples, tokens and cost as table cells (every report shows these)."""
+    return [
+        role,
+        str(u["calls"]),
+        str(u["samples"]),
+        str(u["prompt_tokens"]),
+        str(u["completion_tokens"]),
+        f"{u['cost']:.4f}",
+    ]
+
+
 def usage_section(data: dict[str, Any]) -> str:
     usage = data["usage"]
     if not usage:
         return "<h2>Cost per role</h2><p class='muted'>No paid model call recorded.</p>"
-    rows = [
-        [
-            role,
-            str(u["calls"]),
-            str(u["samples"]),
-            str(u["prompt_tokens"]),
-            str(u["completion_tokens"]),
-            f"{u['cost']:.4f}",
-        ]
-        for role, u in usage.items()
-    ]
-    total = sum(u["cost"] for u in usage.values())
-    rows.append(
-        [
-            "total",
-            str(sum(u["calls"] for u in usage.values())),
-            str(sum(u["samples"] for u in usage.values())),
-            str(sum(u["prompt_tokens"] for u in usage.values())),
-            str(sum(u["completion_tokens"] for u in usage.values())),
-            f"{total:.4f}",
-        ]
-    )
-    headers = ["role", "calls", "samples", "prompt tokens", "completion tokens", "cost (USD)"]
+    rows = [usage_row(role, u) for role, u in usage.items()]
+    keys = ("calls", "samples", "prompt_tokens", "completion_tokens", "cost")
+    rows.append(usage_row("total", {k: sum(u[k] for u in usage.values()) for k in keys}))
+    headers = USAGE_HEADERS
     chart = svg.bar_chart(
         list(usage),
         ["share of calls"],

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.reporting.html import ACC_HEADERS, accuracy_rows, defense_comparison, pct
+from cdvkit.reporting.html import (
+    ACC_HEADERS,
+    USAGE_HEADERS,
+    accuracy_rows,
+    defense_comparison,
+    pct,
+    usage_row,
+)
 
 
 def md_cell(text: object) -> str:
@@ -74,20 +81,7 @@ def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
     out.append("## Cost per role\n")
     usage = data["usage"]
     out.append(
-        _table(
-            ["role", "calls", "samples", "prompt tokens", "completion tokens", "cost (USD)"],
-            [
-                [
-                    role,
-                    str(u["calls"]),
-                    str(u["samples"]),
-                    str(u["prompt_tokens"]),
-                    str(u["completion_tokens"]),
-                    f"{u['cost']:.4f}",
-                ]
-                for role, u in usage.items()
-            ],
-        )
+        _table(USAGE_HEADERS, [usage_row(role, u) for role, u in usage.items()])
         if usage
         else "No paid model call recorded.\n"
     )
