@@ -147,6 +147,44 @@ class EvalProgress:
     errors: list[str] = field(default_factory=list)
 
 
+Job = tuple[int, str, EvalItem, Variant]  # (example set, model, item, variant)
+
+
+def eval_jobs(sets: list[ExampleSet], models: list[str], all_examples: bool) -> list[Job]:
+    """Every answer an evaluation needs, in a fixed order."""
+    return [
+        (si, model, item, v)
+        for si, es in enumerate(sets)
+        for model in models
+        for item in es.items
+        for v in item.variants(all_examples)
+    ]
+
+
+@dataclass
+class Tally:
+    """Scores as they arrive, wherever they are computed (this process or Ray workers)."""
+
+    models: list[str]
+    progress: EvalProgress
+    on_progress: Callable[[EvalProgress], None] | None = None
+    scores: dict[tuple[int, str, str, str], ItemScore | None] = field(default_factory=dict)
+    modes: dict[str, set[str]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.modes = {m: set() for m in self.models}
+
+    def record(self, si: int, model: str, item_id: str, vkey: str, sc: ItemScore | None) -> None:
+        """One answer's score, or None when it failed (the question drops out for the model)."""
+        self.scores[(si, model, item_id, vkey)] = sc
+        if sc is not None:
+            self.modes[model].add(sc.mode)
+            self.progress.cached += sc.cached
+        self.progress.done += 1
+        if self.on_progress:
+            self.on_progress(self.progress)
+
+
 class Evaluator:
     """Scores items for several models under one defense; answers live in the run store."""
 
@@ -270,16 +308,8 @@ class Evaluator:
     ) -> dict[str, Any]:
         """Score every (set, model, item, variant) and return this defense's result entry."""
         s = self.settings
-        jobs = [
-            (si, model, item, v)
-            for si, es in enumerate(sets)
-            for model in self.models
-            for item in es.items
-            for v in item.variants(s.all_examples)
-        ]
-        progress = EvalProgress(total=len(jobs))
-        scores: dict[tuple[int, str, str, str], ItemScore | None] = {}
-        modes: dict[str, set[str]] = {m: set() for m in self.models}
+        jobs = eval_jobs(sets, self.models, s.all_examples)
+        tally = Tally(self.models, EvalProgress(total=len(jobs)), on_progress)
         sem = asyncio.Semaphore(max(1, s.concurrency))
 
         async def one(si: int, model: str, item: EvalItem, v: Variant) -> None:
@@ -290,15 +320,9 @@ class Evaluator:
                     raise
                 except ModelError as exc:
                     # One failed answer drops the question for this model (pairs must be whole).
-                    progress.errors.append(f"{model} on {item.id} ({v.key}): {exc}")
+                    tally.progress.errors.append(f"{model} on {item.id} ({v.key}): {exc}")
                     sc = None
-            scores[(si, model, item.id, v.key)] = sc
-            if sc is not None:
-                modes[model].add(sc.mode)
-                progress.cached += sc.cached
-            progress.done += 1
-            if on_progress:
-                on_progress(progress)
+            tally.record(si, model, item.id, v.key, sc)
 
         tasks = [asyncio.create_task(one(*j)) for j in jobs]
         try:
@@ -313,7 +337,7 @@ class Evaluator:
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
             raise failures[0]
-        return self._assemble(sets, scores, modes, progress)
+        return self._assemble(sets, tally.scores, tally.modes, tally.progress)
 
     def _assemble(
         self,
@@ -423,29 +447,18 @@ async def evaluate(
     workers, this process still the only writer of ``store``.
     """
     d = defense if isinstance(defense, Defense) else resolve_defense(defense)
+    options: dict[str, Any] = {
+        "store": store,
+        "defense": d,
+        "settings": settings or EvalSettings(),
+        "budget": budget,
+        "backends": backends,
+        "extractor": extractor,
+        "base_url": base_url,
+    }
     if executor is not None and executor.distributed:
-        return await executor.evaluate(
-            sets,
-            models,
-            store=store,
-            defense=d,
-            settings=settings or EvalSettings(),
-            budget=budget,
-            backends=backends,
-            extractor=extractor,
-            base_url=base_url,
-            on_progress=on_progress,
-        )
-    ev = Evaluator(
-        models,
-        store=store,
-        defense=d,
-        settings=settings or EvalSettings(),
-        budget=budget,
-        backends=backends,
-        extractor=extractor,
-        base_url=base_url,
-    )
+        return await executor.evaluate(sets, models, **options, on_progress=on_progress)
+    ev = Evaluator(models, **options)
     try:
         return await ev.run(sets, on_progress=on_progress)
     finally:

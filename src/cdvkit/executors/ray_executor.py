@@ -452,7 +452,9 @@ class RayExecutor(Executor):
             EvalProgress,
             EvalSettings,
             ItemScore,
+            Tally,
             assemble_results,
+            eval_jobs,
             eval_key,
             resolve_defense,
         )
@@ -472,26 +474,10 @@ class RayExecutor(Executor):
         extractor = kwargs.get("extractor")
         ext_name = getattr(extractor, "name", extractor)
 
-        jobs = [
-            (si, model, item, v)
-            for si, es in enumerate(sets)
-            for model in models
-            for item in es.items
-            for v in item.variants(settings.all_examples)
-        ]
-        progress = EvalProgress(total=len(jobs))
-        scores: dict[tuple[int, str, str, str], ItemScore | None] = {}
-        modes: dict[str, set[str]] = {m: set() for m in models}
+        jobs = eval_jobs(sets, models, settings.all_examples)
+        tally = Tally(models, EvalProgress(total=len(jobs)), on_progress)
+        record, progress = tally.record, tally.progress
         failures: list[tuple[str, str]] = []
-
-        def record(si: int, model: str, item_id: str, vkey: str, sc: ItemScore | None) -> None:
-            scores[(si, model, item_id, vkey)] = sc
-            if sc is not None:
-                modes[model].add(sc.mode)
-                progress.cached += sc.cached
-            progress.done += 1
-            if on_progress:
-                on_progress(progress)
 
         # Answers already stored cost nothing and need no worker; the rest go out per question.
         remote: dict[str, list[tuple[int, str, Any, Any]]] = {}
@@ -549,7 +535,9 @@ class RayExecutor(Executor):
                 raise BudgetExceeded(message)
         for kind, message in failures:
             raise _FATAL_EVAL.get(kind, RuntimeError)(message)
-        return assemble_results(models, defense, settings, sets, scores, modes, progress)
+        return assemble_results(
+            models, defense, settings, sets, tally.scores, tally.modes, tally.progress
+        )
 
     # --- shutdown -------------------------------------------------------------------------------
     async def aclose(self) -> None:
