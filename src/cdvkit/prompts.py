@@ -150,6 +150,14 @@ PROPOSER_SYSTEM = (
 )
 
 
+def _proposer_context(question: str, choices: tuple[str, ...] | list[str], answer: int) -> str:
+    """What every proposer prompt opens with: the node's question, its choices, the answer."""
+    return (
+        f"Question and choices:\n{render_mcq(question, choices)}\n\n"
+        f"Correct answer: {choices[answer]}\n"
+    )
+
+
 def proposer_request(
     question: str,
     choices: tuple[str, ...] | list[str],
@@ -160,9 +168,8 @@ def proposer_request(
     sample: int = 0,
 ) -> GenerateRequest:
     user = (
-        f"Question and choices:\n{render_mcq(question, choices)}\n\n"
-        f"Correct answer: {choices[answer]}\n"
-        f"Wrong option to make plausible: {choices[target]}\n\n"
+        _proposer_context(question, choices, answer)
+        + f"Wrong option to make plausible: {choices[target]}\n\n"
         "Write the one sentence of distracting context."
     )
     return GenerateRequest.make(
@@ -199,9 +206,8 @@ def proposer_batch_request(
     """
     wrong = "\n".join(f"{LETTERS[t]}. {choices[t]}" for t in targets)
     user = (
-        f"Question and choices:\n{render_mcq(question, choices)}\n\n"
-        f"Correct answer: {choices[answer]}\n"
-        f"Wrong options to make plausible:\n{wrong}\n\n"
+        _proposer_context(question, choices, answer)
+        + f"Wrong options to make plausible:\n{wrong}\n\n"
         "Write one sentence of distracting context for each wrong option, as JSON."
     )
     return GenerateRequest.make(
