@@ -29,6 +29,7 @@ numbering (and the counters) afresh between two configurations.
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import contextlib
 import hashlib
@@ -42,7 +43,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +87,11 @@ class Sentence:
     invalid: bool
 
 
+# A proposed sentence as the world writes it; its properties are a function of its text alone, so
+# a restarted server (the outage tests) judges every sentence exactly as the first one did.
+_SENTENCE = re.compile("(?:" + "|".join(re.escape(o) for o in OPENERS) + r") (.+?) \(note \d+\)\.")
+
+
 @dataclass
 class World:
     questions: list[Original]
@@ -97,7 +103,6 @@ class World:
     pull: float = 0.5
     invalid_rate: float = 0.1
     unparsable_rate: float = 0.1
-    sentences: dict[int, dict[str, Sentence]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # Longest first, so a question that contains a shorter one is matched as itself.
@@ -109,8 +114,19 @@ class World:
                 return q
         return None
 
+    def sentence(self, q: Original, text: str, option: str) -> Sentence | None:
+        """The properties of the sentence ``text`` aimed at ``option`` (None: no such choice)."""
+        choice = next((c for c in q.choices if c.strip().rstrip(".") == option), None)
+        if choice is None:
+            return None
+        rng = random.Random(_seed(self.seed, "s", text))
+        invalid = rng.random() < self.invalid_rate
+        strength = rng.expovariate(1.0 / self.strength_mean) * (2.0 if invalid else 1.0)
+        return Sentence(strength, choice, invalid)
+
     def _present(self, q: Original, text: str) -> list[Sentence]:
-        return [s for t, s in self.sentences.get(q.qid, {}).items() if t in text]
+        found = (self.sentence(q, m.group(0), m.group(1)) for m in _SENTENCE.finditer(text))
+        return [s for s in found if s is not None]
 
     def probs(self, q: Original, question_text: str, choices: list[str]) -> list[float]:
         """P(choice) at temperature 1 for a node's text and (shuffled) choices."""
@@ -131,17 +147,19 @@ class World:
     def propose(self, q: Original, node_text: str, option: str, sample: int) -> str:
         rng = random.Random(_seed(self.seed, "p", q.qid, node_text, option, sample))
         opener = rng.choice(OPENERS)
-        sentence = f"{opener} {option.strip().rstrip('.')} (note {rng.randrange(10**6)})."
-        invalid = rng.random() < self.invalid_rate
-        strength = rng.expovariate(1.0 / self.strength_mean) * (2.0 if invalid else 1.0)
-        self.sentences.setdefault(q.qid, {})[sentence] = Sentence(strength, option, invalid)
-        return sentence
+        return f"{opener} {option.strip().rstrip('.')} (note {rng.randrange(10**6)})."
 
     def changes_answer(self, q: Original, distracted: str) -> bool:
         return any(s.invalid for s in self._present(q, distracted))
 
     def answer(
-        self, q: Original, text: str, choices: list[str], temperature: float, sample: int
+        self,
+        q: Original,
+        text: str,
+        choices: list[str],
+        temperature: float,
+        sample: int,
+        by_text: bool = False,
     ) -> str:
         probs = self.probs(q, text, choices)
         rng = random.Random(_seed(self.seed, "a", text, tuple(choices), sample))
@@ -159,6 +177,8 @@ class World:
         reasoning = "Let me think step by step: " + " ".join(words) + "."
         if rng.random() < self.unparsable_rate:
             return f"{reasoning} So I would go with {choices[pick]}, all things considered."
+        if by_text:  # the paper's prompt asks for the choice's text
+            return f"{reasoning}\nThe final answer is: '{choices[pick]}'"
         return f"{reasoning}\nAnswer: {LETTERS[pick]}"
 
 
@@ -182,6 +202,18 @@ def parse_mcq(block: str) -> tuple[str, list[str]]:
             break
     question = "\n".join(lines[: start if start is not None else len(lines)]).strip()
     return question, choices
+
+
+def parse_paper(user: str) -> tuple[str, list[str]] | None:
+    """(question, choices) from the paper's rendering ("Question: ...", "Choices: [...]")."""
+    m = re.search(r"^Question: (.*)\nChoices: (\[.*\])$", user, re.S | re.M)
+    if m is None:
+        return None
+    try:
+        choices = ast.literal_eval(m.group(2))
+    except (ValueError, SyntaxError):
+        return None
+    return m.group(1).strip(), [str(c) for c in choices]
 
 
 def role_of(messages: list[dict[str, str]]) -> str:
@@ -232,6 +264,9 @@ class FakeAPI:
             if q is None:
                 return 404, {"error": {"message": "unknown question"}}
             return 200, {"probs": self.world.probs(q, req["question"], req["choices"])}
+        if path.rstrip("/").endswith("/models") and method == "GET":
+            # The preflight's check: an empty list names no model, so any model name passes.
+            return 200, {"object": "list", "data": []}
         if path.rstrip("/").endswith("/chat/completions") and method == "POST":
             now = time.perf_counter()
             self.first = self.first or now
@@ -279,11 +314,12 @@ class FakeAPI:
     def _text(self, role: str, user: str, temperature: float, sample: int) -> str:
         w = self.world
         if role == "target":
-            question, choices = parse_mcq(user)
+            paper = parse_paper(user)
+            question, choices = paper or parse_mcq(user)
             q = w.identify(question)
             if q is None:
                 return "I do not know this one."
-            return w.answer(q, question, choices, temperature, sample)
+            return w.answer(q, question, choices, temperature, sample, by_text=bool(paper))
         if role == "proposer":
             block = user.split("Question and choices:\n", 1)[1].split("\n\nCorrect answer:")[0]
             question, _ = parse_mcq(block)
@@ -427,10 +463,16 @@ class FakeServer:
         self.logprobs = logprobs
         self.world = world or {}
         self.proc: subprocess.Popen[str] | None = None
+        self.port = 0
         self.base_url = ""
         self._tmp = tempfile.TemporaryDirectory(prefix="cdv-fake-")
 
     def __enter__(self) -> FakeServer:
+        self.start()
+        return self
+
+    def start(self, port: int = 0) -> None:
+        """Start the server process (``port`` 0: any free one)."""
         qfile = Path(self._tmp.name) / "questions.json"
         rows = [
             {"question": q.question, "choices": list(q.choices), "answer": q.answer}
@@ -448,6 +490,8 @@ class FakeServer:
             str(self.latency),
             "--world",
             json.dumps(self.world),
+            "--port",
+            str(port),
         ]
         if not self.logprobs:
             cmd.append("--no-logprobs")
@@ -457,8 +501,20 @@ class FakeServer:
         if not line.startswith("PORT "):
             self.__exit__()
             raise RuntimeError(f"fake server did not start: {line!r}")
-        self.base_url = f"http://127.0.0.1:{int(line.split()[1])}/v1"
-        return self
+        self.port = int(line.split()[1])
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+
+    def kill(self) -> None:
+        """Stop the server at once, mid-request (an outage)."""
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait()
+            self.proc = None
+
+    def restart(self) -> None:
+        """Start again on the same port, so clients reach it at the same base URL."""
+        self.kill()
+        self.start(self.port)
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None:

@@ -59,15 +59,30 @@ class _Server(ThreadingHTTPServer):
     request_queue_size = 128
 
 
+def model_list(seen: Seen) -> Reply:
+    """``GET /v1/models``: an empty list, which names no model, so any model name passes."""
+    return Reply(json={"object": "list", "data": []})
+
+
 class LoopbackServer:
-    def __init__(self, route: Route) -> None:
+    def __init__(self, route: Route, get_route: Route = model_list) -> None:
         self.route = route
+        self.get_route = get_route  # answers GET requests (the preflight's model list)
         self.requests: list[Seen] = []
+        self.gets: list[Seen] = []
         self._lock = threading.Lock()
         self.stop = threading.Event()
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                seen = Seen(
+                    time.monotonic(), self.path, {k.lower(): v for k, v in self.headers.items()}, {}
+                )
+                with owner._lock:
+                    owner.gets.append(seen)
+                self._answer(owner.get_route(seen))
+
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("content-length") or 0))
                 seen = Seen(
@@ -79,7 +94,9 @@ class LoopbackServer:
                 with owner._lock:  # requests (e.g. n samples) may arrive concurrently
                     seen.index = len(owner.requests)
                     owner.requests.append(seen)
-                reply = owner.route(seen)
+                self._answer(owner.route(seen))
+
+            def _answer(self, reply: Reply) -> None:
                 if reply.hang:
                     owner.stop.wait(reply.hang)
                 if reply.text is not None:
@@ -153,8 +170,8 @@ def scripted_servers() -> Iterator[Callable[[Script], LoopbackServer]]:
 
 
 @contextmanager
-def serving(route: Route) -> Iterator[LoopbackServer]:
-    server = LoopbackServer(route)
+def serving(route: Route, get_route: Route = model_list) -> Iterator[LoopbackServer]:
+    server = LoopbackServer(route, get_route)
     try:
         yield server
     finally:

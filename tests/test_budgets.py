@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cdvkit.cli.app import app
+from cdvkit.cli.app import STOPPED_BY_BUDGET, app
 from cdvkit.data.question import Question
 from cdvkit.models.budget import Budget
 from cdvkit.models.scripted import REGISTRY
@@ -121,7 +121,9 @@ def test_max_calls_is_a_hard_ceiling_and_a_higher_one_resumes(
     max_calls = 37
     args = scripted_args(tmp_path / "q.jsonl", config(log), tmp_path / "run")
     res = CliRunner().invoke(app, [*args, "--max-calls", str(max_calls)])
-    assert res.exit_code == 0, res.output  # stopped by the budget is not an error
+    # Stopped by the user's own ceiling: no failure, but no complete result either.
+    assert res.exit_code == STOPPED_BY_BUDGET, res.output
+    assert "Rerun to continue" in res.stderr
     summary = json.loads(res.stdout)
     assert "call budget reached" in summary["stopped"]
     assert summary["unfinished"] > 0
@@ -185,7 +187,7 @@ def test_max_cost_overshoots_by_at_most_the_calls_in_flight(
         max_cost = 0.1
         args = priced_args(data, config, server.url, tmp_path / "run")
         res = CliRunner().invoke(app, [*args, "--max-cost", str(max_cost)])
-        assert res.exit_code == 0, res.output
+        assert res.exit_code == STOPPED_BY_BUDGET, res.output
         summary = json.loads(res.stdout)
         assert "cost budget reached" in summary["stopped"]
         in_flight = peak_budget.in_flight_when_cost_reached

@@ -19,6 +19,7 @@ from cdvkit.export import export_jsonl, export_reference
 from cdvkit.models.budget import Budget
 from cdvkit.models.errors import BudgetExceeded
 from cdvkit.models.scripted import ScriptedModel
+from cdvkit.protocol import NEAR_GREEDY
 from cdvkit.store import RunStore
 from eval_helpers import QUESTIONS, build_run, defended_responder, oracle_probs
 from scripted_helpers import oracle_responder, scripted
@@ -78,7 +79,8 @@ async def test_answers_are_stored_and_reevaluation_is_free(run_dir):
         b1 = backends()
         first = await evaluate([es], list(b1), store=store, backends=b1, settings=FAST)
         paid = store.paid_calls()
-        assert store.usage_by_role()["eval"]["calls"] > 0
+        assert store.usage_by_role("evaluate")["eval"]["calls"] > 0
+        assert store.paid_calls("evaluate") + store.paid_calls("search") == paid
         b2 = backends()
         second = await evaluate([es], list(b2), store=store, backends=b2, settings=FAST)
         assert all(m.calls == [] for m in b2.values())
@@ -90,7 +92,7 @@ async def test_answers_are_stored_and_reevaluation_is_free(run_dir):
         data = [json.loads(r[0]) for r in rows]
         assert {d["variant"].split(":")[0] for d in data} == {"original", "example"}
         assert {d["model"] for d in data} == set(b1)
-        assert all(d["defense"] == "none" and d["samples"] == 1 for d in data)
+        assert all(d["defense"] == "none" and d["samples"] == 5 for d in data)
 
 
 async def test_interrupted_evaluation_resumes_without_paying_twice(run_dir, tmp_path):
@@ -181,7 +183,7 @@ async def test_exact_scoring_uses_the_argmax(run_dir):
             ["scripted/probs"],
             store=store,
             backends={"scripted/probs": probs_model},
-            settings=FAST,
+            settings=EvalSettings(resamples=200, scoring="exact"),
         )
         r = res["results"]["scripted/oracle"]["scripted/probs"]
         assert r["mode"] == "exact"
@@ -288,8 +290,11 @@ def test_settings_are_validated():
         EvalSettings(samples=0)
     with pytest.raises(ValueError):
         EvalSettings(scoring="vote")
-    assert EvalSettings(samples=1).effective_temperature == 0.0
-    assert EvalSettings(samples=5).effective_temperature == 0.7
+    with pytest.raises(ValueError):
+        EvalSettings(prompt="essay")
+    # The protocol's defaults: five near-greedy answers, as the search confirms examples.
+    assert EvalSettings().protocol().samples == 5
+    assert EvalSettings(samples=1).effective_temperature == NEAR_GREEDY
     assert EvalSettings(samples=5, temperature=0.2).effective_temperature == 0.2
 
 

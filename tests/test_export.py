@@ -77,9 +77,9 @@ def test_reference_import_reads_text_answers_and_skips_non_examples(tmp_path):
     assert "Venus glows" in item.examples[0].question
     assert len(es.skipped) == 3
     reasons = " | ".join(es.skipped)
-    assert "entry 1: no CDV example" in reasons  # the original itself is not an example
-    assert "entry 2: not searched" in reasons
-    assert "entry 3: no CDV example" in reasons
+    assert "row 2: no CDV example, question skipped" in reasons  # the original itself
+    assert "row 3: not searched" in reasons
+    assert "row 4: no CDV example" in reasons
     # Without a source field the dataset comes from the reference's file name.
     items, _ = items_from_reference([{**REFERENCE[0], "source": None}], dataset="MMLU")
     assert items[0].dataset == "MMLU"

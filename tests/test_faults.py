@@ -2,7 +2,8 @@
 
 One run mixes healthy questions with questions whose every request meets a given fault (chosen by
 a tag in the question text), so the tests check that a fault costs its own question only: the
-call is retried, or recorded as failed with its reason, and the search goes on with the others.
+call is retried, or recorded as lost with its reason and the question marked incomplete (never
+"done": a lost call is no result), and the search goes on with the others.
 """
 
 from __future__ import annotations
@@ -37,15 +38,15 @@ EXPECTED: dict[str, Outcome] = {
     "ok2": ("done", None, None),
     "rate-once": ("done", None, None),  # 429 + Retry-After once, then healthy
     "busy-once": ("done", None, None),  # 503 once, then healthy
-    "rate-always": ("failed", "rate limited (HTTP 429)", 1 + RETRIES),
-    "err500": ("failed", "server error (HTTP 500)", 1 + RETRIES),
-    "hang": ("failed", "timed out", 1 + RETRIES),
-    "cut": ("failed", "Connection error", 1 + RETRIES),
-    "truncated": ("failed", "is not JSON", 1 + RETRIES),
-    "html": ("failed", "is not JSON", 1 + RETRIES),
-    "empty": ("failed", "empty choices", 1 + RETRIES),
+    "rate-always": ("incomplete", "rate limited (HTTP 429)", 1 + RETRIES),
+    "err500": ("incomplete", "server error (HTTP 500)", 1 + RETRIES),
+    "hang": ("incomplete", "timed out", 1 + RETRIES),
+    "cut": ("incomplete", "Connection error", 1 + RETRIES),
+    "truncated": ("incomplete", "is not JSON", 1 + RETRIES),
+    "html": ("incomplete", "is not JSON", 1 + RETRIES),
+    "empty": ("incomplete", "empty choices", 1 + RETRIES),
     # A 400 is the server's final word (here: the prompt is over its context length): no retry.
-    "too-long": ("failed", "request rejected (HTTP 400)", 1),
+    "too-long": ("incomplete", "request rejected (HTTP 400)", 1),
     # A refusal is an answer naming no choice: counted wrong, so the original already "fails".
     "refusal-field": ("original_failed", None, None),
     "refusal-text": ("original_failed", None, None),
@@ -162,8 +163,8 @@ def test_each_fault_costs_only_its_own_question(tmp_path: Path) -> None:
     run_dir = tmp_path / "run"
     with serving(route) as server:
         res = generate(data, config, server.url, run_dir, "--json")
-        # Some questions failed, but the others made progress: that is a successful run.
-        assert res.exit_code == 0, res.output
+        # The others made progress, but questions that lost calls are no result: exit code 1.
+        assert res.exit_code == 1, res.output
         summary = json.loads(res.stdout)
 
         with RunStore(run_dir, readonly=True, lock=False) as store:
@@ -173,15 +174,19 @@ def test_each_fault_costs_only_its_own_question(tmp_path: Path) -> None:
             ids = {t: by_tag[t]["id"] for t in tags}
             for tag, (_status, reason, root_requests) in EXPECTED.items():
                 mine = [f for f in failures if f["question_id"] == ids[tag]]
+                lost = [f for f in mine if f["kind"] == "lost"]
                 if reason is None:
-                    # Retried faults leave no failure behind: only a call that gave up is one.
-                    assert not mine, (tag, mine)
+                    # A retried fault costs no call: only its refused attempts are counted.
+                    assert not lost, (tag, mine)
+                    assert all(f["kind"] == "retried" for f in mine), (tag, mine)
                     continue
-                # One failed call, recorded with its reason, on the question's own row too.
-                assert len(mine) == 1, (tag, mine)
-                assert reason in mine[0]["error"] and mine[0]["role"] == "target"
+                # One lost call, recorded with its reason, on the question's own row too; every
+                # refused attempt before it is counted as well.
+                assert len(lost) == 1, (tag, mine)
+                assert reason in lost[0]["error"] and lost[0]["role"] == "target"
                 assert reason in (by_tag[tag]["error"] or "")
-                assert len(server.seen(f"[{tag}]")) == root_requests, (tag, mine[0]["error"])
+                assert len(server.seen(f"[{tag}]")) == root_requests, (tag, lost[0]["error"])
+                assert len(mine) == root_requests, (tag, mine)  # requests sent = rows
             # Every retried fault was asked again, and the run honoured the Retry-After header.
             first, second = server.seen("[rate-once]")[:2]
             assert second.at - first.at >= RETRY_AFTER - 0.05
@@ -196,26 +201,32 @@ def test_each_fault_costs_only_its_own_question(tmp_path: Path) -> None:
                 assert all(REFUSAL in a["reply"] for a in answers)
             examples = {e["question_id"] for e in store.examples()}
             assert examples == {ids[t] for t, e in EXPECTED.items() if e[0] == "done"}
+            # Every request the server saw is either a paid call or a counted failure.
+            assert len(server.seen()) == store.paid_calls() + len(failures)
 
-        n_failed = sum(e[0] == "failed" for e in EXPECTED.values())
-        assert summary["failed"] == n_failed
-        assert summary["failures"] == len(failures) == n_failed
+        n_failed = sum(e[0] == "incomplete" for e in EXPECTED.values())
+        assert summary["incomplete"] == n_failed
+        assert summary["requests_failed"] == len(failures)
+        lost_reasons = [g for g in summary["failures"] if g["kind"] == "lost"]
+        assert sum(g["count"] for g in lost_reasons) == n_failed
         assert summary["with_example"] == sum(e[0] == "done" for e in EXPECTED.values())
-        assert summary["unfinished"] == 0 and summary["fatal"] is None
+        assert summary["pending"] == 0 and summary["fatal"] is None
+        # Each distinct failure was shown as it happened, with its reason.
+        assert "server error (HTTP 500)" in res.stderr and "is not JSON" in res.stderr
 
-        # Once the server recovers, the same command retries exactly the failed questions; the
-        # finished ones are not asked again.
+        # Once the server recovers, the same command retries exactly the incomplete questions;
+        # the finished ones are not asked again.
         route.healthy = True
         before = {t: len(server.seen(f"[{t}]")) for t in tags}
         res = generate(data, config, server.url, run_dir, "--json")
         assert res.exit_code == 0, res.output
         summary = json.loads(res.stdout)
-        assert summary["failed"] == 0 and summary["unfinished"] == 0
+        assert summary["incomplete"] == 0 and summary["unfinished"] == 0
         refusals = sum(e[0] == "original_failed" for e in EXPECTED.values())
         assert summary["with_example"] == len(tags) - refusals
         for tag, (status, _, _) in EXPECTED.items():
             asked_again = len(server.seen(f"[{tag}]")) > before[tag]
-            assert asked_again == (status == "failed"), tag
+            assert asked_again == (status == "incomplete"), tag
 
 
 def test_bad_credentials_stop_the_run_at_once_with_one_message(tmp_path: Path) -> None:
@@ -229,7 +240,19 @@ def test_bad_credentials_stop_the_run_at_once_with_one_message(tmp_path: Path) -
             "code": "invalid_api_key",
         }
     }
-    with serving(lambda req: Reply(401, body)) as server:
+    refuse = lambda req: Reply(401, body)  # noqa: E731
+    # Checked before the run: one line, exit 2, nothing sent but the check, no run directory.
+    with serving(refuse, get_route=refuse) as server:
+        res = generate(data, config, server.url, tmp_path / "run")
+        assert server.seen() == [] and len(server.gets) == 1
+    assert res.exit_code == 2, res.output
+    assert "target model openai-compatible/x" in res.output
+    assert "rejected the API key (HTTP 401)" in res.output and "OPENAI_API_KEY" in res.output
+    assert SECRET not in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "run").exists()
+
+    # A key the server stops accepting during the run stops it at once.
+    with serving(refuse) as server:
         res = generate(data, config, server.url, tmp_path / "run")
         assert res.exit_code == 1, res.output
         # No retry storm: each question asked once at most, and never once the key was refused.
@@ -262,5 +285,8 @@ def test_a_run_where_no_question_could_be_searched_exits_1(tmp_path: Path) -> No
         res = generate(data, config, server.url, tmp_path / "run", "--quiet")
         assert len(server.seen()) == 3 * (1 + RETRIES)
     assert res.exit_code == 1, res.output
-    assert "no question could be searched" in res.output
+    assert "3 question(s) incomplete" in res.output
+    # Why, even with --quiet: the failure as it happened, and the summary's count by reason.
+    assert "server error (HTTP 500): boom" in res.stderr
+    assert "Requests refused or failed, by reason" in res.stdout
     assert "Traceback" not in res.output

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from cdvkit.answers import read_answer
 from cdvkit.data.question import LETTERS, Question
 from cdvkit.evaluation import EvalSettings, evaluate, from_store, load_evaluation
 from cdvkit.mitigation import (
@@ -29,7 +30,7 @@ from cdvkit.mitigation.training_data import constructed_chosen, constructed_reje
 from cdvkit.models.base import MCQ
 from cdvkit.models.hf_backend import render_plain
 from cdvkit.models.scripted import REGISTRY
-from cdvkit.prompts import TARGET_SYSTEM, parse_answer, target_messages
+from cdvkit.prompts import TARGET_SYSTEM, target_messages
 from cdvkit.store import RunStore
 from eval_helpers import QUESTIONS, defended_responder, make_run, register_models
 from scripted_helpers import oracle_responder, scripted
@@ -146,10 +147,10 @@ def test_dpo_rows_use_the_target_prompt_and_stored_replies(run_dir: Path, tmp_pa
         # Exactly the prompt the hf/ backend renders for a tokenizer without a chat template.
         assert row["prompt"] == render_plain(target_messages(ex["question"], choices))
         assert row["chosen"].startswith(" ") and row["rejected"].startswith(" ")
-        chosen = parse_answer(row["chosen"], choices)
-        rejected = parse_answer(row["rejected"], choices)
-        assert (chosen.status, chosen.index) == ("ok", ex["answer"])
-        assert rejected.status == "ok" and rejected.index != ex["answer"]
+        chosen = read_answer(row["chosen"], choices)
+        rejected = read_answer(row["rejected"], choices)
+        assert chosen.index == ex["answer"]
+        assert rejected.index is not None and rejected.index != ex["answer"]
         # The search stored the target's wrong replies; no model answered right yet.
         assert row["rejected_from"] == "stored:scripted/oracle"
         assert row["rejected"] == f" I think so. Answer: {LETTERS[rejected.index]}"
@@ -197,23 +198,23 @@ def test_chat_and_sft_shapes(run_dir: Path, tmp_path: Path):
     for r in sft:
         ex = by_key[(r["question_id"], r["example"])]
         assert set(r) >= {"prompt", "completion"} and "chosen" not in r
-        assert parse_answer(r["completion"], ex["choices"]).index == ex["answer"]
+        assert read_answer(r["completion"], ex["choices"]).index == ex["answer"]
     assert len({r["question_id"] for r in sft_chat}) == len(sft_chat)  # --first-only
     for r in sft_chat:
         ex = by_key[(r["question_id"], r["example"])]
         msgs = r["messages"]
         assert msgs[:2] == target_messages(ex["question"], ex["choices"])
         assert msgs[2]["role"] == "assistant"
-        assert parse_answer(msgs[2]["content"], ex["choices"]).index == ex["answer"]
+        assert read_answer(msgs[2]["content"], ex["choices"]).index == ex["answer"]
 
 
 def test_constructed_answers_parse_and_name_the_pushed_option() -> None:
     choices = ("blue", "green", "red", "yellow")
-    assert parse_answer(constructed_chosen(choices, 0), choices).index == 0
+    assert read_answer(constructed_chosen(choices, 0), choices).index == 0
     wrong = constructed_rejected(choices, 0, "red")
-    assert parse_answer(wrong, choices).index == 2 and '"red"' in wrong
+    assert read_answer(wrong, choices).index == 2 and '"red"' in wrong
     # Unknown pushed option: some wrong choice, never the right one.
-    assert parse_answer(constructed_rejected(choices, 0, None), choices).index == 1
+    assert read_answer(constructed_rejected(choices, 0, None), choices).index == 1
     assert constructed_rejected(choices, 3, "yellow", "short") == "Answer: A"
 
 
@@ -609,7 +610,7 @@ def test_dpo_end_to_end_moves_choice_probabilities(
     gains = []
     for ex, row, pb, pa in zip(examples, train_rows, before, after, strict=True):
         right = ex["answer"]
-        wrong = parse_answer(row["rejected"], ex["choices"]).index
+        wrong = read_answer(row["rejected"], ex["choices"]).index
         assert pa[right] > pb[right], (ex["question_id"], pb, pa)
         # The preference the DPO loss optimises: chosen over rejected, relative to the base.
         assert math.log(pa[right] / pa[wrong]) > math.log(pb[right] / pb[wrong])

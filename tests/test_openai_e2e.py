@@ -91,9 +91,14 @@ def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch,
     ]  # fmt: skip
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output)
+    summary = json.loads(res.stdout)
     assert set(SEEN) == {"proposer", "judge", "target"}
-    assert summary["with_example"] == 3 and summary["failures"] == 0
+    assert summary["with_example"] == 3 and summary["incomplete"] == 0
+    # The only failed requests are log-prob probes the server answered without log-probs (the
+    # search then scores by sampled answers): counted, so every request sent is accounted for.
+    assert summary["failures"] and all(g["kind"] == "refused" for g in summary["failures"])
+    assert summary["calls"] + summary["requests_failed"] == sum(SEEN.values())
+    assert "log-probs" in res.stderr
     assert set(summary["by_role"]) == {"proposer", "judge", "target"}
 
     with RunStore(tmp_path / "run", readonly=True, lock=False) as store:

@@ -205,6 +205,13 @@ def test_cli_evaluate_report_export(cli_app, tmp_path):
     assert (tmp_path / "p" / "defenses.png").is_file()
     res = runner.invoke(cli_app, ["report", str(run), "--format", "md"])
     assert res.exit_code == 0 and (run / "report.md").is_file()
+    # The robust model's answers were paid by the evaluation: listed apart from the search's.
+    md = (run / "report.md").read_text()
+    with RunStore(run, readonly=True, lock=False) as store:
+        search_calls, eval_calls = store.paid_calls("search"), store.paid_calls("evaluate")
+    assert eval_calls > 0 and f"| paid model calls (search) | {search_calls} |" in md
+    eval_table = md.split("Evaluation (cdv evaluate, counted apart)")[1].split("##")[0]
+    assert "| eval |" in eval_table and "| target |" not in eval_table
 
     for fmt, name in (
         ("jsonl", "examples.jsonl"),
@@ -250,12 +257,12 @@ def test_cli_errors_are_one_line(cli_app, tmp_path):
             "unknown defense",
         ),
         (
-            ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--scoring", "vote"],
-            "--scoring",
+            ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--protocol", "vote"],
+            "--protocol must be sample or exact",
         ),
         (
-            ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--scoring", "exact"],
-            "cannot evaluate with --scoring exact ([scripted/oracle]",
+            ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--protocol", "exact"],
+            "cannot evaluate scripted/oracle with --protocol exact",
         ),
         (["export", str(run), "--format", "csv"], "unknown export format"),
         (["report", str(run), "--format", "pdf"], "unknown report format"),

@@ -1,10 +1,9 @@
-"""Prompts for every role, and the local parser for the target's final answer."""
+"""Prompts for every role (the target's answers are read by :mod:`cdvkit.answers`)."""
 
 from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
 
 from cdvkit.data.question import LETTERS
@@ -28,20 +27,49 @@ DEFENSES: dict[str, str] = {
 }
 
 
+TARGET_PROMPTS = ("letter", "paper")
+
+# The paper's format: the choices as a Python list, the answer given by its text, step by step.
+PAPER_TEMPLATE = (
+    "Answer the following question. Think step by step, then give your final answer, which "
+    "must be exactly one of the choices, written out in full.\n\n"
+    "Question: {question}\n"
+    "Choices: {choices}\n\n"
+    "End your reply with: The final answer is: '<the chosen choice>'"
+)
+PAPER_SYSTEM = "You are a helpful assistant."
+
+
 def render_mcq(question: str, choices: tuple[str, ...] | list[str]) -> str:
     lines = [question.strip(), ""]
     lines += [f"{LETTERS[i]}. {c}" for i, c in enumerate(choices)]
     return "\n".join(lines)
 
 
+def render_paper(question: str, choices: tuple[str, ...] | list[str]) -> str:
+    return PAPER_TEMPLATE.format(question=question.strip(), choices=repr(list(choices)))
+
+
 def target_messages(
-    question: str, choices: tuple[str, ...] | list[str], *, defense: str = ""
+    question: str,
+    choices: tuple[str, ...] | list[str],
+    *,
+    defense: str = "",
+    prompt: str = "letter",
 ) -> list[Message]:
-    system = TARGET_SYSTEM if not defense else f"{TARGET_SYSTEM}\n\n{defense}"
-    return [
-        {"role": "system", "content": system},
-        {"role": "user", "content": render_mcq(question, choices)},
-    ]
+    """The target's messages; ``prompt`` is ``letter`` (choices lettered, 'Answer: X') or
+    ``paper`` (choices as a list, answer by text)."""
+    if prompt == "paper":
+        system, user = PAPER_SYSTEM, render_paper(question, choices)
+    elif prompt == "letter":
+        system, user = TARGET_SYSTEM, render_mcq(question, choices)
+    else:
+        raise ValueError(
+            f"unknown target prompt {prompt!r}: use one of {', '.join(TARGET_PROMPTS)}"
+        )
+    if defense:
+        system = f"{system}\n\n{defense}"
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 def target_request(
@@ -52,74 +80,15 @@ def target_request(
     max_tokens: int = 512,
     defense: str = "",
     seed: int | None = None,
+    prompt: str = "letter",
 ) -> GenerateRequest:
     return GenerateRequest.make(
-        target_messages(question, choices, defense=defense),
+        target_messages(question, choices, defense=defense, prompt=prompt),
         temperature=temperature,
         max_tokens=max_tokens,
         seed=seed,
         mcq=MCQ(question, tuple(choices)),
     )
-
-
-@dataclass(frozen=True)
-class ParsedAnswer:
-    """Outcome of reading one reply: a choice index, or why there is none."""
-
-    index: int | None
-    status: str  # "ok" | "outside" (names no given choice) | "unparsed"
-    raw: str = ""
-
-
-_ANSWER_RE = re.compile(
-    r"answer\s*(?:is)?\s*[:：]?\s*\**\s*\(?\s*([A-Za-z])\s*\)?(?![A-Za-z])", re.IGNORECASE
-)
-_BARE_RE = re.compile(r"^\s*\(?([A-Za-z])\)?[.)]?\s*$")
-_WORD_AFTER = re.compile(r"\s+[A-Za-z]")
-
-
-def _answer_letters(text: str) -> list[str]:
-    """Letters given after 'answer', leaving out the English word 'a' read as a label.
-
-    A lower-case letter that follows a plain "answer"/"answer is" (no colon or bracket) and is
-    itself followed by more words is prose: "I can't answer a question like that", "the answer
-    is a matter of taste". Reading it as choice A would count a refusal as an answer, and as
-    the right one whenever A is correct.
-    """
-    letters = []
-    for m in _ANSWER_RE.finditer(text):
-        letter = m.group(1)
-        marked = any(ch in text[m.start() : m.start(1)] for ch in ":：(*")
-        if letter.islower() and not marked and _WORD_AFTER.match(text, m.end(1)):
-            continue
-        letters.append(letter)
-    return letters
-
-
-def parse_answer(text: str, choices: tuple[str, ...] | list[str]) -> ParsedAnswer:
-    """Read the final answer letter from a reply.
-
-    The last 'Answer: X' wins, since step-by-step replies often mention other letters first. A
-    letter beyond the choices, or a reply naming none, is never dropped: it counts as wrong.
-    """
-    if text is None:
-        return ParsedAnswer(None, "unparsed", "")
-    matches = _answer_letters(text)
-    letter = matches[-1] if matches else None
-    if letter is None:
-        bare = _BARE_RE.match(text)
-        letter = bare.group(1) if bare else None
-    if letter is not None:
-        idx = LETTERS.find(letter.upper())
-        if 0 <= idx < len(choices):
-            return ParsedAnswer(idx, "ok", text)
-        return ParsedAnswer(None, "outside", text)
-    # A reply that repeats exactly one choice's text is read as that choice.
-    low = text.strip().lower().rstrip(".")
-    exact = [i for i, c in enumerate(choices) if c.strip().lower() == low]
-    if len(exact) == 1:
-        return ParsedAnswer(exact[0], "ok", text)
-    return ParsedAnswer(None, "unparsed", text)
 
 
 def extractor_request(

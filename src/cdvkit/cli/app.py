@@ -19,6 +19,7 @@ from cdvkit import __version__
 from cdvkit.cli.common import (
     USER_ERRORS,
     ExecutorOption,
+    FailurePrinter,
     RayAddressOption,
     RayGpusOption,
     RayWorkersOption,
@@ -55,6 +56,11 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
 
 
+# Exit codes: 0 every question has its result; 1 questions incomplete (calls failed, server down,
+# key refused); 2 bad input, option or model (nothing was run); 3 stopped by --max-calls/--max-cost.
+STOPPED_BY_BUDGET = 3
+
+
 def default_run_dir(data: str, target: str, seed: int) -> Path:
     """Same command, same directory: rerunning it resumes instead of starting over."""
     digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
@@ -87,13 +93,31 @@ def generate(
         bool | None,
         typer.Option("--strict", help="Repeated choices are an error, not collapsed."),
     ] = None,
-    samples: Annotated[int | None, typer.Option(help="Target samples per node (n).")] = None,
-    temperature: Annotated[float | None, typer.Option(help="Target sampling temperature.")] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="When the target counts as right/fooled: sample (n step-by-step answers, "
+            "fooled when none is right; default) | exact (the most likely choice)."
+        ),
+    ] = None,
+    samples: Annotated[int | None, typer.Option(help="Protocol: answers per question (n).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Protocol: sampling temperature (default 0.01).")
+    ] = None,
+    target_prompt: Annotated[
+        str | None,
+        typer.Option(help="letter (lettered choices) | paper (the paper's: answer by text)."),
+    ] = None,
     scoring: Annotated[
-        str | None, typer.Option(help="auto | sample | exact (choice probabilities).")
+        str | None,
+        typer.Option(
+            help="The search's cheaper guide: auto (choice probabilities where the model gives "
+            "them) | sample | exact. Examples are always confirmed under the protocol."
+        ),
     ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Exact scoring: P(correct) below this is a success.")
+        float | None,
+        typer.Option(help="Exact scoring: fooled only when P(correct) is also below this."),
     ] = None,
     strategy: Annotated[
         str | None,
@@ -147,9 +171,15 @@ def generate(
 
     from cdvkit.data import load_questions
     from cdvkit.executors import executor_from_options
+    from cdvkit.models.preflight import PreflightError
     from cdvkit.search.config import GenerateConfig
-    from cdvkit.search.runner import prepare_store, run_search, summarize
-    from cdvkit.store import RunStore
+    from cdvkit.search.runner import (
+        check_models,
+        prepare_store,
+        run_search,
+        summarize,
+    )
+    from cdvkit.store import ReadOnlyRunError, RunStore
 
     try:
         cfg = GenerateConfig.from_sources(
@@ -165,8 +195,10 @@ def generate(
             seed=seed,
             skip_invalid=skip_invalid,
             strict=strict,
+            protocol=protocol,
             samples=samples,
             temperature=temperature,
+            target_prompt=target_prompt,
             scoring=scoring,
             threshold=threshold,
             strategy=strategy,
@@ -211,15 +243,42 @@ def generate(
             raise ValueError(f"no valid questions in {cfg.data}")
         return result.questions
 
-    try:
-        store = RunStore(run_dir)
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
-    with store:
+    def open_store(load_questions: Any) -> tuple[RunStore, list[Any]]:
         try:
-            questions = prepare_store(store, cfg, load)
+            store = RunStore(run_dir)
+        except ReadOnlyRunError as exc:
+            raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
         except USER_ERRORS as exc:
             raise _fail(str(exc)) from None
+        try:
+            return store, prepare_store(store, cfg, load_questions)
+        except USER_ERRORS as exc:
+            store.close()
+            raise _fail(str(exc)) from None
+
+    opened: tuple[RunStore, list[Any]] | None = None
+    preloaded: list[Any] = []
+    if (Path(run_dir) / "run.db").exists():
+        # An existing run is checked first (its version, lock and settings): nothing is created.
+        opened = open_store(load)
+    else:
+        # A dataset that cannot be read leaves no half-made run directory behind.
+        try:
+            preloaded = load()
+        except USER_ERRORS as exc:
+            raise _fail(str(exc)) from None
+    # Every role's model is checked before anything is written or paid: a missing key, a
+    # server that cannot be reached or an unknown model is one line, and no run directory.
+    try:
+        models = asyncio.run(check_models(cfg))
+    except PreflightError as exc:
+        if opened is not None:
+            opened[0].close()
+        raise _fail(str(exc)) from None
+    if ex.distributed:
+        models = {}  # workers build their own backends (these cannot be shipped to them)
+    store, questions = opened or open_store(lambda: preloaded)
+    with store:
         if not quiet:
             console.print(
                 f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
@@ -227,7 +286,9 @@ def generate(
                 f"run dir [cyan]{run_dir}[/]",
                 highlight=False,
             )
-        search = functools.partial(run_search, executor=ex)
+            console.print(f"protocol: {cfg.protocol_spec().describe()}", highlight=False)
+        store.on_failure = FailurePrinter()
+        search = functools.partial(run_search, executor=ex, models=models)
         outcome = _run_with_progress(cfg, store, search, len(questions), quiet)
         summary = summarize(store)
         summary["run_dir"] = str(run_dir)
@@ -235,22 +296,26 @@ def generate(
         summary["fatal"] = outcome.fatal
     if as_json:
         print(json.dumps(summary, indent=2))
-    elif not quiet or outcome.fatal:
+    elif not quiet or outcome.fatal or summary["incomplete"]:
         print_summary(summary)
     if outcome.fatal:
         raise _fail(outcome.fatal, 1)
-    if outcome.stopped and not as_json:
-        err.print(f"[yellow]stopped early:[/] {outcome.stopped}. Rerun to continue.")
-    if summary["searched"] == 0 and summary["failed"] > 0:
-        raise _fail("no question could be searched; see the failures above", 1)
+    if outcome.stopped:
+        # The user's own ceiling: no failure, but no complete result either.
+        raise _fail(f"stopped early: {outcome.stopped}. Rerun to continue.", STOPPED_BY_BUDGET)
+    if summary["incomplete"]:
+        # No result yet for these questions: the exit code says so until a rerun completes them.
+        raise _fail(
+            f"{summary['incomplete']} question(s) incomplete: some of their calls failed "
+            "(see the failures above); rerun the same command to retry them",
+            1,
+        )
 
 
 def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet: bool) -> Any:
-    already = total - sum(
-        1
-        for d in store.questions()
-        if d["status"] in ("pending", "running", "incomplete", "failed")
-    )
+    from cdvkit.search.runner import UNFINISHED
+
+    already = total - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
     if quiet:
         return asyncio.run(run_search(cfg, store))
     with Progress(
@@ -271,28 +336,12 @@ def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet:
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    from cdvkit.reporting.html import usage_row
+    from cdvkit.reporting.html import summary_rows, usage_row
 
     t = Table(title="CDV search summary", show_header=False, title_justify="left")
     t.add_column("what")
     t.add_column("value", justify="right")
-    rows = [
-        ("questions", s["questions"]),
-        ("searched", s["searched"]),
-        ("originally correct", s["originally_correct"]),
-        ("originally failed (not searched)", s["originally_failed"]),
-        ("with at least one example", s["with_example"]),
-        ("CDV examples", s["examples"]),
-        ("success rate", f"{s['success_rate']:.1%}"),
-        ("failed questions", s["failed"]),
-        ("unfinished questions", s["unfinished"]),
-        ("paid model calls", s["calls"]),
-        ("cost (USD)", f"{s['cost']:.4f}"),
-        (
-            "calls per example",
-            "-" if s["calls_per_example"] is None else f"{s['calls_per_example']:.1f}",
-        ),
-    ]
+    rows = summary_rows(s)
     for k, v in rows:
         t.add_row(k, str(v))
     console.print(t)
@@ -303,6 +352,15 @@ def print_summary(s: dict[str, Any]) -> None:
         for role, u in s["by_role"].items():
             r.add_row(*usage_row(role, u))
         console.print(r)
+    if s.get("failures"):
+        f = Table(title="Requests refused or failed, by reason", title_justify="left")
+        for col in ("kind", "role", "count", "questions", "reason"):
+            f.add_column(col, justify="right" if col in ("count", "questions") else "left")
+        for g in s["failures"][:15]:
+            f.add_row(g["kind"], g["role"], str(g["count"]), str(g["questions"]), g["reason"])
+        console.print(f)
+    if s.get("protocol"):
+        console.print(f"protocol: {s['protocol']}", highlight=False)
     if "run_dir" in s:
         console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)
 

@@ -5,7 +5,7 @@ A module of its own so each command module can import it without importing the a
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -44,3 +44,30 @@ RayWorkersOption = Annotated[
 RayGpusOption = Annotated[
     float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
 ]
+
+
+class FailurePrinter:
+    """Prints the first occurrence of each distinct failure as it happens (the summary counts
+    them all), so a run that is failing says why at once instead of after the fact. It writes to
+    stderr in every mode, --quiet and --json included: stdout stays the summary's."""
+
+    def __init__(self) -> None:
+        self.seen: set[tuple[str, str, str]] = set()
+
+    def __call__(self, failure: dict[str, Any]) -> None:
+        from cdvkit.search.runner import failure_reason
+
+        key = (failure["kind"], failure["role"], failure_reason(failure["error"]))
+        if failure.get("stops_run") or key in self.seen:
+            return  # a failure that stops the run is the run's own last word
+        self.seen.add(key)
+        what = {
+            "retried": "a request failed, retrying",
+            "refused": "a request was refused",
+            "lost": "a call failed for good",
+        }.get(failure["kind"], failure["kind"])
+        err.print(
+            f"[yellow]{what}[/] ({failure['role']}): {escape(failure['error'])}",
+            highlight=False,
+            soft_wrap=True,
+        )

@@ -20,6 +20,7 @@ from rich.table import Table
 from cdvkit.cli.common import (
     USER_ERRORS,
     ExecutorOption,
+    FailurePrinter,
     RayAddressOption,
     RayGpusOption,
     RayWorkersOption,
@@ -61,11 +62,13 @@ def _fmt_pct(v: float | None, ci: list[float] | None = None) -> str:
 
 
 def print_evaluation(entry: dict[str, Any]) -> None:
+    from cdvkit.reporting.html import protocol_line
+
     st = entry["settings"]
     conf = round(st["confidence"] * 100)
     t = Table(
-        title=f"CDV evaluation · defense {entry['defense']} · {st['samples']} sample(s), "
-        f"scoring {st['scoring']}, {'all examples' if st['all_examples'] else 'first example'}",
+        title=f"CDV evaluation · defense {entry['defense']} · "
+        f"{'all examples' if st['all_examples'] else 'first example'} per question",
         title_justify="left",
     )
     for col in (
@@ -122,11 +125,14 @@ def print_evaluation(entry: dict[str, Any]) -> None:
             )
         console.print(m)
     a = entry["answers"]
+    paid = entry.get("paid_calls")
     console.print(
         f"{a['total']} answers, {a['cached']} from the store"
+        + (f", {paid} paid calls (USD {entry.get('cost', 0.0):.4f})" if paid is not None else "")
         + (f", [yellow]{len(entry['errors'])} failed[/]" if entry["errors"] else ""),
         highlight=False,
     )
+    console.print(f"protocol: {protocol_line(st)}", highlight=False)
 
 
 def print_defense_comparison(entries: list[dict[str, Any]]) -> None:
@@ -174,13 +180,30 @@ def evaluate_command(
             "repeat to compare defenses side by side.",
         ),
     ] = None,
-    samples: Annotated[int, typer.Option(help="Answers per question and model.")] = 1,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            help="sample (n step-by-step answers; right when one is) | exact (the most likely "
+            "choice). Default: the first --run's protocol, else sample."
+        ),
+    ] = None,
+    samples: Annotated[
+        int | None, typer.Option(help="Protocol: answers per question (default: the run's, or 5).")
+    ] = None,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (default 0 for 1 sample, else 0.7).")
+        float | None,
+        typer.Option(help="Protocol: sampling temperature (default: the run's, or 0.01)."),
+    ] = None,
+    target_prompt: Annotated[
+        str | None, typer.Option(help="Protocol: letter | paper (default: the run's, or letter).")
+    ] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="Exact protocol: wrong only when P(correct) is also below this."),
     ] = None,
     scoring: Annotated[
-        str, typer.Option(help="auto | sample | exact (argmax of choice probabilities).")
-    ] = "auto",
+        str | None, typer.Option(hidden=True, help="Old name of --protocol.")
+    ] = None,
     all_examples: Annotated[
         bool, typer.Option("--all-examples", help="Every example per question, not the first.")
     ] = False,
@@ -213,17 +236,20 @@ def evaluate_command(
     """Accuracy of models on original vs. distracted questions, with paired statistics."""
     from cdvkit.evaluation import (
         EvalSettings,
+        check_eval_models,
         evaluate,
         from_run_dir,
-        from_store,
         load_examples_file,
         resolve_defense,
+        run_protocol,
         save_evaluation,
     )
     from cdvkit.executors import executor_from_options
     from cdvkit.models.budget import Budget
     from cdvkit.models.errors import BudgetExceeded, ModelError
-    from cdvkit.store import RunStore
+    from cdvkit.models.preflight import PreflightError
+    from cdvkit.protocol import Protocol
+    from cdvkit.store import ReadOnlyRunError, RunStore
 
     extra = list(ctx.args)
     stray = [a for a in extra if a.startswith("-")]
@@ -236,51 +262,70 @@ def evaluate_command(
     files = list(examples or [])
     if not runs and not files:
         raise _fail("give the examples to evaluate: --run DIR and/or --examples FILE")
+    quiet = quiet or as_json
     try:
+        defenses = [resolve_defense(d) for d in (defense or ["none"])]
+        ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
+        results_dir = out or (runs[0] if runs else default_eval_dir(files))
+        for r in runs:
+            if not (r / "run.db").exists():
+                raise FileNotFoundError(f"{r} holds no cdvkit run (run.db is missing)")
+        # Every input is read before anything is written: a malformed file leaves nothing behind.
+        sets = [from_run_dir(r) for r in runs]
+        for f in files:
+            path, label = parse_examples_arg(f)
+            sets.append(load_examples_file(path, label))
+        base = run_protocol(runs[0]) if runs else Protocol()
+        chosen = protocol or ("sample" if scoring == "auto" else scoring)
         settings = EvalSettings(
-            samples=samples,
-            temperature=temperature,
-            scoring=scoring,
+            samples=samples if samples is not None else base.samples,
+            temperature=temperature if temperature is not None else base.temperature,
+            scoring=chosen or base.scoring,
+            prompt=target_prompt or base.prompt,
+            threshold=threshold if threshold is not None else base.threshold,
             all_examples=all_examples,
             resamples=bootstrap,
             seed=seed,
             concurrency=concurrency,
         )
-        defenses = [resolve_defense(d) for d in (defense or ["none"])]
-        ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
-        results_dir = out or (runs[0] if runs else default_eval_dir(files))
-        if runs and out is None and not (runs[0] / "run.db").exists():
-            raise FileNotFoundError(f"{runs[0]} holds no cdvkit run (run.db is missing)")
-        store = RunStore(results_dir)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
-    quiet = quiet or as_json
+    labels = [s.label for s in sets]
+    if len(set(labels)) != len(labels):
+        raise _fail(
+            f"two example sets share the label {labels!r}; name them with --examples LABEL=PATH"
+        )
+    for s in sets:
+        if s.skipped and not quiet:
+            err.print(f"[yellow]{s.path}: left out {len(s.skipped)} entries[/]")
+            for why in s.skipped[:10]:
+                err.print(f"  {why}", highlight=False, markup=False)
+    if not any(s.items for s in sets):
+        raise _fail("no question with a CDV example to evaluate")
+    try:
+        backends, ext_model = asyncio.run(
+            check_eval_models(model_list, extractor, base_url, concurrency)
+        )
+    except PreflightError as exc:
+        raise _fail(str(exc)) from None
+    if ex.distributed:
+        backends, ext_model = {}, None  # Ray workers build their own
+    try:
+        store = RunStore(results_dir)
+    except ReadOnlyRunError as exc:
+        fix = "choose another --out" if out is not None else "pass --out DIR to write elsewhere"
+        raise _fail(str(exc.with_fix(fix))) from None
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    if not quiet:
+        console.print(f"protocol: {settings.protocol().describe()}", highlight=False)
     entries: list[dict[str, Any]] = []
     with store:
-        try:
-            sets = []
-            for r in runs:
-                same = r.resolve() == Path(results_dir).resolve()
-                sets.append(from_store(store) if same else from_run_dir(r))
-            for f in files:
-                path, label = parse_examples_arg(f)
-                sets.append(load_examples_file(path, label))
-        except USER_ERRORS as exc:
-            raise _fail(str(exc)) from None
-        labels = [s.label for s in sets]
-        if len(set(labels)) != len(labels):
-            raise _fail(
-                f"two example sets share the label {labels!r}; name them with --examples LABEL=PATH"
-            )
-        for s in sets:
-            if s.skipped and not quiet:
-                err.print(f"[yellow]{s.path}: left out {len(s.skipped)} entries[/]")
-                for why in s.skipped[:10]:
-                    err.print(f"  {why}", highlight=False, markup=False)
-        if not any(s.items for s in sets):
-            raise _fail("no question with a CDV example to evaluate")
+        store.on_failure = FailurePrinter()
         budget = Budget(max_calls, max_cost)
         for d in defenses:
+            paid_before = store.paid_calls("evaluate")
+            cost_before = store.total_cost("evaluate")
             try:
                 entry = _run_one(
                     evaluate,
@@ -290,10 +335,11 @@ def evaluate_command(
                     d,
                     settings,
                     budget,
-                    extractor,
+                    ext_model or extractor,
                     base_url,
                     quiet,
                     executor=ex,
+                    backends=backends,
                 )
             except BudgetExceeded as exc:
                 raise _fail(
@@ -301,6 +347,9 @@ def evaluate_command(
                 ) from None
             except (*USER_ERRORS, ModelError) as exc:
                 raise _fail(str(exc), 1) from None
+            # This evaluation's own paid calls (the search's are the run summary's).
+            entry["paid_calls"] = store.paid_calls("evaluate") - paid_before
+            entry["cost"] = store.total_cost("evaluate") - cost_before
             save_evaluation(results_dir, entry)
             entries.append(entry)
     if as_json:
@@ -321,10 +370,11 @@ def _run_one(
     defense: Any,
     settings: Any,
     budget: Any,
-    extractor: str | None,
+    extractor: Any,
     base_url: str | None,
     quiet: bool,
     executor: Any = None,
+    backends: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     kwargs = dict(
         store=store,
@@ -334,6 +384,7 @@ def _run_one(
         extractor=extractor,
         base_url=base_url,
         executor=executor,
+        backends=backends,
     )
     if quiet:
         return asyncio.run(evaluate(sets, models, **kwargs))

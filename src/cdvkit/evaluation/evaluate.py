@@ -25,20 +25,22 @@ from cdvkit.models.errors import (
     AuthenticationError,
     BackendUnavailableError,
     ModelError,
+    OutageError,
     UnsupportedError,
 )
+from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.models.registry import load_model
 from cdvkit.prompts import DEFENSES
-from cdvkit.search.goal import TargetGoal
-from cdvkit.search.node import Node
+from cdvkit.protocol import SCORINGS, Asker, Protocol, protocol_from_config
 from cdvkit.store import RunStore
 
 EVALUATION_FILE = "evaluation.json"
 RESULTS_VERSION = 1
 OVERALL = "overall"
-# Errors no other question would escape (bad key, missing backend, --scoring exact on a model
-# without choice probabilities): stop at once instead of recording one failure per answer.
-FATAL = (AuthenticationError, BackendUnavailableError, UnsupportedError)
+# Errors no other question would escape (bad key, missing backend, a server that is down, an
+# exact protocol on a model without choice probabilities): stop at once instead of recording one
+# failure per answer.
+FATAL = (AuthenticationError, BackendUnavailableError, OutageError, UnsupportedError)
 
 
 @dataclass(frozen=True)
@@ -72,9 +74,14 @@ def resolve_defense(spec: str) -> Defense:
 
 @dataclass
 class EvalSettings:
-    samples: int = 1
-    temperature: float | None = None  # None: 0 for one sample, 0.7 for several
-    scoring: str = "auto"  # auto | sample | exact
+    """How an evaluation asks: the protocol (shared with the search, see cdvkit.protocol) and
+    the statistics. Fields left None take the protocol's defaults (5 near-greedy answers)."""
+
+    samples: int | None = None
+    temperature: float | None = None
+    scoring: str = "sample"  # the protocol's: sample | exact
+    prompt: str = "letter"  # letter | paper
+    threshold: float | None = None
     all_examples: bool = False
     resamples: int = 10_000
     seed: int = 0
@@ -82,20 +89,37 @@ class EvalSettings:
     concurrency: int = 16
 
     def __post_init__(self) -> None:
-        if self.samples < 1:
-            raise ValueError("--samples must be at least 1")
-        if self.scoring not in ("auto", "sample", "exact"):
-            raise ValueError("--scoring must be auto, sample or exact")
+        if self.scoring not in SCORINGS:
+            raise ValueError("--protocol must be sample or exact")
         if not 0 < self.confidence < 1:
             raise ValueError("confidence must be between 0 and 1")
+        self.protocol()  # validates samples, temperature, prompt and threshold
+
+    @classmethod
+    def from_protocol(cls, protocol: Protocol, **rest: Any) -> EvalSettings:
+        return cls(
+            samples=protocol.samples,
+            temperature=protocol.temperature,
+            scoring=protocol.scoring,
+            prompt=protocol.prompt,
+            threshold=protocol.threshold,
+            **rest,
+        )
+
+    def protocol(self, defense: str = "") -> Protocol:
+        base = Protocol()
+        return Protocol(
+            scoring=self.scoring,
+            samples=self.samples if self.samples is not None else base.samples,
+            temperature=self.temperature if self.temperature is not None else base.temperature,
+            prompt=self.prompt,
+            threshold=self.threshold,
+            defense=defense,
+        )
 
     @property
     def effective_temperature(self) -> float:
-        if self.temperature is not None:
-            return self.temperature
-        # One sample is a point estimate: take the model's most likely answer; several samples
-        # are only informative when they can differ.
-        return 0.0 if self.samples == 1 else 0.7
+        return self.protocol().temperature
 
 
 def eval_key(
@@ -116,9 +140,7 @@ def eval_key(
         "choices": list(variant.choices),
         "answer": variant.answer,
         "defense": defense.text,
-        "samples": s.samples,
-        "temperature": s.effective_temperature,
-        "scoring": s.scoring,
+        "protocol": {k: v for k, v in s.protocol().to_dict().items() if k != "defense"},
         "extractor": extractor,  # it can turn an unreadable reply into a right or wrong answer
     }
     return "eval:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
@@ -134,7 +156,7 @@ def _load(spec: str, concurrency: int, base_url: str | None) -> Model:
 
 @dataclass
 class ItemScore:
-    accuracy: float  # share of correct samples, or 1/0 for exact argmax scoring
+    accuracy: float  # 1.0 when answered right under the protocol, else 0.0
     mode: str
     cached: bool
 
@@ -216,7 +238,9 @@ class Evaluator:
             if model is None:
                 model = _load(spec, settings.concurrency, base_url)
                 self._owned.append(model)
-            self.clients[spec] = RoleClient(model, "eval", store=store, budget=self.budget)
+            self.clients[spec] = RoleClient(
+                model, "eval", store=store, budget=self.budget, phase="evaluate"
+            )
         self.extractor: RoleClient | None = None
         if extractor is not None:
             ext = (
@@ -226,21 +250,22 @@ class Evaluator:
             )
             if not isinstance(extractor, Model):
                 self._owned.append(ext)
-            self.extractor = RoleClient(ext, "extractor", store=store, budget=self.budget)
-        self.goals = {
-            spec: TargetGoal(
-                client,
-                samples=settings.samples,
-                temperature=settings.effective_temperature,
-                scoring=settings.scoring,
-                extractor=self.extractor,
-                defense=defense.text,
+            self.extractor = RoleClient(
+                ext, "extractor", store=store, budget=self.budget, phase="evaluate"
             )
+        protocol = settings.protocol(defense.text)
+        self.askers = {
+            spec: Asker(client, protocol, extractor=self.extractor)
             for spec, client in self.clients.items()
         }
 
     async def aclose(self) -> None:
-        for m in self._owned:
+        # Every backend's clients belong to this event loop, lent ones included: closing them
+        # here leaves nothing open when the loop ends (a later loop opens its own).
+        models = [c.model for c in self.clients.values()] + self._owned
+        if self.extractor is not None:
+            models.append(self.extractor.model)
+        for m in dict.fromkeys(models):
             await m.aclose()
 
     def _get(self, key: str) -> dict[str, Any] | None:
@@ -261,26 +286,14 @@ class Evaluator:
         if hit is not None:
             return ItemScore(float(hit["accuracy"]), hit["mode"], True)
         current_question.set(item.id)
-        node = Node(
-            path=variant.key,
-            depth=1,
-            question=variant.question,
-            choices=variant.choices,
-            answer=variant.answer,
-        )
         try:
-            res = await self.goals[model].evaluate(node)
+            out = await self.askers[model].ask(variant.question, variant.choices, variant.answer)
         except UnsupportedError as exc:
             raise UnsupportedError(
-                f"cannot evaluate with --scoring {self.settings.scoring} ({exc}); exact needs a "
-                "backend with choice probabilities, sample one that generates text"
+                f"cannot evaluate {model} with --protocol {self.settings.scoring} ({exc}); exact "
+                "needs a backend with choice probabilities, sample one that generates text"
             ) from exc
-        if res.mode == "exact":
-            probs = res.probs or []
-            argmax = max(range(len(probs)), key=probs.__getitem__)
-            accuracy = 1.0 if argmax == variant.answer else 0.0
-        else:
-            accuracy = res.rate
+        accuracy = 1.0 if out.correct else 0.0
         self._put(
             key,
             {
@@ -289,16 +302,19 @@ class Evaluator:
                 "variant": variant.key,
                 "defense": self.defense.label,
                 "defense_sha": self.defense.sha,
-                "samples": self.settings.samples,
-                "temperature": self.settings.effective_temperature,
+                "protocol": self.askers[model].protocol.describe(),
+                "samples": self.askers[model].protocol.samples,
+                "temperature": self.askers[model].protocol.temperature,
                 "scoring": self.settings.scoring,
-                "mode": res.mode,
+                "mode": out.mode,
                 "accuracy": accuracy,
-                "outputs": res.to_outputs(),
+                "correct": out.correct,
+                "sample_accuracy": out.accuracy,
+                "outputs": out.to_dict(),
                 "created": time.time(),
             },
         )
-        return ItemScore(accuracy, res.mode, False)
+        return ItemScore(accuracy, out.mode, False)
 
     async def run(
         self,
@@ -415,7 +431,12 @@ def assemble_results(
         "defense_text": defense.text,
         "defense_path": defense.path,
         "defense_sha": defense.sha,
-        "settings": {**asdict(s), "temperature": s.effective_temperature},
+        "settings": {
+            **asdict(s),
+            "samples": s.protocol().samples,
+            "temperature": s.effective_temperature,
+            "protocol": s.protocol(defense.text).describe(),
+        },
         "models": models,
         "sources": [es.describe() for es in sets],
         "results": results,
@@ -463,6 +484,43 @@ async def evaluate(
         return await ev.run(sets, on_progress=on_progress)
     finally:
         await ev.aclose()
+
+
+def run_protocol(run_dir: str | Path) -> Protocol:
+    """The protocol a run was searched under, so evaluating its examples asks the same way."""
+    with RunStore(run_dir, lock=False, readonly=True) as store:
+        config = store.get_config() or {}
+    try:
+        return protocol_from_config(config)
+    except (TypeError, ValueError):  # a config this version cannot read: the defaults
+        return Protocol()
+
+
+async def check_eval_models(
+    models: list[str],
+    extractor: str | None = None,
+    base_url: str | None = None,
+    concurrency: int = 16,
+) -> tuple[dict[str, Model], Model | None]:
+    """Build and check every evaluated model (and the extractor) before anything is written or
+    paid; returns the backends by model string, and the extractor's. Raises PreflightError."""
+    wanted = [
+        Wanted(spec, "evaluated", spec, spec, lambda spec=spec: _load(spec, concurrency, base_url))
+        for spec in dict.fromkeys(models)
+    ]
+    if extractor is not None:
+        wanted.append(
+            Wanted(
+                "\0extractor",
+                "extractor",
+                extractor,
+                extractor,
+                lambda: _load(extractor, concurrency, base_url),
+            )
+        )
+    built = await preflight(wanted)
+    ext = built.pop("\0extractor", None)
+    return built, ext
 
 
 def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:

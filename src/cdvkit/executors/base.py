@@ -19,6 +19,7 @@ from cdvkit.models.errors import (
     BackendUnavailableError,
     BudgetExceeded,
     ModelError,
+    OutageError,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from cdvkit.store import RunStore
 
 # Errors no other question would escape: the whole run stops.
-FATAL = (AuthenticationError, BackendUnavailableError)
+FATAL = (AuthenticationError, BackendUnavailableError, OutageError)
 
 OnQuestionDone = Callable[[str, str], None]
 
@@ -58,7 +59,7 @@ class QuestionEnd:
     """How one question's search ended, in plain values so it crosses process boundaries."""
 
     question_id: str
-    kind: str  # "ok" | "failed" (a model error) | "budget" | "fatal"
+    kind: str  # "ok" | "failed" (a call failed for good) | "budget" | "fatal"
     status: str  # the question's stored status
     message: str | None = None
 
@@ -78,10 +79,15 @@ async def search_question(searcher: Searcher, q: Question, rec: QuestionRecorder
         rec.set_question_status(q.id, "incomplete")
         return QuestionEnd(q.id, "fatal", "incomplete", str(exc))
     except ModelError as exc:
-        rec.set_question_status(q.id, "failed", error=str(exc))
-        return QuestionEnd(q.id, "failed", "failed", str(exc))
-    rec.set_question_status(q.id, result.status, original_rate=result.original_rate)
-    return QuestionEnd(q.id, "ok", result.status)
+        # A call the search could not do without (the original's answers): no result yet.
+        rec.set_question_status(q.id, "incomplete", error=str(exc))
+        return QuestionEnd(q.id, "failed", "incomplete", str(exc))
+    error = None
+    if result.status == "incomplete":
+        lost = [n for n in result.nodes if n.status == "error"]
+        error = f"{len(lost)} node(s) lost a call: {lost[0].outputs.get('error')}"
+    rec.set_question_status(q.id, result.status, original_rate=result.original_rate, error=error)
+    return QuestionEnd(q.id, "failed" if error else "ok", result.status, error)
 
 
 class RunStopped(Exception):

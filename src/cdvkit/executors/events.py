@@ -134,8 +134,18 @@ class EventRecorder:
         if batch:
             self.emit(qid, (CALLS, qid, batch))
 
-    def record_failure(self, *, role: str, model: str, error: str, question_id: str | None) -> None:
-        self.emit(question_id, (FAILURE, question_id, role, model, error))
+    def record_failure(
+        self,
+        *,
+        role: str,
+        model: str,
+        error: str,
+        question_id: str | None,
+        kind: str = "lost",
+        phase: str = "search",
+        stops_run: bool = False,
+    ) -> None:
+        self.emit(question_id, (FAILURE, question_id, role, model, error, kind, phase, stops_run))
 
     # --- search tree and question status (Searcher, search_question) -----------------------------
     def save_node(self, qid: str, node: dict[str, Any]) -> None:
@@ -211,7 +221,15 @@ def apply_event(store: RunStore, event: Event) -> QuestionEnd | None:
     elif kind == STATUS:
         store.set_question_status(qid, event[2], original_rate=event[3], error=event[4])
     elif kind == FAILURE:
-        store.record_failure(role=event[2], model=event[3], error=event[4], question_id=qid)
+        store.record_failure(
+            role=event[2],
+            model=event[3],
+            error=event[4],
+            question_id=qid,
+            kind=event[5],
+            phase=event[6],
+            stops_run=event[7],
+        )
     elif kind == EVAL:
         store.put_eval(event[2], event[3])
     elif kind == END:

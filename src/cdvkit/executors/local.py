@@ -30,7 +30,10 @@ class LocalExecutor(Executor):
         from cdvkit.search.runner import build_roles, build_searcher
 
         budget = Budget(
-            cfg.max_calls, cfg.max_cost, calls=store.paid_calls(), cost=store.total_cost()
+            cfg.max_calls,
+            cfg.max_cost,
+            calls=store.paid_calls("search"),
+            cost=store.total_cost("search"),
         )
         self.cfg = cfg
         self.roles = build_roles(cfg, store, budget, models)

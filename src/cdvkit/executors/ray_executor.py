@@ -416,7 +416,10 @@ class RayExecutor(Executor):
     ) -> None:
         self.cfg = cfg
         budget = Budget(
-            cfg.max_calls, cfg.max_cost, calls=store.paid_calls(), cost=store.total_cost()
+            cfg.max_calls,
+            cfg.max_cost,
+            calls=store.paid_calls("search"),
+            cost=store.total_cost("search"),
         )
         await self._start_pool(SearchWorker, budget, cfg, models)
         self._load = [0] * len(self._actors)

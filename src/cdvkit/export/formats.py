@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.prompts import render_mcq
-from cdvkit.store import RunStore
+from cdvkit.store import RunStore, check_writable_output
 
 FORMATS = ("jsonl", "hf", "reference", "lm-eval")
 DEFAULT_NAMES = {
@@ -264,6 +264,8 @@ def export_run(
     if fmt not in FORMATS:
         raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(FORMATS)})")
     out = Path(output) if output else Path(run_dir) / DEFAULT_NAMES[fmt]
+    if not output:
+        check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     with RunStore(run_dir, lock=False, readonly=True) as store:
         if fmt == "jsonl":
             return export_jsonl(store, out)

@@ -5,7 +5,7 @@ Every CDV example (a distracted question the target got wrong) becomes one row:
 - *chosen*: a correct answer to the distracted question. A stored reply that got it right is
   used when there is one (an evaluation answer, e.g. of the target under a defense or of a
   stronger model); otherwise a short rationale ending in ``Answer: X``, the final-answer line
-  :func:`cdvkit.prompts.parse_answer` reads.
+  :func:`cdvkit.answers.read_answer` reads.
 - *rejected* (DPO only): a wrong answer. The target's own stored wrong reply when there is one,
   else an answer naming the wrong option the distraction was written to push.
 
@@ -29,11 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cdvkit.answers import read_answer
 from cdvkit.data.question import LETTERS
 from cdvkit.export.formats import example_rows
 from cdvkit.models.hf_backend import render_plain
-from cdvkit.prompts import parse_answer, target_messages
-from cdvkit.store import RunStore
+from cdvkit.prompts import target_messages
+from cdvkit.store import RunStore, check_writable_output
 
 FORMATS = ("sft", "dpo")
 RESPONSES = ("auto", "rationale", "short")
@@ -83,8 +84,7 @@ def _stored_reply(reply: Any, choices: tuple[str, ...], index: int) -> str | Non
     """
     if not isinstance(reply, str) or not reply.strip() or len(reply) >= STORED_REPLY_LIMIT:
         return None
-    parsed = parse_answer(reply, choices)
-    if parsed.status != "ok" or parsed.index != index:
+    if read_answer(reply, choices).index != index:
         return None
     return reply.strip()
 
@@ -267,6 +267,8 @@ def export_training(
     if fmt not in FORMATS:
         raise ValueError(f"unknown training format {fmt!r} (use {', '.join(FORMATS)})")
     out = Path(output) if output else Path(run_dir) / DEFAULT_DIRS[fmt]
+    if not output:
+        check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     with RunStore(run_dir, lock=False, readonly=True) as store:
         pairs = collect_pairs(store, response=response, first_only=first_only)
         examples = example_rows(store)

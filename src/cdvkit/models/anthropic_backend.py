@@ -15,7 +15,7 @@ from typing import Any
 import anthropic
 
 from cdvkit.models.base import Completion, GenerateRequest, Usage
-from cdvkit.models.errors import BadResponseError
+from cdvkit.models.errors import BadResponseError, ModelError
 from cdvkit.models.http_api import (
     HostedModel,
     price_from_table,
@@ -118,6 +118,31 @@ class AnthropicModel(HostedModel):
             for b in content
             if isinstance(b, dict) and b.get("type") == "text"
         )
+
+    async def check(self) -> None:
+        """The API answers ``GET /v1/models/<id>`` with our key (404: no such model)."""
+        try:
+            await self._client().get(
+                f"/v1/models/{self.model_id}",
+                cast_to=str,
+                options={"timeout": min(self.timeout, 15.0)},
+            )
+        except anthropic.APIStatusError as exc:
+            msg = server_message(exc, [self._key])
+            if exc.status_code == 404 and "model" in msg.lower():
+                raise ModelError(
+                    f"{self._where()} knows no model named {self.model_id!r} ({msg}); check the "
+                    "model name after the provider",
+                    model=self.name,
+                    status=404,
+                ) from None
+            if exc.status_code in (404, 405, 501):
+                return  # a gateway without the models route: nothing to learn from it
+            raise self._map_status(exc, msg) from None
+        except anthropic.APITimeoutError as exc:
+            raise self._timed_out(exc) from None
+        except anthropic.APIConnectionError as exc:
+            raise self._unreachable(exc) from None
 
     async def _post(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:

@@ -6,6 +6,8 @@ import asyncio
 import contextvars
 import hashlib
 import json
+import math
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -19,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from cdvkit.models.errors import ModelError, TransientModelError
+from cdvkit.models.errors import ModelError, OutageError, TransientModelError
 
 Message = dict[str, str]
 T = TypeVar("T")
@@ -117,6 +119,11 @@ def choice_cache_key(model: str, messages: tuple[tuple[str, str], ...], mcq: MCQ
 before_send: contextvars.ContextVar[Callable[[], Awaitable[None]] | None] = contextvars.ContextVar(
     "cdv_before_send", default=None
 )
+# Set by RoleClient around one call: told of every failed attempt that is about to be retried, so
+# the run can count (and show) requests the server refused even when a retry then succeeds.
+on_retry: contextvars.ContextVar[Callable[[BaseException], None] | None] = contextvars.ContextVar(
+    "cdv_on_retry", default=None
+)
 
 
 class Limiter(Protocol):
@@ -147,8 +154,10 @@ class Model(ABC):
         max_retries: int = 5,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        outage_after: float = 5.0,
     ) -> None:
         self.name = name
+        self.outage_after = outage_after
         self.concurrency = concurrency
         self.max_retries = max_retries
         self.retry_base = retry_base
@@ -158,6 +167,10 @@ class Model(ABC):
         # Set by a distributed executor: the per-process limit above stays, and this one caps the
         # requests all processes together send to the same server.
         self.limiter: Limiter | None = None
+        # When a call last succeeded (monotonic) and since when (wall clock) calls have failed:
+        # a call that exhausts its retries with nothing answered meanwhile is an outage.
+        self._last_ok = -math.inf
+        self._failing_since: float | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -182,19 +195,62 @@ class Model(ABC):
             self.limiter.release(self.name, token)
 
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        started = time.monotonic()
         async with self._semaphore(), self._global_slot():
             gate = before_send.get()
             if gate is not None:
                 await gate()
-            async for attempt in AsyncRetrying(
-                stop=stop_after_attempt(self.max_retries + 1),
-                wait=_RetryWait(self.retry_base, self.retry_max),
-                retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable),
-                reraise=True,
-            ):
-                with attempt:
-                    return await fn()
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self.max_retries + 1),
+                    wait=_RetryWait(self.retry_base, self.retry_max),
+                    retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable),
+                    before_sleep=self._retrying,
+                    reraise=True,
+                ):
+                    with attempt:
+                        result = await fn()
+            except ModelError as exc:
+                if exc.retryable:
+                    self._note_failure()
+                    down = time.time() - (self._failing_since or time.time())
+                    # Nothing answered during this call's whole retry window, and calls have been
+                    # failing for a while (a burst of failures at start-up is not an outage).
+                    if self._last_ok < started and down >= self.outage_after:
+                        raise self._outage(exc) from exc
+                raise
+            self._last_ok = time.monotonic()
+            self._failing_since = None
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _note_failure(self) -> None:
+        if self._failing_since is None:
+            self._failing_since = time.time()
+
+    def _retrying(self, retry_state: Any) -> None:
+        self._note_failure()
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        hook = on_retry.get()
+        if hook is not None and exc is not None:
+            hook(exc)
+
+    def _outage(self, exc: ModelError) -> OutageError:
+        since = time.strftime("%H:%M:%S", time.localtime(self._failing_since or time.time()))
+        detail = str(exc).removeprefix(f"[{self.name}] ")
+        return OutageError(
+            f"server not answering since {since} ({detail}); the run stopped and nothing paid "
+            "for is lost: rerun the same command to resume",
+            model=self.name,
+            status=exc.status,
+        )
+
+    async def check(self) -> None:  # noqa: B027 - optional hook
+        """Before a run pays for anything: can this model be used at all (key, server, name)?
+
+        Raises a ModelError saying what is wrong. Local backends validate their path when they
+        are built, so the default has nothing left to check.
+        """
 
     async def generate(self, request: GenerateRequest, n: int = 1) -> Completion:
         """Return ``n`` samples for ``request`` (samples first_sample .. first_sample+n-1)."""

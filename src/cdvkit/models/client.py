@@ -22,9 +22,10 @@ from cdvkit.models.base import (
     Usage,
     before_send,
     choice_cache_key,
+    on_retry,
 )
 from cdvkit.models.budget import Budget
-from cdvkit.models.errors import ModelError, UnsupportedError
+from cdvkit.models.errors import STOPS_RUN, ModelError, UnsupportedError
 
 
 class CallStore(Protocol):
@@ -38,7 +39,15 @@ class CallStore(Protocol):
     def transaction(self) -> Any: ...
 
     def record_failure(
-        self, *, role: str, model: str, error: str, question_id: str | None
+        self,
+        *,
+        role: str,
+        model: str,
+        error: str,
+        question_id: str | None,
+        kind: str = "lost",
+        phase: str = "search",
+        stops_run: bool = False,
     ) -> None: ...
 
 
@@ -56,9 +65,11 @@ class RoleClient:
         *,
         store: CallStore | None = None,
         budget: Budget | None = None,
+        phase: str = "search",
     ) -> None:
         self.model = model
         self.role = role
+        self.phase = phase  # "search" or "evaluate": whose calls these are in the run's counts
         self.store = store
         self.budget = budget or Budget()
         self._inflight: dict[str, asyncio.Future[Any]] = {}
@@ -97,6 +108,7 @@ class RoleClient:
                 cost=cost,
                 batch=batch,
                 question_id=current_question.get(),
+                phase=self.phase,
             )
         else:
             self._memory[key] = value
@@ -114,33 +126,43 @@ class RoleClient:
                 self.budget.release(reserved.pop(), cost, sent=sent)
 
         context = before_send.set(reserve)
+        retry_context = on_retry.set(lambda exc: self._failed(exc, "retried"))
         try:
             result = await coro_fn()
-        except UnsupportedError:
+        except UnsupportedError as exc:
             # A capability probe (e.g. log-probs on a server without them): the caller falls
-            # back to another method, so it is no failure of the run.
+            # back to another method, so it is no failure of the run, but a request was refused.
             release(0.0)
+            if exc.status is not None:
+                self._failed(exc, "refused")
             raise
         except ModelError as exc:
             release(0.0)
-            if self.store is not None:
-                self.store.record_failure(
-                    role=self.role,
-                    model=self.model.name,
-                    error=str(exc),
-                    question_id=current_question.get(),
-                )
+            self._failed(exc, "lost")
             raise
         except BaseException:
             release(0.0, sent=False)
             raise
         finally:
+            on_retry.reset(retry_context)
             before_send.reset(context)
         if not reserved:
             raise AssertionError(f"{self.model.name} answered without passing Model._call")
         release(self.model.cost(result.usage))
         self.paid += 1
         return result
+
+    def _failed(self, exc: BaseException, kind: str) -> None:
+        if self.store is not None:
+            self.store.record_failure(
+                role=self.role,
+                model=self.model.name,
+                error=str(exc),
+                question_id=current_question.get(),
+                kind=kind,
+                phase=self.phase,
+                stops_run=isinstance(exc, STOPS_RUN),
+            )
 
     # --- generation ----------------------------------------------------------------------------
     async def samples(self, request: GenerateRequest, start: int = 0, count: int = 1) -> list[str]:

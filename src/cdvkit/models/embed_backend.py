@@ -244,8 +244,12 @@ class EmbedModel(Model):
             best = max(range(len(probs)), key=probs.__getitem__)
             picks = [best] * n
         else:
+            # A request's temperature rescales the model's own distribution, as it rescales an
+            # LLM's logits: 1 samples from it as is, near 0 is greedy.
+            logs = [math.log(max(p, 1e-300)) for p in probs]
+            tempered = softmax(logs, request.temperature)
             picks = [
-                _sample(probs, _sample_seed(request, request.first_sample + i)) for i in range(n)
+                _sample(tempered, _sample_seed(request, request.first_sample + i)) for i in range(n)
             ]
         texts = [f"Answer: {labels[i]}" for i in picks]
         replies = await asyncio.to_thread(self.embedder.count_tokens, texts)

@@ -56,3 +56,13 @@ class BackendUnavailableError(ModelError):
 
 class BudgetExceeded(Exception):
     """The run-level ceiling on calls or cost was reached; the run stops and can be resumed."""
+
+
+class OutageError(ModelError):
+    """A call failed for good and no call to the same model succeeded since it started: the
+    server is down (or refusing everything), so the run stops instead of failing question after
+    question. Nothing paid for is lost; a rerun resumes."""
+
+
+# Errors that stop a whole run (or evaluation) where it is: no other question would escape them.
+STOPS_RUN: tuple[type[BaseException], ...] = (AuthenticationError, OutageError, BudgetExceeded)

@@ -161,6 +161,7 @@ class HostedModel(Model):
         max_retries: int = 5,
         retry_base: float = 0.5,
         retry_max: float = 30.0,
+        outage_after: float = 5.0,
         **unknown: Any,
     ) -> None:
         if unknown:
@@ -171,6 +172,7 @@ class HostedModel(Model):
             max_retries=max_retries,
             retry_base=retry_base,
             retry_max=retry_max,
+            outage_after=outage_after,
         )
         api_key_env = api_key_env or self.default_key_env
         self.model_id = name

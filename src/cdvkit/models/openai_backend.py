@@ -20,7 +20,7 @@ from typing import Any
 import openai
 
 from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Usage
-from cdvkit.models.errors import BadResponseError, UnsupportedError
+from cdvkit.models.errors import BadResponseError, ModelError, UnsupportedError
 from cdvkit.models.http_api import (
     HostedModel,
     price_from_table,
@@ -161,6 +161,40 @@ class OpenAIModel(HostedModel):
             raise BadResponseError(f"response has {detail}", model=self.name)
         return body
 
+    async def check(self) -> None:
+        """The server answers ``GET /models`` with our key and lists the model.
+
+        A server without that route (some proxies) passes: a 404 says nothing about the key or
+        the model. One request, not retried: a preflight must answer fast.
+        """
+        try:
+            text = await self._client().get(
+                "/models", cast_to=str, options={"timeout": min(self.timeout, 15.0)}
+            )
+        except openai.APIStatusError as exc:
+            if exc.status_code in (404, 405, 501):
+                return
+            raise self._map_status(exc, server_message(exc, [self._key])) from None
+        except openai.APITimeoutError as exc:
+            raise self._timed_out(exc) from None
+        except openai.APIConnectionError as exc:
+            raise self._unreachable(exc) from None
+        try:
+            data = json.loads(text).get("data")
+        except (ValueError, AttributeError):
+            return  # not a model list: nothing to check the name against
+        if not isinstance(data, list) or not data:
+            return
+        served = [str(m.get("id")) for m in data if isinstance(m, dict) and m.get("id")]
+        if served and self.model_id not in served:
+            shown = ", ".join(served[:8]) + (", ..." if len(served) > 8 else "")
+            raise ModelError(
+                f"{self._where()} does not serve a model named {self.model_id!r} "
+                f"(it lists: {shown}); check the model name after the provider",
+                model=self.name,
+                status=404,
+            )
+
     # --- generation ---------------------------------------------------------------------------
     def _request_kwargs(self, request: GenerateRequest, n: int) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
@@ -231,6 +265,7 @@ class OpenAIModel(HostedModel):
             raise UnsupportedError(
                 f"{self._where()} returned no log-probs; use sampled answers instead",
                 model=self.name,
+                status=200,  # answered, but unusable: counted with the refused requests
             )
         return ChoiceScores(label_probs(candidates, labels), _usage(body))
 

@@ -8,6 +8,7 @@ from cdvkit.reporting.data import collect
 from cdvkit.reporting.html import render_html, script_json
 from cdvkit.reporting.markdown import render_markdown
 from cdvkit.reporting.plots import write_pngs
+from cdvkit.store import check_writable_output
 
 FORMATS = ("html", "md")
 
@@ -18,6 +19,8 @@ def build_report(run_dir: str | Path, output: str | Path | None = None, fmt: str
         raise ValueError(f"unknown report format {fmt!r} (available: {', '.join(FORMATS)})")
     data = collect(run_dir)
     out = Path(output) if output else Path(run_dir) / f"report.{fmt}"
+    if not output:
+        check_writable_output(out, run_dir, "pass -o/--output FILE to write the report elsewhere")
     text = render_html(data) if fmt == "html" else render_markdown(data)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text, encoding="utf-8")

@@ -56,6 +56,7 @@ def collect(run_dir: str | Path, *, reply_chars: int = REPLY_CHARS) -> dict[str,
     with RunStore(run_dir, lock=False, readonly=True) as store:
         config = store.get_config() or {}
         summary = summarize(store)
+        eval_usage = store.usage_by_role("evaluate")
         nodes_by_q: dict[str, list[dict[str, Any]]] = {}
         for n in store.nodes():
             nodes_by_q.setdefault(n["question_id"], []).append(_node(n, reply_chars))
@@ -89,6 +90,7 @@ def collect(run_dir: str | Path, *, reply_chars: int = REPLY_CHARS) -> dict[str,
         "config": config,
         "summary": summary,
         "usage": summary.get("by_role", {}),
+        "eval_usage": eval_usage,  # `cdv evaluate`'s own calls, never the search's
         "questions": questions,
         "evaluations": list((evaluation or {}).get("evaluations", {}).values()),
     }

@@ -86,21 +86,42 @@ def _numeric(cell: str) -> bool:
     return bool(cell) and (cell[0].isdigit() or cell[0] in "–-$")
 
 
+def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
+    """The search summary's rows, as the CLI, the HTML and the Markdown report all show them."""
+    rows = [
+        ("questions", str(s["questions"])),
+        ("searched", str(s["searched"])),
+        ("originally correct", str(s["originally_correct"])),
+        ("originally failed (not searched)", str(s["originally_failed"])),
+        ("candidates (the search's score: fooled)", str(s.get("candidates", "–"))),
+        ("  confirmed under the protocol", str(s.get("verified", "–"))),
+        ("  rejected by verification", str(s.get("rejected_by_verification", "–"))),
+        ("with at least one example", str(s["with_example"])),
+        ("CDV examples", str(s["examples"])),
+        ("success rate", pct(s["success_rate"])),
+        ("incomplete questions (rerun to retry)", str(s["incomplete"])),
+        ("questions not started", str(s["pending"])),
+        ("paid model calls (search)", str(s["calls"])),
+        ("requests refused or failed", str(s["requests_failed"])),
+        ("cost (USD)", f"{s['cost']:.4f}"),
+        (
+            "calls per example",
+            "–" if s["calls_per_example"] is None else f"{s['calls_per_example']:.1f}",
+        ),
+    ]
+    if s.get("skipped"):
+        rows.insert(4, ("skipped by the prefilter", str(s["skipped"])))
+    return rows
+
+
 def summary_section(data: dict[str, Any]) -> str:
     s, cfg = data["summary"], data["config"]
     rows = [
         ["target", str(cfg.get("target", "–"))],
         ["proposer", str(cfg.get("proposer", "–"))],
         ["judge", str(cfg.get("judge") or "local checks")],
-        ["questions", str(s["questions"])],
-        ["originally correct (searched)", str(s["originally_correct"])],
-        ["originally failed (not searched)", str(s["originally_failed"])],
-        ["with at least one CDV example", str(s["with_example"])],
-        ["CDV examples", str(s["examples"])],
-        ["success rate", pct(s["success_rate"])],
-        ["failed / unfinished questions", f"{s['failed']} / {s['unfinished']}"],
-        ["paid model calls", str(s["calls"])],
-        ["cost (USD)", f"{s['cost']:.4f}"],
+        ["protocol", str(s.get("protocol") or "–")],
+        *([k, v] for k, v in summary_rows(s)),
     ]
     return "<h2>Search</h2>" + _table(["", ""], rows)
 
@@ -120,25 +141,40 @@ def usage_row(role: str, u: dict[str, Any]) -> list[str]:
     ]
 
 
+def _usage_table(usage: dict[str, dict[str, Any]]) -> str:
+    rows = [usage_row(role, u) for role, u in usage.items()]
+    keys = ("calls", "samples", "prompt_tokens", "completion_tokens", "cost")
+    rows.append(usage_row("total", {k: sum(u[k] for u in usage.values()) for k in keys}))
+    return _table(USAGE_HEADERS, rows, classes=[""] * (len(rows) - 1) + ["overall"])
+
+
 def usage_section(data: dict[str, Any]) -> str:
     usage = data["usage"]
     if not usage:
         return "<h2>Cost per role</h2><p class='muted'>No paid model call recorded.</p>"
-    rows = [usage_row(role, u) for role, u in usage.items()]
-    keys = ("calls", "samples", "prompt_tokens", "completion_tokens", "cost")
-    rows.append(usage_row("total", {k: sum(u[k] for u in usage.values()) for k in keys}))
-    headers = USAGE_HEADERS
     chart = svg.bar_chart(
         list(usage),
         ["share of calls"],
         [[u["calls"] / max(1, sum(x["calls"] for x in usage.values()))] for u in usage.values()],
         title="Share of paid calls per role",
     )
-    return (
-        "<h2>Cost per role</h2>"
-        + _table(headers, rows, classes=[""] * (len(rows) - 1) + ["overall"])
+    out = (
+        "<h2>Cost per role</h2><h3>Search</h3>"
+        + _table_note("calls paid by cdv generate; the search summary counts these")
+        + _usage_table(usage)
         + f'<div class="charts">{chart}</div>'
     )
+    if data.get("eval_usage"):
+        out += (
+            "<h3>Evaluation</h3>"
+            + _table_note("calls paid by cdv evaluate into this run, counted apart")
+            + _usage_table(data["eval_usage"])
+        )
+    return out
+
+
+def _table_note(text: str) -> str:
+    return f"<p class='muted'>{escape(text)}</p>"
 
 
 def accuracy_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
@@ -176,6 +212,16 @@ ACC_HEADERS = [
 ]
 
 
+def protocol_line(settings: dict[str, Any]) -> str:
+    """How an evaluation asked, from its stored settings (older files lack the protocol line)."""
+    if settings.get("protocol"):
+        return str(settings["protocol"])
+    return (
+        f"{settings['samples']} sample(s) at temperature {settings['temperature']}, "
+        f"scoring {settings['scoring']}"
+    )
+
+
 def evaluation_section(entry: dict[str, Any]) -> str:
     st = entry["settings"]
     conf = round(st.get("confidence", 0.95) * 100)
@@ -185,8 +231,7 @@ def evaluation_section(entry: dict[str, Any]) -> str:
         f"<h3>Defense: {escape(entry['defense'])}</h3>",
         "<p class='muted'>"
         + escape(
-            f"{st['samples']} sample(s) per question at temperature {st['temperature']}, "
-            f"scoring {st['scoring']}, "
+            f"protocol: {protocol_line(st)}; "
             f"{'every example' if st['all_examples'] else 'first example'} per question, "
             f"{st['resamples']} paired bootstrap resamples (seed {st['seed']})."
         )

@@ -10,6 +10,7 @@ from cdvkit.reporting.html import (
     accuracy_rows,
     defense_comparison,
     pct,
+    summary_rows,
     usage_row,
 )
 
@@ -39,19 +40,8 @@ def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
         f"judge {md_cell(cfg.get('judge') or 'local checks')}; "
         f"generated {data['generated']} by cdvkit {data['cdvkit_version']}.\n",
         "## Search\n",
-        _table(
-            ["questions", "searched", "with example", "CDV examples", "success rate", "calls"],
-            [
-                [
-                    str(s["questions"]),
-                    str(s["originally_correct"]),
-                    str(s["with_example"]),
-                    str(s["examples"]),
-                    pct(s["success_rate"]),
-                    str(s["calls"]),
-                ]
-            ],
-        ),
+        f"Protocol: {md_cell(s.get('protocol') or '–')}.\n",
+        _table(["", ""], [[k.strip(), v] for k, v in summary_rows(s)]),
     ]
     entries = data["evaluations"]
     out.append("## Evaluation\n")
@@ -81,17 +71,23 @@ def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
     out.append("## Cost per role\n")
     usage = data["usage"]
     out.append(
-        _table(USAGE_HEADERS, [usage_row(role, u) for role, u in usage.items()])
+        "Search (cdv generate):\n\n"
+        + _table(USAGE_HEADERS, [usage_row(role, u) for role, u in usage.items()])
         if usage
         else "No paid model call recorded.\n"
     )
+    if data.get("eval_usage"):
+        out.append(
+            "Evaluation (cdv evaluate, counted apart):\n\n"
+            + _table(USAGE_HEADERS, [usage_row(r, u) for r, u in data["eval_usage"].items()])
+        )
     with_examples = [q for q in data["questions"] if q["examples"]]
     out.append(f"## Questions with CDV examples ({len(with_examples)})\n")
     for q in with_examples[:max_examples]:
         first = next(n for n in q["nodes"] if n["status"] == "good")
         out.append(
-            f"- **{md_cell(q['id'])}** ({md_cell(q['source'] or '–')}), original rate "
-            f"{pct(q['original_rate'])}, {q['examples']} example(s). First, at depth "
+            f"- **{md_cell(q['id'])}** ({md_cell(q['source'] or '–')}), right on the original in "
+            f"{pct(q['original_rate'])} of answers, {q['examples']} example(s). First, at depth "
             f"{first['depth']}: {md_cell(first['question'])}\n"
         )
     if len(with_examples) > max_examples:

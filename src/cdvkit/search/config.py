@@ -7,6 +7,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cdvkit.protocol import NEAR_GREEDY, Protocol, protocol_from_config
+
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
@@ -28,11 +30,14 @@ class GenerateConfig:
     extractor: str | None = None
     base_url: str | None = None
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-role backend options
-    # goal
+    # The protocol (cdvkit.protocol): how the target is asked and when it counts as fooled.
+    protocol: str = "sample"  # sample (n step-by-step answers, none right) | exact (argmax)
     samples: int = 5
-    temperature: float = 0.7
-    scoring: str = "auto"  # auto | sample | exact
-    threshold: float = 0.2
+    temperature: float = NEAR_GREEDY
+    target_prompt: str = "letter"  # letter | paper (the paper's wording: answer by text)
+    threshold: float | None = None  # exact: fooled only when P(correct) is also below it
+    # The search's own, cheaper score; every example is confirmed under the protocol.
+    scoring: str = "auto"  # auto (exact where log-probs exist) | sample | exact
     sequential: bool = False
     batch_samples: bool = True  # False: one request per sample (the reference's pattern)
     always_extract: bool = False  # True: every answer goes to the extractor (the reference's)
@@ -112,6 +117,7 @@ class GenerateConfig:
             raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
         if self.scoring not in ("auto", "sample", "exact"):
             raise ValueError("--scoring must be auto, sample or exact")
+        self.protocol_spec()  # raises ValueError on a bad protocol setting
         if self.preset is not None:
             from cdvkit.search.preset import preset_values
 
@@ -139,6 +145,10 @@ class GenerateConfig:
                     split_spec(spec)
                 except ValueError as exc:
                     raise ValueError(f"--{role}: {exc}") from None
+
+    def protocol_spec(self) -> Protocol:
+        """The protocol these settings define (see cdvkit.protocol)."""
+        return protocol_from_config(self)
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Settings that differ from a stored run's and would make resuming it wrong."""

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from cdvkit.data.question import Question
-from cdvkit.models.errors import AuthenticationError, BudgetExceeded, ModelError
+from cdvkit.models.errors import STOPS_RUN, ModelError
 from cdvkit.search import node as ns
 from cdvkit.search.constraints import Constraint
 from cdvkit.search.goal import GoalResult, TargetGoal
@@ -32,11 +32,17 @@ class SearchLimits:
     max_depth: int = 5  # most distraction sentences stacked on one question
 
 
+# Question statuses a search ends with.
+DONE = "done"  # searched to its limits: every call it needed was answered
+ORIGINAL_FAILED = "original_failed"  # answered wrong without any distraction: not searched
+INCOMPLETE = "incomplete"  # some call failed for good: not a result, a rerun retries it
+
+
 @dataclass
 class QuestionResult:
     question_id: str
-    status: str  # "done" | "original_failed"
-    original_rate: float
+    status: str  # DONE | ORIGINAL_FAILED | INCOMPLETE
+    original_rate: float  # share of the protocol's answers to the original that are right
     examples: list[Node] = field(default_factory=list)
     expansions: int = 0
     nodes: list[Node] = field(default_factory=list)
@@ -68,16 +74,20 @@ class Searcher:
         nodes: list[Node] = []
         root = Node.root(q)
         res = await self.goal.evaluate(root)
-        root.rate, root.outputs = res.rate, res.to_outputs()
+        # Originally correct is the protocol's verdict, never the search's cheaper score (when
+        # the search scores with the protocol itself, the verdict is that same answer).
+        original = await self.goal.verify(root, res)
+        root.rate = res.rate
+        root.outputs = {**res.to_outputs(), "verify": original.to_dict()}
         self._save(q.id, root, nodes)
-        if res.success:
+        if original.fooled:
             # Already failed without any distraction: recorded, not searched.
-            return QuestionResult(q.id, "original_failed", res.rate, nodes=nodes)
+            return QuestionResult(q.id, ORIGINAL_FAILED, original.accuracy, nodes=nodes)
 
         strategy = self.strategy_factory()
         strategy.push(root)
         seen = {root.question}
-        result = QuestionResult(q.id, "done", res.rate, nodes=nodes)
+        result = QuestionResult(q.id, DONE, original.accuracy, nodes=nodes)
         while result.expansions < self.limits.max_expansions and (
             len(result.examples) < self.limits.max_good
         ):
@@ -102,6 +112,10 @@ class Searcher:
                     strategy.push(child)
                     open_children.append(child)
             strategy.expanded(parent, open_children)
+        if any(n.status == ns.ERROR for n in nodes):
+            # A lost call may have hidden an example: the question is no result until a rerun
+            # has every answer (the replay pays only for what is missing).
+            result.status = INCOMPLETE
         return result
 
     async def _expand(self, q: Question, parent: Node, seen: set[str]) -> list[Node]:
@@ -127,7 +141,7 @@ class Searcher:
     async def _propose(self, q: Question, parent: Node, target: int, rng: Any) -> str | Exception:
         try:
             return await self.proposer.propose(ProposalContext(q, parent, target, rng))
-        except (AuthenticationError, BudgetExceeded):
+        except STOPS_RUN:
             raise
         except ModelError as exc:
             return exc
@@ -173,18 +187,24 @@ class Searcher:
                 return
             res: GoalResult = await self.goal.evaluate(child)
             child.rate, child.outputs = res.rate, res.to_outputs()
-            if res.success and not await self._check(q, parent, child, last):
+            fooled = False
+            if res.success:
+                # A candidate: it counts only if the target also fails it under the protocol.
+                outcome = await self.goal.verify(child, res)
+                child.outputs["verify"] = outcome.to_dict()
+                child.verified = fooled = outcome.fooled
+            if fooled and not await self._check(q, parent, child, last):
                 return
-        except (AuthenticationError, BudgetExceeded):
+        except STOPS_RUN:
             raise
         except ModelError as exc:
             child.status = ns.ERROR
             child.outputs["error"] = str(exc)
             return
-        if not res.success:
+        if not fooled:
             for c in last:
                 child.verdicts[c.name] = {"passed": None, "reason": DEFERRED}
-        child.status = ns.GOOD if res.success else ns.OPEN
+        child.status = ns.GOOD if fooled else ns.OPEN
 
     async def _verify_deferred(self, q: Question, node: Node, nodes: list[Node]) -> bool:
         """Run the checks ``judge_last`` put off on ``node``; False if it is invalid or failed."""
@@ -198,7 +218,7 @@ class Searcher:
         parent = next((n for n in nodes if n.path == node.parent_path), node)
         try:
             return await self._check(q, parent, node, pending)
-        except (AuthenticationError, BudgetExceeded):
+        except STOPS_RUN:
             raise
         except ModelError as exc:
             node.status = ns.ERROR

@@ -11,7 +11,7 @@ from cdvkit.data.question import Question
 # Node statuses, as stored.
 ROOT = "root"
 OPEN = "open"  # valid, target still right sometimes: may be expanded
-GOOD = "good"  # valid and the target fails it: a CDV example
+GOOD = "good"  # valid, and the target fails it under the protocol: a CDV example
 REJECTED = "rejected"  # a constraint said no
 DUPLICATE = "duplicate"  # same text as a node already in this tree
 ERROR = "error"  # a model call failed for good
@@ -29,7 +29,10 @@ class Node:
     placement: str | None = None
     target_option: str | None = None
     status: str = OPEN
-    rate: float | None = None
+    rate: float | None = None  # the search's score (see cdvkit.search.goal.GoalResult)
+    # None: never a candidate; True: the protocol confirmed the target fails it; False: the
+    # search's score said so but the protocol did not (the node stays open).
+    verified: bool | None = None
     verdicts: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
 
@@ -61,6 +64,7 @@ class Node:
             "target_option": self.target_option,
             "status": self.status,
             "rate": self.rate,
+            "verified": self.verified,
             "verdicts": self.verdicts,
             "outputs": self.outputs,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,9 @@ from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import CallStore, RoleClient
 from cdvkit.models.errors import BackendUnavailableError, ModelError
+from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.models.registry import load_model
+from cdvkit.protocol import protocol_from_config
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.constraints import Constraint, LeakCheck, LengthRatio, LLMJudge
 from cdvkit.search.engine import Searcher, SearchLimits
@@ -32,9 +35,53 @@ class Roles:
     proposer: RoleClient | None
     judge: RoleClient | None
     extractor: RoleClient | None
+    # The target again, for the protocol's confirmations (originals and candidates), so their
+    # cost shows on a line of its own.
+    verify: RoleClient | None = None
 
     def all(self) -> list[RoleClient]:
         return [r for r in (self.target, self.proposer, self.judge, self.extractor) if r]
+
+
+ROLES = ("target", "proposer", "judge", "extractor")
+
+
+def _role_specs(cfg: GenerateConfig) -> dict[str, str]:
+    specs = {role: getattr(cfg, role) for role in ROLES}
+    return {
+        role: spec
+        for role, spec in specs.items()
+        if spec is not None and not (role == "proposer" and spec == "template")
+    }
+
+
+def _load_role_model(cfg: GenerateConfig, role: str, spec: str) -> Model:
+    opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
+    if spec.startswith(("openai/", "openai-compatible/")):
+        # --base-url names an OpenAI-compatible server; other providers keep their own.
+        opts["base_url"] = cfg.base_url
+    opts.update(cfg.roles.get(role, {}))
+    return load_model(spec, **opts)
+
+
+async def check_models(cfg: GenerateConfig) -> dict[str, Model]:
+    """Build every role's backend and check it once (key, server, model name) before anything
+    is paid or written; returns them by role for ``run_search(models=...)``.
+
+    Raises PreflightError naming the role, the model and what to fix.
+    """
+    return await preflight(
+        [
+            Wanted(
+                role,
+                role,
+                spec,
+                (spec, repr(sorted(cfg.roles.get(role, {}).items()))),
+                lambda role=role, spec=spec: _load_role_model(cfg, role, spec),
+            )
+            for role, spec in _role_specs(cfg).items()
+        ]
+    )
 
 
 def build_roles(
@@ -55,12 +102,7 @@ def build_roles(
         elif spec in cache:
             model = cache[spec]  # one backend per model string: a local model is loaded once
         else:
-            opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
-            if spec.startswith(("openai/", "openai-compatible/")):
-                # --base-url names an OpenAI-compatible server; other providers keep their own.
-                opts["base_url"] = cfg.base_url
-            opts.update(cfg.roles.get(role, {}))
-            model = cache[spec] = load_model(spec, **opts)
+            model = cache[spec] = _load_role_model(cfg, role, spec)
         return RoleClient(model, role, store=store, budget=budget)
 
     target = get("target", cfg.target)
@@ -70,6 +112,7 @@ def build_roles(
         get("proposer", cfg.proposer),
         get("judge", cfg.judge),
         get("extractor", cfg.extractor),
+        RoleClient(target.model, "verify", store=store, budget=budget),
     )
 
 
@@ -98,14 +141,10 @@ def build_searcher(cfg: GenerateConfig, roles: Roles, store: Any | None) -> Sear
         constraints.append(LLMJudge(roles.judge))
     goal = TargetGoal(
         roles.target,
-        samples=cfg.samples,
-        temperature=cfg.temperature,
+        protocol=cfg.protocol_spec(),
         scoring=cfg.scoring,
-        threshold=cfg.threshold,
         extractor=roles.extractor,
-        sequential=cfg.sequential,
-        always_extract=cfg.always_extract,
-        batch_samples=cfg.batch_samples,
+        verifier=roles.verify,
     )
     return Searcher(
         proposer=proposer,
@@ -177,19 +216,47 @@ async def run_search(
             except (ImportError, OSError, ValueError) as exc:
                 outcome.fatal = f"prefilter: {exc}"
                 return outcome
-        todo = [
-            d["question"]
-            for d in store.questions()
-            if d["status"] in ("pending", "running", "incomplete", "failed")
-        ]
+        todo = [d["question"] for d in store.questions() if d["status"] in UNFINISHED]
         await executor.run(todo, store, outcome, on_question_done)
     finally:
         await executor.aclose()
     return outcome
 
 
+# Statuses of a question that is not a result yet: a rerun searches it (again).
+UNFINISHED = ("pending", "running", "incomplete", "failed")
+
+
+def failure_reason(error: str) -> str:
+    """A failure's reason without what differs between occurrences (ids, counts, timings), so
+    the same fault on many calls is listed once with its count."""
+    text = re.sub(r"\b[0-9a-f]{8,}\b", "…", error)
+    text = re.sub(r"\d+(\.\d+)?s\b", "Ns", text)
+    return text[:200]
+
+
+def failures_by_reason(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed requests grouped by kind, role, model and reason, most frequent first."""
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for r in rows:
+        key = (r["kind"], r["role"], failure_reason(r["error"]))
+        g = groups.setdefault(
+            key, {"kind": key[0], "role": key[1], "reason": key[2], "count": 0, "questions": set()}
+        )
+        g["count"] += 1
+        if r.get("question_id"):
+            g["questions"].add(r["question_id"])
+    out = sorted(groups.values(), key=lambda g: (-g["count"], g["kind"], g["role"]))
+    return [{**g, "questions": len(g["questions"])} for g in out]
+
+
 def summarize(store: RunStore) -> dict[str, Any]:
-    """The run's summary, computed from the store's rows alone so both always agree."""
+    """The run's summary, computed from the store's rows alone so both always agree.
+
+    Only the search's own calls are counted here (``cdv evaluate`` reports its calls itself).
+    ``requests_failed`` counts every request that brought no usable answer (refused, failed and
+    retried, failed for good): with ``calls`` it adds up to every request sent.
+    """
     qs = store.questions()
     by_status: dict[str, int] = {}
     for d in qs:
@@ -197,8 +264,16 @@ def summarize(store: RunStore) -> dict[str, Any]:
     examples = list(store.examples())
     with_example = len({e["question_id"] for e in examples})
     correct = by_status.get("done", 0)
-    usage = store.usage_by_role()
-    calls = store.paid_calls()
+    usage = store.usage_by_role("search")
+    calls = store.paid_calls("search")
+    failures = store.failures("search")
+    verified = [n["verified"] for n in store.nodes() if n.get("verified") is not None]
+    incomplete = sum(by_status.get(s, 0) for s in ("running", "incomplete", "failed"))
+    config = store.get_config() or {}
+    try:
+        protocol = protocol_from_config(config).describe() if config else None
+    except (TypeError, ValueError):  # a stored config this version cannot read
+        protocol = None
     return {
         "questions": len(qs),
         "searched": correct + by_status.get("original_failed", 0),
@@ -207,12 +282,18 @@ def summarize(store: RunStore) -> dict[str, Any]:
         "with_example": with_example,
         "examples": len(examples),
         "success_rate": (with_example / correct) if correct else 0.0,
-        "failed": by_status.get("failed", 0),
+        "candidates": len(verified),
+        "verified": sum(verified),
+        "rejected_by_verification": len(verified) - sum(verified),
+        "incomplete": incomplete,
+        "pending": by_status.get("pending", 0),
         "skipped": by_status.get("skipped", 0),  # by the enhanceability prefilter
-        "unfinished": sum(by_status.get(s, 0) for s in ("pending", "running", "incomplete")),
+        "unfinished": incomplete + by_status.get("pending", 0),
         "calls": calls,
-        "cost": store.total_cost(),
+        "requests_failed": len(failures),
+        "cost": store.total_cost("search"),
         "calls_per_example": (calls / len(examples)) if examples else None,
-        "failures": len(store.failures()),
+        "failures": failures_by_reason(failures),
         "by_role": usage,
+        "protocol": protocol,
     }

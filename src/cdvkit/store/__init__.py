@@ -3,8 +3,17 @@
 from cdvkit.store.sqlite import (
     SCHEMA_VERSION,
     IncompatibleRunError,
+    ReadOnlyRunError,
     RunLockedError,
     RunStore,
+    check_writable_output,
 )
 
-__all__ = ["SCHEMA_VERSION", "IncompatibleRunError", "RunLockedError", "RunStore"]
+__all__ = [
+    "SCHEMA_VERSION",
+    "IncompatibleRunError",
+    "ReadOnlyRunError",
+    "RunLockedError",
+    "RunStore",
+    "check_writable_output",
+]

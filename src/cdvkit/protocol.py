@@ -1,0 +1,263 @@
+"""The protocol: how the target is asked a question and how its answer is read.
+
+Search and evaluation share this one definition, so the numbers they print mean the same thing:
+
+- a question is *originally correct* when the target answers it right under the protocol;
+- a distracted question *fools* the target when the target answers it wrong under the protocol.
+
+Two scorings exist. ``sample`` (the default, and the paper's): ``samples`` step-by-step answers
+at a near-greedy temperature, read by :func:`cdvkit.answers.read_answer`; the question is answered
+right when at least one answer is right, so it fools the target only when none is. ``exact``: the
+argmax of the choice probabilities (backends with log-probs); ``threshold`` may make it stricter
+(fooled only when P(correct) is also below it).
+
+Whatever cheaper score guides a search, an example counts only once this protocol confirms it
+(:mod:`cdvkit.search.goal`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cdvkit.answers import read_answer
+from cdvkit.models.base import MCQ
+from cdvkit.models.client import RoleClient
+from cdvkit.prompts import TARGET_PROMPTS, extractor_request, target_messages, target_request
+
+SCORINGS = ("sample", "exact")
+# "Near-zero temperature" in the paper: greedy in effect, yet a sampling request, so a backend
+# that ignores temperature 0 or refuses n > 1 at temperature 0 still behaves.
+NEAR_GREEDY = 0.01
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the target is asked (prompt, samples, temperature) and how "right" is decided.
+
+    ``batch_samples``, ``sequential`` and ``always_extract`` change only how the requests are
+    sent (one request with n samples or n requests; stop at the first right answer; send every
+    reply to the extractor), never which questions count as right.
+    """
+
+    scoring: str = "sample"
+    samples: int = 5
+    temperature: float = NEAR_GREEDY
+    prompt: str = "letter"
+    threshold: float | None = None
+    defense: str = ""
+    batch_samples: bool = True
+    sequential: bool = False
+    always_extract: bool = False
+
+    def __post_init__(self) -> None:
+        if self.scoring not in SCORINGS:
+            raise ValueError(
+                f"the protocol's scoring must be sample or exact, not {self.scoring!r}"
+            )
+        if self.samples < 1:
+            raise ValueError("--samples must be at least 1")
+        if self.temperature < 0:
+            raise ValueError("--temperature must be at least 0")
+        if self.prompt not in TARGET_PROMPTS:
+            raise ValueError(f"--target-prompt must be one of {', '.join(TARGET_PROMPTS)}")
+        if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
+            raise ValueError("--threshold must lie in (0, 1]")
+
+    def describe(self) -> str:
+        """One line for summaries and reports."""
+        if self.scoring == "exact":
+            rule = "fooled when the most likely choice is wrong"
+            if self.threshold is not None:
+                rule += f" and P(correct) < {self.threshold:g}"
+            return f"exact choice probabilities; {rule}"
+        temp = "near-greedy" if self.temperature <= NEAR_GREEDY else f"T={self.temperature:g}"
+        return (
+            f"{self.samples} {temp} step-by-step answer(s), {self.prompt} prompt; "
+            "fooled when none is right"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def same_answers(self, other: Protocol) -> bool:
+        """Whether ``other`` asks the same requests, so its answers are this protocol's."""
+        keys = ("scoring", "samples", "temperature", "prompt", "defense")
+        return all(getattr(self, k) == getattr(other, k) for k in keys)
+
+
+@dataclass
+class Outcome:
+    """The target's answers to one question under a protocol.
+
+    ``correct``: answered right (at least one right sample, or the argmax right). ``accuracy``:
+    the share of right answers (1 or 0 with exact scoring), informative only. ``p_correct``: the
+    probability of the right choice with exact scoring.
+    """
+
+    correct: bool
+    accuracy: float
+    mode: str  # "sample" | "exact"
+    answers: list[dict[str, Any]] = field(default_factory=list)
+    probs: list[float] | None = None
+    p_correct: float | None = None
+
+    @property
+    def fooled(self) -> bool:
+        return not self.correct
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "correct": self.correct,
+            "accuracy": self.accuracy,
+            "mode": self.mode,
+            "answers": self.answers,
+        }
+        if self.probs is not None:
+            out["probs"] = self.probs
+            out["p_correct"] = self.p_correct
+        return out
+
+
+class Asker:
+    """Asks one model questions under a protocol: the only code that turns replies into
+    right/wrong, for the search's target, its verification and every evaluated model."""
+
+    def __init__(
+        self, client: RoleClient, protocol: Protocol, *, extractor: RoleClient | None = None
+    ) -> None:
+        self.client = client
+        self.protocol = protocol
+        self.extractor = extractor
+
+    def with_client(self, client: RoleClient) -> Asker:
+        return Asker(client, self.protocol, extractor=self.extractor)
+
+    async def ask(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
+        if self.protocol.scoring == "exact":
+            return await self.exact(question, choices, answer)
+        return await self.sampled(question, choices, answer)
+
+    # --- exact --------------------------------------------------------------------------------
+    async def probs(self, question: str, choices: tuple[str, ...]) -> list[float]:
+        # Exact scoring reads the answer letter's probability, so it always uses the letter
+        # rendering whatever prompt the sampled answers use.
+        msgs = target_messages(question, choices, defense=self.protocol.defense)
+        return await self.client.choice_probs(msgs, MCQ(question, tuple(choices)))
+
+    async def exact(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
+        probs = await self.probs(question, choices)
+        return exact_outcome(probs, answer, self.protocol.threshold)
+
+    # --- sampled ------------------------------------------------------------------------------
+    async def sampled(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
+        p = self.protocol
+        req = target_request(
+            question, choices, temperature=p.temperature, defense=p.defense, prompt=p.prompt
+        )
+        answers: list[dict[str, Any]] = []
+        for start, count in self._stages():
+            replies = await self._replies(req, start, count)
+            answers += await asyncio.gather(
+                *(
+                    self._read(question, choices, answer, r, start + i)
+                    for i, r in enumerate(replies)
+                )
+            )
+            if p.sequential and any(a["correct"] for a in answers):
+                break  # one right answer decides the outcome; the rest would not change it
+        right = sum(a["correct"] for a in answers)
+        if p.sequential and right:
+            # Sampling stopped at a right answer: the posterior mean keeps the search's priority
+            # informative without paying for the remaining samples.
+            return Outcome(True, (right + 1) / (len(answers) + 2), "sample", answers)
+        return Outcome(right > 0, right / len(answers), "sample", answers)
+
+    def _stages(self) -> list[tuple[int, int]]:
+        """(first sample, count) of each request.
+
+        Without ``sequential`` all samples go together (one request, or one per sample without
+        ``batch_samples``). With it the first sample goes alone, since most questions are
+        answered right at once; the rest follow in one request, or one at a time.
+        """
+        n = self.protocol.samples
+        if not self.protocol.sequential:
+            return [(0, n)]
+        if n == 1:
+            return [(0, 1)]
+        if self.protocol.batch_samples:
+            return [(0, 1), (1, n - 1)]
+        return [(i, 1) for i in range(n)]
+
+    async def _replies(self, req: Any, start: int, count: int) -> list[str]:
+        if self.protocol.batch_samples or count == 1:
+            return await self.client.samples(req, start, count)
+        # One request per sample, all in flight together (the reference's pattern).
+        batches = await asyncio.gather(
+            *(self.client.samples(req, start + i, 1) for i in range(count))
+        )
+        return [b[0] for b in batches]
+
+    async def _read(
+        self, question: str, choices: tuple[str, ...], answer: int, reply: str, sample: int
+    ) -> dict[str, Any]:
+        reading = read_answer(reply, choices)
+        index = reading.index
+        status = "ok" if index is not None else _STATUS[reading.reason]
+        undecided = index is None and reading.reason in ("no answer", "ambiguous")
+        if self.extractor is not None and (self.protocol.always_extract or undecided):
+            # Identical unreadable replies share one extraction (sample 0), so none is paid twice;
+            # the reference pays one extraction per answer, which the sample index reproduces.
+            ext = await self.extractor.complete(
+                extractor_request(question, choices, reply),
+                sample=sample if self.protocol.always_extract else 0,
+            )
+            via = read_answer(ext, choices).index
+            if via is not None and via != index:
+                index, status = via, "extracted"
+        return {
+            "choice": index,
+            "status": status,
+            "correct": index == answer,
+            "reply": reply[-300:],
+        }
+
+
+# What a reply the reader could not map to a choice is recorded as (it counts as wrong).
+_STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "outside": "outside"}
+
+
+def exact_outcome(probs: list[float], answer: int, threshold: float | None = None) -> Outcome:
+    """Right when the most likely choice is the right one (and, with ``threshold``, fooled only
+    when P(correct) is also below it)."""
+    p = probs[answer]
+    argmax = max(range(len(probs)), key=probs.__getitem__)
+    fooled = argmax != answer and (threshold is None or p < threshold)
+    return Outcome(not fooled, 1.0 if argmax == answer else 0.0, "exact", [], probs, p)
+
+
+def protocol_from_config(cfg: Any) -> Protocol:
+    """The protocol a run's settings (a search config or its stored dict) define."""
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    return Protocol(
+        scoring=get("protocol", "sample") or "sample",
+        samples=int(get("samples", 5) or 5),
+        temperature=float(get("temperature", NEAR_GREEDY)),
+        prompt=get("target_prompt", "letter") or "letter",
+        threshold=get("threshold", None),
+        batch_samples=bool(get("batch_samples", True)),
+        sequential=bool(get("sequential", False)),
+        always_extract=bool(get("always_extract", False)),
+    )
+
+
+__all__ = [
+    "NEAR_GREEDY",
+    "SCORINGS",
+    "Asker",
+    "Outcome",
+    "Protocol",
+    "exact_outcome",
+    "protocol_from_config",
+]
