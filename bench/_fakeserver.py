@@ -107,6 +107,7 @@ class World:
     def __post_init__(self) -> None:
         # Longest first, so a question that contains a shorter one is matched as itself.
         self._by_len = sorted(self.questions, key=lambda q: -len(q.question))
+        self._memo: dict[tuple[int, str, str], Sentence | None] = {}
 
     def identify(self, text: str) -> Original | None:
         for q in self._by_len:
@@ -125,8 +126,18 @@ class World:
         return Sentence(strength, choice, invalid)
 
     def _present(self, q: Original, text: str) -> list[Sentence]:
-        found = (self.sentence(q, m.group(0), m.group(1)) for m in _SENTENCE.finditer(text))
+        if "(note " not in text:  # most prompts: an original question, no sentence to find
+            return []
+        found = (self._sentence(q, m.group(0), m.group(1)) for m in _SENTENCE.finditer(text))
         return [s for s in found if s is not None]
+
+    def _sentence(self, q: Original, text: str, option: str) -> Sentence | None:
+        # A pure function of its arguments, asked again for every request that carries the
+        # sentence: remembered, so the server keeps up with the client it measures.
+        key = (q.qid, text, option)
+        if key not in self._memo:
+            self._memo[key] = self.sentence(q, text, option)
+        return self._memo[key]
 
     def probs(self, q: Original, question_text: str, choices: list[str]) -> list[float]:
         """P(choice) at temperature 1 for a node's text and (shuffled) choices."""

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from cdvkit import answers
 from cdvkit.answers import Reading, read_answer, read_choice
 
 CITIES = ["Paris", "London", "Berlin", "Madrid"]
@@ -289,3 +290,21 @@ def test_never_raises(reply: str | None, choices: list[str]) -> None:
     assert reading.index is None or 0 <= reading.index < len(choices)
     assert (reading.reason == "") == (reading.index is not None)
     assert reading.reason in {"", "no answer", "ambiguous", "outside"}
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    st.lists(
+        st.one_of(_WORD, st.sampled_from(["B", "A.", "(C)", "final", "**", "\n"])), max_size=12
+    ),
+    st.sampled_from(["Answer: B", "**Answer:** C", "answer: (a)", "Answer: D.", "Answer:B"]),
+    st.lists(st.one_of(_CHOICE, st.sampled_from(["B", "b", "C."])), min_size=2, max_size=5),
+)
+def test_the_quick_path_reads_as_the_general_reader(
+    words: list[str], last: str, choices: list[str]
+) -> None:
+    # The common "... \nAnswer: X" reply skips the general machinery; it must not change a reading.
+    text = " ".join(words) + "\n" + last
+    quick = answers._quick(text, answers._choices(tuple(choices)))
+    if quick is not None:
+        assert quick.index == answers._general(text, answers._choices(tuple(choices))).index

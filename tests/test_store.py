@@ -5,6 +5,8 @@ import subprocess
 import sys
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cdvkit.data.question import Question
 from cdvkit.store import IncompatibleRunError, RunLockedError, RunStore
@@ -85,3 +87,61 @@ def test_export_jsonl(tmp_path):
     assert n == 1
     row = (tmp_path / "out.jsonl").read_text()
     assert '"answer_text": "b"' in row and '"original_answer": 1' in row
+
+
+def test_cache_keys_never_change() -> None:
+    # A run resumes by these keys: a new cdvkit must compute exactly what an older one stored.
+    from cdvkit.models.base import MCQ, GenerateRequest
+
+    req = GenerateRequest.make(
+        [{"role": "system", "content": "sys"}, {"role": "user", "content": "Q?"}],
+        temperature=0.01,
+        mcq=MCQ("Q?", ("a", "b")),
+    )
+    assert req.cache_keys("openai/gpt-4o-mini", [0, 4]) == [
+        "gen:e30c564c1e3c049e41a5b913089d58e12e9cfb74359446017a0439be26cbab99",
+        "gen:4a855a70151e6d609aa48e6563fe8e2d15817e6bda8f64549d2f278bbc46093b",
+    ]
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.tuples(st.sampled_from(["system", "user"]), st.text()), min_size=1, max_size=3),
+    st.text(),
+    st.one_of(st.none(), st.tuples(st.text(), st.lists(st.text(), max_size=3))),
+    st.floats(0, 2),
+    st.lists(st.integers(0, 40), max_size=5),
+)
+def test_cache_keys_are_the_sorted_json_of_the_request(
+    messages: list[tuple[str, str]],
+    model: str,
+    mcq: tuple[str, list[str]] | None,
+    temperature: float,
+    samples: list[int],
+) -> None:
+    import hashlib
+    import json
+
+    from cdvkit.models.base import MCQ, GenerateRequest
+
+    req = GenerateRequest(
+        tuple(messages),
+        temperature=temperature,
+        mcq=MCQ(mcq[0], tuple(mcq[1])) if mcq else None,
+    )
+    expected = []
+    for sample in samples:
+        payload = {
+            "model": model,
+            "messages": req.messages,
+            "temperature": req.temperature,
+            "max_tokens": req.max_tokens,
+            "stop": req.stop,
+            "seed": req.seed,
+            "json_mode": req.json_mode,
+            "mcq": {"question": mcq[0], "choices": list(mcq[1])} if mcq else None,
+            "sample": sample,
+        }
+        text = json.dumps(payload, sort_keys=True)
+        expected.append("gen:" + hashlib.sha256(text.encode()).hexdigest())
+    assert req.cache_keys(model, samples) == expected

@@ -18,6 +18,7 @@ reply states an answer, and a choice merely mentioned in passing never counts.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ def _rx(pattern: str) -> re.Pattern[str]:
 # Typography and markup must not hide a choice: curly quotes, a Python repr's escaped quotes,
 # LaTeX's \boxed{B} and \[ \].
 _FOLD = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "`": "'", "\u00a0": " "})
+_ESCAPED_QUOTE = re.compile(r"\\(['\"])")
+_LATEX_BRACKETS = re.compile(r"\\[][()]")
 _LATEX = re.compile(r"(?<!\$)\$*\\(?:boxed|text|textbf|mathrm)\s*\{([^{}]*)\}\$*")
 
 # Where a reply states its answer. A bare "answer" needs a verb or a colon after it, so that
@@ -148,7 +151,9 @@ class _Choices:
         return _Hit(self.canon[index], "", "letter", pos)
 
 
+@functools.lru_cache(maxsize=16384)
 def _pattern(core: str) -> re.Pattern[str]:
+    # Shuffled children list the same choices in new orders: each text is compiled once.
     edge = r"(?!\w)" if core[-1].isalnum() else ""
     return re.compile(r"\s+".join(map(re.escape, core.split())) + r"\.?" + edge, re.IGNORECASE)
 
@@ -157,9 +162,16 @@ def read_answer(reply: str | None, choices: Sequence[str]) -> Reading:
     """Which of ``choices`` the reply gives as its final answer, or why none can be read."""
     if not reply or not reply.strip() or not choices:
         return Reading(None, "no answer")
-    text = re.sub(r"\\(['\"])", r"\1", reply.translate(_FOLD))
-    text = _LATEX.sub(r"\1", _LATEX.sub(r"\1", re.sub(r"\\[][()]", " ", text))).strip()
-    ch = _Choices(choices)
+    text = reply.translate(_FOLD)
+    if "\\" in text:  # escaped quotes, LaTeX: rare, so only then
+        text = _ESCAPED_QUOTE.sub(r"\1", text)
+        text = _LATEX.sub(r"\1", _LATEX.sub(r"\1", _LATEX_BRACKETS.sub(" ", text)))
+    text = text.strip()
+    ch = _choices(tuple(str(c) for c in choices))
+    return _quick(text, ch) or _general(text, ch)
+
+
+def _general(text: str, ch: _Choices) -> Reading:
     if not text or _BARE_NONE.fullmatch(text):
         return Reading(None, "no answer", "bare")
     if "\n" not in text and len(text) < 200:  # an extractor's reply, or a model's bare answer
@@ -202,6 +214,29 @@ def read_answer(reply: str | None, choices: Sequence[str]) -> Reading:
     if len({h.index if h.index is not None else h.reason for h in hits if h.final}) > 1:
         return Reading(None, "ambiguous", hits[-1].how)
     return Reading(hits[-1].index, hits[-1].reason, hits[-1].how)
+
+
+@functools.lru_cache(maxsize=4096)
+def _choices(choices: tuple[str, ...]) -> _Choices:
+    # A node's n samples, and its siblings, share their choices: compile their patterns once.
+    return _Choices(choices)
+
+
+# The reply cdvkit's own prompt asks for: reasoning, then a last line "Answer: X".
+_LAST_LINE = _rx(r"(?:^|\n)[ \t]*[*_]*answer[*_]*\s*:[*_\s]*\(?([A-Z])\)?[*_.]*[ \t]*$")
+
+
+def _quick(text: str, ch: _Choices) -> Reading | None:
+    """The common case, read without the general machinery: a single "answer" marker, on the
+    last line, followed by a letter that is no choice's text. Anything else goes the long way."""
+    m = _LAST_LINE.search(text)
+    if m is None or text.lower().count("answer") != 1 or "final" in text.lower():
+        return None
+    letter = m.group(1)
+    if any(p is not None and p.fullmatch(letter) for p in ch.pats):
+        return None  # "B" is also a choice's text: the text reading decides
+    hit = ch.letter(letter)
+    return Reading(hit.index, hit.reason, "letter")
 
 
 def _claim(text: str, pos: int, ch: _Choices) -> _Hit | None:

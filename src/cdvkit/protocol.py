@@ -159,12 +159,21 @@ class Asker:
         answers: list[dict[str, Any]] = []
         for start, count in self._stages():
             replies = await self._replies(req, start, count)
-            answers += await asyncio.gather(
-                *(
-                    self._read(question, choices, answer, r, start + i)
-                    for i, r in enumerate(replies)
+            read = [self._read(choices, answer, r) for r in replies]
+            extract = [
+                i
+                for i, a in enumerate(read)
+                if self.extractor is not None and (self.protocol.always_extract or a["undecided"])
+            ]
+            if extract:
+                done = await asyncio.gather(
+                    *(self._extract(question, choices, answer, read[i], start + i) for i in extract)
                 )
-            )
+                for i, a in zip(extract, done, strict=True):
+                    read[i] = a
+            for a in read:
+                del a["undecided"], a["full"]
+            answers += read
             if p.sequential and any(a["correct"] for a in answers):
                 break  # one right answer decides the outcome; the rest would not change it
         right = sum(a["correct"] for a in answers)
@@ -199,29 +208,34 @@ class Asker:
         )
         return [b[0] for b in batches]
 
-    async def _read(
-        self, question: str, choices: tuple[str, ...], answer: int, reply: str, sample: int
-    ) -> dict[str, Any]:
+    def _read(self, choices: tuple[str, ...], answer: int, reply: str) -> dict[str, Any]:
         reading = read_answer(reply, choices)
         index = reading.index
-        status = "ok" if index is not None else _STATUS[reading.reason]
-        undecided = index is None and reading.reason in ("no answer", "ambiguous")
-        if self.extractor is not None and (self.protocol.always_extract or undecided):
-            # Identical unreadable replies share one extraction (sample 0), so none is paid twice;
-            # the reference pays one extraction per answer, which the sample index reproduces.
-            ext = await self.extractor.complete(
-                extractor_request(question, choices, reply),
-                sample=sample if self.protocol.always_extract else 0,
-            )
-            via = read_answer(ext, choices).index
-            if via is not None and via != index:
-                index, status = via, "extracted"
         return {
             "choice": index,
-            "status": status,
+            "status": "ok" if index is not None else _STATUS[reading.reason],
             "correct": index == answer,
             "reply": reply[-300:],
+            "undecided": index is None and reading.reason in ("no answer", "ambiguous"),
+            "full": reply,
         }
+
+    async def _extract(
+        self, question: str, choices: tuple[str, ...], answer: int, a: dict[str, Any], sample: int
+    ) -> dict[str, Any]:
+        """The extractor's reading of a reply the local reader could not decide (or of every
+        reply, with ``always_extract``)."""
+        assert self.extractor is not None
+        # Identical unreadable replies share one extraction (sample 0), so none is paid twice;
+        # the reference pays one extraction per answer, which the sample index reproduces.
+        ext = await self.extractor.complete(
+            extractor_request(question, choices, a["full"]),
+            sample=sample if self.protocol.always_extract else 0,
+        )
+        via = read_answer(ext, choices).index
+        if via is not None and via != a["choice"]:
+            a = {**a, "choice": via, "status": "extracted", "correct": via == answer}
+        return a
 
 
 # What a reply the reader could not map to a choice is recorded as (it counts as wrong).

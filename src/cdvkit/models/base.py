@@ -9,7 +9,7 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
@@ -68,6 +68,15 @@ class GenerateRequest:
 
     def cache_key(self, model: str, sample: int) -> str:
         """Key of one sample: model, messages and parameters, never the batch size."""
+        return self.cache_keys(model, [sample])[0]
+
+    def cache_keys(self, model: str, samples: Sequence[int]) -> list[str]:
+        """``cache_key`` of each of ``samples``, the shared part of the payload built once.
+
+        The key is the SHA-256 of the payload as sorted JSON, so the text before and after the
+        sample index is the same for every sample of a request: only that index is formatted
+        per sample. Keys must never change (a stored run resumes from them).
+        """
         payload = {
             "model": model,
             "messages": self.messages,
@@ -76,10 +85,21 @@ class GenerateRequest:
             "stop": self.stop,
             "seed": self.seed,
             "json_mode": self.json_mode,
-            "mcq": asdict(self.mcq) if self.mcq else None,
-            "sample": sample,
+            "mcq": {"question": self.mcq.question, "choices": self.mcq.choices}
+            if self.mcq
+            else None,
         }
-        return "gen:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+        # json.dumps(..., sort_keys=True) of the whole payload, written out pair by pair so the
+        # sample index can be put in its sorted place for each sample without redoing the rest.
+        pairs = [
+            f"{json.dumps(k)}: {json.dumps(v, sort_keys=True)}" for k, v in sorted(payload.items())
+        ]
+        at = sum(k < "sample" for k in payload)
+        head = "{" + "".join(p + ", " for p in pairs[:at]) + '"sample": '
+        tail = "".join(", " + p for p in pairs[at:]) + "}"
+        return [
+            "gen:" + hashlib.sha256(f"{head}{int(s)}{tail}".encode()).hexdigest() for s in samples
+        ]
 
 
 @dataclass

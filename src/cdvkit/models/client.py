@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from contextlib import nullcontext as _nullcontext
 from dataclasses import asdict, replace
 from typing import Any, Protocol
 
@@ -92,26 +91,45 @@ class RoleClient:
             return None if hit is None else hit["value"]
         return self._memory.get(key)
 
-    def _save(
-        self, key: str, request: dict[str, Any], value: Any, usage: Usage, batch: str | None
-    ) -> None:
-        cost = self.model.cost(usage)
-        if self.store is not None:
-            self.store.put_call(
-                key,
-                model=self.model.name,
-                role=self.role,
-                request=request,
-                response={"value": value},
-                prompt_tokens=usage.prompt_tokens,
-                completion_tokens=usage.completion_tokens,
-                cost=cost,
-                batch=batch,
-                question_id=current_question.get(),
-                phase=self.phase,
-            )
-        else:
-            self._memory[key] = value
+    def _lookup_many(self, keys: list[str]) -> list[Any | None]:
+        # One query for a request's n samples (a store without the batch form asks per key).
+        many = getattr(self.store, "get_calls", None)
+        if many is None:
+            return [self._lookup(k) for k in keys]
+        hits = many(keys)
+        return [hits[k]["value"] if k in hits else None for k in keys]
+
+    def _save(self, rows: list[tuple[str, dict[str, Any], Any, Usage]], batch: str | None) -> None:
+        """Store one request's samples (key, request, value, usage) together."""
+        if self.store is None:
+            for key, _, value, _ in rows:
+                self._memory[key] = value
+            return
+        records = [
+            {
+                "key": key,
+                "model": self.model.name,
+                "role": self.role,
+                "request": request,
+                "response": {"value": value},
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "cost": self.model.cost(usage),
+                "batch": batch,
+                "question_id": current_question.get(),
+                "phase": self.phase,
+            }
+            for key, request, value, usage in rows
+        ]
+        many = getattr(self.store, "put_calls", None)
+        if many is not None:
+            many(records)
+            return
+        # All samples of one request land together: a crash between them would make the
+        # resumed run pay again for the missing ones.
+        with self.store.transaction():
+            for r in records:
+                self.store.put_call(**r)
 
     async def _paid(self, coro_fn: Any) -> Any:
         reserved: list[Any] = []  # the budget token, once the call is about to be sent
@@ -167,25 +185,23 @@ class RoleClient:
     # --- generation ----------------------------------------------------------------------------
     async def samples(self, request: GenerateRequest, start: int = 0, count: int = 1) -> list[str]:
         """Samples ``start .. start+count-1`` of ``request``; each is paid for at most once."""
-        keys = [request.cache_key(self.model.name, i) for i in range(start, start + count)]
-        out: list[str | None] = [self._lookup(k) for k in keys]
+        keys = request.cache_keys(self.model.name, range(start, start + count))
+        out: list[str | None] = self._lookup_many(keys)
         self.cache_hits += sum(v is not None for v in out)
         missing = [i for i, v in enumerate(out) if v is None]
         if missing:
             # Join a call already under way for the same samples instead of paying twice.
             waiting = {i: self._inflight[keys[i]] for i in missing if keys[i] in self._inflight}
             todo = [i for i in missing if i not in waiting]
-            if todo:
-                await self._fetch(request, start, todo, keys)
+            fetched = await self._fetch(request, start, todo, keys) if todo else {}
             for i in missing:
-                out[i] = await waiting[i] if i in waiting else self._lookup(keys[i])
-                if out[i] is None:  # store-less mode keeps values in memory
-                    out[i] = self._memory.get(keys[i])
+                out[i] = await waiting[i] if i in waiting else fetched[i]
         return [str(v) for v in out]
 
     async def _fetch(
         self, request: GenerateRequest, start: int, todo: list[int], keys: list[str]
-    ) -> None:
+    ) -> dict[int, str]:
+        """Pay for samples ``todo`` (indices into ``keys``); their texts by index."""
         loop = asyncio.get_running_loop()
         futures = {i: loop.create_future() for i in todo}
         for i, fut in futures.items():
@@ -203,14 +219,22 @@ class RoleClient:
                         model=self.model.name,
                     )
                 batch = uuid.uuid4().hex if len(run) > 1 else None
-                # All samples of one request land together: a crash between them would make the
-                # resumed run pay again for the missing ones.
-                with self.store.transaction() if self.store is not None else _nullcontext():
-                    for j, (i, text) in enumerate(zip(run, completion.texts, strict=True)):
-                        usage = completion.usage if j == 0 else Usage()
-                        self._save(keys[i], _describe(req, start + i), text, usage, batch)
+                self._save(
+                    [
+                        # The request's usage (and cost) is counted once, on its first sample.
+                        (
+                            keys[i],
+                            _describe(req, start + i),
+                            text,
+                            Usage() if j else completion.usage,
+                        )
+                        for j, (i, text) in enumerate(zip(run, completion.texts, strict=True))
+                    ],
+                    batch,
+                )
                 for i, text in zip(run, completion.texts, strict=True):
                     futures[i].set_result(text)
+            return {i: fut.result() for i, fut in futures.items()}
         except BaseException as exc:
             for fut in futures.values():
                 if not fut.done():
@@ -239,7 +263,9 @@ class RoleClient:
         try:
             scores = await self._paid(lambda: self.model.choice_probs(messages, mcq))
             probs = [float(p) for p in scores.probs]
-            self._save(key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage, None)
+            self._save(
+                [(key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage)], None
+            )
             fut.set_result(probs)
             return probs
         except BaseException as exc:

@@ -11,6 +11,7 @@ compatible servers differ in the fields they send and we must detect a body that
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Mapping
@@ -49,6 +50,7 @@ OPENAI_PRICES: dict[str, tuple[float, float]] = {
 # less is unknown, so it gets the smallest shown log-prob minus this margin (in nats).
 LOGPROB_FLOOR_MARGIN = 1.0
 TOP_LOGPROBS = 20  # the most the OpenAI API allows
+_JSON_HEADERS = {"Content-Type": "application/json"}
 
 
 def _http_client(timeout: float) -> Any:
@@ -93,6 +95,8 @@ class OpenAIModel(HostedModel):
         self.provider = "openai-compatible" if compatible else "openai"
         # Newer OpenAI models refuse `max_tokens`; we switch once the server says so.
         self._tokens_param = "max_tokens"
+        self._logprobs_confirmed = False  # a request has been answered with log-probs
+        self._probe_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     def _default_price(self) -> tuple[float, float] | None:
         # Priced by name even behind a gateway URL: over-counting a budget beats under-counting.
@@ -118,8 +122,13 @@ class OpenAIModel(HostedModel):
             # plain JSON: ``chat.completions.create`` walks every message through its type
             # transformer first, which costs more CPU than the HTTP exchange and capped a run's
             # throughput well below a 64-wide backend. The reply comes back as text, parsed here.
+            # The body goes as bytes, serialised once here: given as a dict, the SDK deep-copies
+            # and re-serialises it per request, which cost the client more than the exchange.
             text = await self._client().post(
-                "/chat/completions", cast_to=str, body=kwargs, options={"timeout": self.timeout}
+                "/chat/completions",
+                cast_to=str,
+                content=json.dumps(kwargs).encode(),
+                options={"timeout": self.timeout, "headers": _JSON_HEADERS},
             )
         except openai.APIStatusError as exc:
             msg = server_message(exc, [self._key])
@@ -248,6 +257,21 @@ class OpenAIModel(HostedModel):
     async def _choice_probs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
         if not self.supports_choice_probs:
             raise UnsupportedError("server gives no log-probs", model=self.name)
+        if self._logprobs_confirmed:
+            return await self._ask_logprobs(messages, mcq)
+        # Until one request has shown whether the server gives log-probs, requests go one at a
+        # time: a run starting 64 questions at once would otherwise send 64 refused probes.
+        loop = asyncio.get_running_loop()
+        if self._probe_lock is None or self._probe_lock[0] is not loop:
+            self._probe_lock = (loop, asyncio.Lock())
+        async with self._probe_lock[1]:
+            if not self.supports_choice_probs:
+                raise UnsupportedError("server gives no log-probs", model=self.name)
+            scores = await self._ask_logprobs(messages, mcq)
+            self._logprobs_confirmed = True
+            return scores
+
+    async def _ask_logprobs(self, messages: list[Message], mcq: MCQ) -> ChoiceScores:
         labels = mcq.labels
         kwargs: dict[str, Any] = {
             "model": self.model_id,

@@ -36,6 +36,7 @@ def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
         "depth": n["depth"],
         "status": n["status"],
         "rate": n.get("rate"),
+        "verified": n.get("verified"),
         "question": n["question"],
         "choices": list(n["choices"]),
         "answer": n["answer"],

@@ -535,6 +535,17 @@ class RunStore:
         row = self._exec("SELECT response FROM calls WHERE key=?", (key,)).fetchone()
         return None if row is None else json.loads(row[0])
 
+    def get_calls(self, keys: list[str]) -> dict[str, dict[str, Any]]:
+        """The stored responses of those ``keys`` that are stored (one query for many)."""
+        if len(keys) == 1:
+            hit = self.get_call(keys[0])
+            return {} if hit is None else {keys[0]: hit}
+        marks = ",".join("?" * len(keys))
+        rows = self._exec(
+            f"SELECT key, response FROM calls WHERE key IN ({marks})", tuple(keys)
+        ).fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
     def transaction(self) -> _Transaction:
         """Group writes so a crash keeps all or none of them (e.g. the samples of one request)."""
         return _Transaction(self)
@@ -554,34 +565,61 @@ class RunStore:
         question_id: str | None = None,
         phase: str = "search",
     ) -> None:
+        self.put_calls(
+            [
+                {
+                    "key": key,
+                    "model": model,
+                    "role": role,
+                    "request": request,
+                    "response": response,
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "cost": cost,
+                    "batch": batch,
+                    "question_id": question_id,
+                    "phase": phase,
+                }
+            ]
+        )
+
+    def put_calls(self, records: list[dict[str, Any]]) -> None:
+        """Store paid calls (``put_call``'s fields each) and their owners in one transaction:
+        the samples of one request land together, or not at all."""
+        now = time.time()
+        rows = [
+            (
+                r["key"],
+                r["model"],
+                r["role"],
+                json.dumps(r["request"]),
+                json.dumps(r["response"]),
+                r.get("prompt_tokens", 0),
+                r.get("completion_tokens", 0),
+                r.get("cost", 0.0),
+                r.get("batch"),
+                now,
+                r.get("phase", "search"),
+            )
+            for r in records
+        ]
+        owners = [(r["question_id"], r["key"]) for r in records if r.get("question_id")]
         with self._mutex:
-            # The call and its owner land together, unless a caller's transaction groups them.
-            own = question_id is not None and not self.db.in_transaction
+            # Unless a caller's transaction groups them with more, these rows are one.
+            own = not self.db.in_transaction and (len(rows) > 1 or bool(owners))
             if own:
                 self.db.execute("BEGIN")
             try:
-                self.db.execute(
+                self.db.executemany(
                     "INSERT OR IGNORE INTO calls(key, model, role, request, response, "
                     "prompt_tokens, completion_tokens, cost, batch, created, phase) "
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    (
-                        key,
-                        model,
-                        role,
-                        json.dumps(request),
-                        json.dumps(response),
-                        prompt_tokens,
-                        completion_tokens,
-                        cost,
-                        batch,
-                        time.time(),
-                        phase,
-                    ),
+                    rows,
                 )
-                if question_id is not None:
-                    self.db.execute(
+                if owners:
+                    self.db.executemany(
                         "INSERT OR IGNORE INTO call_owners(question_id, key) VALUES (?, ?)",
-                        (question_id, key),
+                        owners,
                     )
             except BaseException:
                 if own:

@@ -50,8 +50,10 @@
     head.appendChild(el("span", "qid", n.path));
     head.appendChild(el("span", "badge " + safeClass(n.status), n.status));
     head.appendChild(el("span", "", "depth " + n.depth));
-    head.appendChild(el("span", "", "target rate " + pct(n.rate)));
+    head.appendChild(el("span", "", "search score " + pct(n.rate)));
     if (n.mode) head.appendChild(el("span", "", n.mode + " scoring"));
+    if (n.verified === true) head.appendChild(el("span", "", "confirmed under the protocol"));
+    if (n.verified === false) head.appendChild(el("span", "", "rejected by verification"));
     if (n.target_option !== null && n.target_option !== undefined)
       head.appendChild(el("span", "", "pushes: " + n.target_option));
     if (n.placement) head.appendChild(el("span", "", n.placement));
@@ -141,7 +143,7 @@
     sum.appendChild(el("span", "badge " + safeClass(q.status), q.status));
     if (q.examples) sum.appendChild(el("span", "badge good", q.examples + " CDV example" + (q.examples > 1 ? "s" : "")));
     sum.appendChild(el("span", "qid", q.id + (q.source ? " · " + q.source : "") + "  "));
-    sum.appendChild(el("span", "muted", "original rate " + pct(q.original_rate) + " · " + q.nodes.length + " nodes · "));
+    sum.appendChild(el("span", "muted", "right on the original " + pct(q.original_rate) + " · " + q.nodes.length + " nodes · "));
     var text = q.question || "";
     sum.appendChild(el("span", "", text.length > 140 ? text.slice(0, 139) + "…" : text));
     det.appendChild(sum);
