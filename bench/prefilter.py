@@ -85,10 +85,15 @@ async def on_a_run(per_source: int, seed: int, shared_file: Path) -> None:
         ):
             # AUC over the questions the later run could label (searched to the end).
             scores = Prefilter.load(model).predict_proba(truth.texts)
-            print(
-                f"  {label}: AUC on the later run's outcomes "
-                f"{auc(truth.labels, scores.tolist()) or float('nan'):.3f}"
+            value = auc(truth.labels, scores.tolist())
+            positives = sum(truth.labels)
+            shown = (
+                f"{value:.3f}"
+                if value is not None
+                else f"undefined: {positives} of the {len(truth.labels)} questions searched to "
+                "the end have an example (one class only)"
             )
+            print(f"  {label}: AUC on the later run's outcomes {shown}")
             for share in SKIP_SHARES:
                 later_scores = Prefilter.load(model).predict_proba(later)
                 t = float(np.quantile(later_scores, share))

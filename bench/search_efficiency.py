@@ -9,14 +9,14 @@ Same questions, same models, one run each, every figure read back from the run s
 
 Rows: ``reference`` (preset), cdvkit's ``default`` (GenerateConfig()), the ``efficient`` preset,
 and the reference with ONE cost feature switched on at a time, so each is measured on its own.
-"success" is each configuration's own figure: questions with an example over the questions it
-searched, by its own criterion (reference: 5 of 5 near-greedy samples wrong; exact scoring:
-P(correct) < 0.2 with a wrong argmax; sampled: n of n wrong), which also decides which originals
-count as already failed, so the denominators differ. "success*" is the common yardstick the
-targets below are checked on: questions with an example over the questions whose original the
-target truly answers right (its likeliest answer, from the true probabilities). "P(correct)":
-the target's true probability of the right answer on the first example found per question
-(lower = a stronger example).
+Every configuration shares one protocol (5 near-greedy step-by-step answers; fooled when none is
+right): it decides which originals count as originally correct, and every example a cheaper score
+proposes is confirmed under it (the confirmations are counted in "calls"). "success" is questions
+with an example over the originally correct ones. "success*" is the common yardstick the targets
+below are checked on: questions with an example over the questions whose original the target
+truly answers right (its likeliest answer, from the true probabilities). "P(correct)": the
+target's true probability of the right answer on the first example found per question (lower =
+a stronger example).
 
 Usage: python bench/search_efficiency.py [--embed-per-source N] [--server-per-source N]
        [--seed S] [--skip-embed] [--skip-server]

@@ -100,7 +100,9 @@ def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch,
     assert [(g["kind"], g["count"]) for g in summary["failures"]] == [("refused", 1)]
     assert summary["calls"] + summary["requests_failed"] == sum(SEEN.values())
     assert "log-probs" in res.stderr
-    assert set(summary["by_role"]) == {"proposer", "judge", "target"}
+    # "verify": the originals, asked under the protocol before the search knew that this server
+    # gives no log-probs (a search scored by log-probs confirms what it finds that way).
+    assert set(summary["by_role"]) == {"proposer", "judge", "target", "verify"}
 
     with RunStore(tmp_path / "run", readonly=True, lock=False) as store:
         nodes = store.nodes()
@@ -111,7 +113,8 @@ def test_all_llm_roles_through_the_openai_backend(server, tmp_path, monkeypatch,
             assert HOOK in ex["question"] and ex["rate"] == 0.0
             assert "milk" not in (ex["distraction"] or "")
         # Three samples per node are asked in one request (n=3), and counted once.
-        assert summary["by_role"]["target"]["samples"] == 3 * summary["by_role"]["target"]["calls"]
+        for role in ("target", "verify"):
+            assert summary["by_role"][role]["samples"] == 3 * summary["by_role"][role]["calls"]
     calls_before = sum(SEEN.values())
 
     # The same command again resumes a finished run: the server sees no new request.

@@ -73,15 +73,21 @@ class Searcher:
     async def search(self, q: Question) -> QuestionResult:
         nodes: list[Node] = []
         root = Node.root(q)
+        # Originally correct is the protocol's verdict, never the search's cheaper score. When
+        # the two differ the verdict comes first (a question already failed needs no score);
+        # when the search scores with the protocol itself, the verdict is that same answer.
+        original = await self.goal.verify(root) if self.goal.scores_apart() else None
+        if original is not None and original.fooled:
+            root.rate, root.outputs = original.accuracy, {"verify": original.to_dict()}
+            self._save(q.id, root, nodes)
+            # Already failed without any distraction: recorded, not searched.
+            return QuestionResult(q.id, ORIGINAL_FAILED, original.accuracy, nodes=nodes)
         res = await self.goal.evaluate(root)
-        # Originally correct is the protocol's verdict, never the search's cheaper score (when
-        # the search scores with the protocol itself, the verdict is that same answer).
-        original = await self.goal.verify(root, res)
+        original = original or await self.goal.verify(root, res)
         root.rate = res.rate
         root.outputs = {**res.to_outputs(), "verify": original.to_dict()}
         self._save(q.id, root, nodes)
         if original.fooled:
-            # Already failed without any distraction: recorded, not searched.
             return QuestionResult(q.id, ORIGINAL_FAILED, original.accuracy, nodes=nodes)
 
         strategy = self.strategy_factory()

@@ -92,6 +92,11 @@ class TargetGoal:
     def threshold(self) -> float | None:
         return self.protocol.threshold
 
+    def scores_apart(self) -> bool:
+        """Whether the search's score is not itself the protocol's answer (so confirming a node
+        is a call of its own)."""
+        return self._exact() and self.protocol.scoring != "exact"
+
     def _exact(self) -> bool:
         return self.scoring == "exact" or (
             self.scoring == "auto" and self.client.supports_choice_probs
