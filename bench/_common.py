@@ -16,8 +16,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from cdvkit.data import load_file, sample_questions
 from cdvkit.data.question import Question
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import GenerateConfig
-from cdvkit.search.runner import prepare_store, run_search, summarize
 from cdvkit.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]

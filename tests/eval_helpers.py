@@ -8,8 +8,8 @@ from pathlib import Path
 from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.base import MCQ, GenerateRequest, Message
 from cdvkit.models.scripted import REGISTRY
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import GenerateConfig
-from cdvkit.search.runner import prepare_store, run_search
 from cdvkit.store import RunStore
 from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, per_option, scripted
 

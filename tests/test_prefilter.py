@@ -26,9 +26,10 @@ from cdvkit.prefilter import (
     question_text,
     train_prefilter,
 )
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.node import Node
-from cdvkit.search.runner import prepare_store, run_search, summarize
 from cdvkit.store import RunStore
 from scripted_helpers import marking_proposer, oracle_responder, scripted
 

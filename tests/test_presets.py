@@ -11,12 +11,14 @@ from cdvkit.data.question import Question
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import RoleClient
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search import node as ns
+from cdvkit.search.build import build_roles, build_searcher
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.goal import TargetGoal
 from cdvkit.search.node import Node
 from cdvkit.search.preset import PRESETS, apply_preset
-from cdvkit.search.runner import build_roles, build_searcher, prepare_store, run_search, summarize
 from cdvkit.store import RunStore
 from scripted_helpers import MARK, SKY, judge_says, marking_proposer, oracle_responder, scripted
 

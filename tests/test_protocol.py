@@ -17,8 +17,9 @@ from cdvkit.models.base import MCQ, GenerateRequest, Message
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.prompts import PAPER_SYSTEM
 from cdvkit.protocol import Protocol, exact_outcome
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import GenerateConfig
-from cdvkit.search.runner import prepare_store, run_search, summarize
 from cdvkit.store import RunStore
 from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, scripted
 

@@ -9,6 +9,8 @@ import pytest
 
 from cdvkit.data.question import Question
 from cdvkit.models.client import RoleClient
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
 from cdvkit.search import node as ns
 from cdvkit.search.config import GenerateConfig
 from cdvkit.search.constraints import LLMJudge
@@ -16,7 +18,6 @@ from cdvkit.search.engine import Searcher, SearchLimits
 from cdvkit.search.goal import TargetGoal
 from cdvkit.search.node import Node
 from cdvkit.search.proposers import LLMProposer, TemplateProposer
-from cdvkit.search.runner import prepare_store, run_search, summarize
 from cdvkit.search.strategies import BestFirst, make_strategy
 from cdvkit.store import RunStore
 from scripted_helpers import (

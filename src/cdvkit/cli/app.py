@@ -172,13 +172,10 @@ def generate(
     from cdvkit.data import load_questions
     from cdvkit.executors import executor_from_options
     from cdvkit.models.preflight import PreflightError
+    from cdvkit.reporting.summary import summarize
+    from cdvkit.runs import prepare_store, run_search
+    from cdvkit.search.build import check_models
     from cdvkit.search.config import GenerateConfig
-    from cdvkit.search.runner import (
-        check_models,
-        prepare_store,
-        run_search,
-        summarize,
-    )
     from cdvkit.store import ReadOnlyRunError, RunStore
 
     try:
@@ -313,7 +310,7 @@ def generate(
 
 
 def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet: bool) -> Any:
-    from cdvkit.search.runner import UNFINISHED
+    from cdvkit.store.status import UNFINISHED
 
     already = total - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
     if quiet:

@@ -55,7 +55,7 @@ class FailurePrinter:
         self.seen: set[tuple[str, str, str]] = set()
 
     def __call__(self, failure: dict[str, Any]) -> None:
-        from cdvkit.search.runner import failure_reason
+        from cdvkit.reporting.summary import failure_reason
 
         key = (failure["kind"], failure["role"], failure_reason(failure["error"]))
         if failure.get("stops_run") or key in self.seen:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from cdvkit.data.question import Question
@@ -21,13 +21,15 @@ from cdvkit.models.errors import (
     ModelError,
     OutageError,
 )
+from cdvkit.store.status import QuestionStatus
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
     from cdvkit.search.config import GenerateConfig
     from cdvkit.search.engine import Searcher
-    from cdvkit.search.runner import RunOutcome
     from cdvkit.store import RunStore
+
+INCOMPLETE = QuestionStatus.INCOMPLETE
 
 # Errors no other question would escape: the whole run stops.
 FATAL = (AuthenticationError, BackendUnavailableError, OutageError)
@@ -69,25 +71,32 @@ async def search_question(searcher: Searcher, q: Question, rec: QuestionRecorder
     current_question.set(q.id)
     # A replay rewrites the tree whole; its calls come back from the cache for free.
     rec.clear_nodes(q.id)
-    rec.set_question_status(q.id, "running")
+    rec.set_question_status(q.id, QuestionStatus.RUNNING)
     try:
         result = await searcher.search(q)
     except BudgetExceeded as exc:
-        rec.set_question_status(q.id, "incomplete", error=str(exc))
-        return QuestionEnd(q.id, "budget", "incomplete", str(exc))
+        rec.set_question_status(q.id, INCOMPLETE, error=str(exc))
+        return QuestionEnd(q.id, "budget", INCOMPLETE, str(exc))
     except FATAL as exc:
-        rec.set_question_status(q.id, "incomplete")
-        return QuestionEnd(q.id, "fatal", "incomplete", str(exc))
+        rec.set_question_status(q.id, INCOMPLETE)
+        return QuestionEnd(q.id, "fatal", INCOMPLETE, str(exc))
     except ModelError as exc:
         # A call the search could not do without (the original's answers): no result yet.
-        rec.set_question_status(q.id, "incomplete", error=str(exc))
-        return QuestionEnd(q.id, "failed", "incomplete", str(exc))
+        rec.set_question_status(q.id, INCOMPLETE, error=str(exc))
+        return QuestionEnd(q.id, "failed", INCOMPLETE, str(exc))
     error = None
-    if result.status == "incomplete":
+    if result.status == INCOMPLETE:
         lost = [n for n in result.nodes if n.status == "error"]
         error = f"{len(lost)} node(s) lost a call: {lost[0].outputs.get('error')}"
     rec.set_question_status(q.id, result.status, original_rate=result.original_rate, error=error)
     return QuestionEnd(q.id, "failed" if error else "ok", result.status, error)
+
+
+@dataclass
+class RunOutcome:
+    stopped: str | None = None  # why the run ended early, if it did
+    fatal: str | None = None
+    errors: list[str] = field(default_factory=list)
 
 
 class RunStopped(Exception):

@@ -9,10 +9,11 @@ from cdvkit.executors.base import Executor, OnQuestionDone, search_all, search_q
 from cdvkit.models.budget import Budget
 
 if TYPE_CHECKING:
+    from cdvkit.executors.base import RunOutcome
     from cdvkit.models.base import Model
+    from cdvkit.search.build import Roles
     from cdvkit.search.config import GenerateConfig
     from cdvkit.search.engine import Searcher
-    from cdvkit.search.runner import Roles, RunOutcome
     from cdvkit.store import RunStore
 
 
@@ -27,7 +28,7 @@ class LocalExecutor(Executor):
     async def open(
         self, cfg: GenerateConfig, store: RunStore, models: dict[str, Model] | None
     ) -> None:
-        from cdvkit.search.runner import build_roles, build_searcher
+        from cdvkit.search.build import build_roles, build_searcher
 
         budget = Budget(
             cfg.max_calls,

@@ -31,6 +31,7 @@ from cdvkit.executors.base import (
     ExecutorUnavailableError,
     OnQuestionDone,
     QuestionEnd,
+    RunOutcome,
     RunStopped,
     search_all,
     search_question,
@@ -49,7 +50,6 @@ from cdvkit.models.errors import (
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
     from cdvkit.search.config import GenerateConfig
-    from cdvkit.search.runner import RunOutcome
     from cdvkit.store import RunStore
 
 # Backends that compute on the worker itself: each actor has its own copy, so no shared limit.
@@ -213,7 +213,7 @@ class SearchWorker:
         budget: Any,
         limiter: Any,
     ) -> None:
-        from cdvkit.search.runner import build_roles, build_searcher
+        from cdvkit.search.build import build_roles, build_searcher
 
         self.error: str | None = None
         self.recorder = EventRecorder()

@@ -16,6 +16,7 @@ from typing import Any
 
 from cdvkit.prompts import render_mcq
 from cdvkit.store import RunStore, check_writable_output
+from cdvkit.store.status import QuestionStatus
 
 FORMATS = ("jsonl", "hf", "reference", "lm-eval")
 DEFAULT_NAMES = {
@@ -122,7 +123,7 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
         }
         if q.subject is not None:
             entry["subject"] = q.subject
-        if d["status"] == "original_failed":
+        if d["status"] == QuestionStatus.ORIGINAL_FAILED:
             entry["good_questions"] = [
                 {
                     "ori_question": q.question,
@@ -132,7 +133,7 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
                     "rate": 0,
                 }
             ]
-        elif d["status"] == "done":
+        elif d["status"] == QuestionStatus.DONE:
             entry["good_questions"] = [
                 {
                     "ori_question": q.question,

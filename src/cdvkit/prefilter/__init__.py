@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from cdvkit.data.question import Question
+from cdvkit.store.status import QuestionStatus
 
 FORMAT = "cdvkit-prefilter"
 FORMAT_VERSION = 1
@@ -135,7 +136,7 @@ def load_run_outcomes(run_dir: str | Path) -> Labelled:
     with RunStore(run_dir, readonly=True) as store:
         with_example = {n["question_id"] for n in store.nodes(status="good")}
         out = Labelled()
-        for d in store.questions(status="done"):
+        for d in store.questions(status=QuestionStatus.DONE):
             q: Question = d["question"]
             out.texts.append(question_text(q.question, q.choices))
             out.labels.append(int(q.id in with_example))
@@ -320,7 +321,7 @@ def apply_prefilter(
     return kept, skipped
 
 
-SKIPPED = "skipped"  # question status in a run store
+SKIPPED = QuestionStatus.SKIPPED
 
 
 def skip_in_store(
@@ -331,7 +332,9 @@ def skip_in_store(
     Only pending questions are looked at, so a resumed run skips exactly what the first start
     skipped (the model is deterministic) and never drops a question it already began.
     """
-    pending: list[Question] = [d["question"] for d in store.questions(status="pending")]
+    pending: list[Question] = [
+        d["question"] for d in store.questions(status=QuestionStatus.PENDING)
+    ]
     if not pending:
         return {}
     probs = Prefilter.load(path).predict_proba(pending)

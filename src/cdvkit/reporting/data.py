@@ -12,7 +12,7 @@ from typing import Any
 
 from cdvkit import __version__
 from cdvkit.evaluation.evaluate import load_evaluation
-from cdvkit.search.runner import summarize
+from cdvkit.reporting.summary import summarize
 from cdvkit.store import RunStore
 
 # Long replies are cut so a big run's report stays a file a browser opens quickly.

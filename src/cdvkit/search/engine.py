@@ -19,6 +19,7 @@ from cdvkit.search.node import Node
 from cdvkit.search.proposers import ProposalContext, Proposer
 from cdvkit.search.strategies import Strategy
 from cdvkit.store import RunStore
+from cdvkit.store.status import QuestionStatus
 
 # Constraints from this cost up call a model (see cdvkit.search.constraints).
 MODEL_COST = 2
@@ -33,9 +34,11 @@ class SearchLimits:
 
 
 # Question statuses a search ends with.
-DONE = "done"  # searched to its limits: every call it needed was answered
-ORIGINAL_FAILED = "original_failed"  # answered wrong without any distraction: not searched
-INCOMPLETE = "incomplete"  # some call failed for good: not a result, a rerun retries it
+DONE, ORIGINAL_FAILED, INCOMPLETE = (
+    QuestionStatus.DONE,
+    QuestionStatus.ORIGINAL_FAILED,
+    QuestionStatus.INCOMPLETE,
+)
 
 
 @dataclass
