@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from cdvkit.cli.app import STOPPED_BY_BUDGET, app
+from cdvkit.cli.app import app
+from cdvkit.cli.generate_cmd import STOPPED_BY_BUDGET
 from cdvkit.data.question import Question
 from cdvkit.models.budget import Budget
 from cdvkit.models.scripted import REGISTRY

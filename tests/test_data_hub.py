@@ -24,8 +24,8 @@ from cdvkit.data.hub import (
     convert_openbookqa,
     convert_truthfulqa_mc1,
 )
-from cdvkit.data.loaders import InvalidRow
 from cdvkit.data.question import stable_id
+from cdvkit.data.validation import InvalidRow
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
 

@@ -19,8 +19,8 @@ from cdvkit.data import (
     load_questions,
     sample_questions,
 )
-from cdvkit.data.loaders import RowProblem
 from cdvkit.data.question import LETTERS, stable_id
+from cdvkit.data.validation import RowProblem
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
 NAMES = ["MMLU", "CommonsenseQA", "OpenbookQA", "TruthfulQA"]

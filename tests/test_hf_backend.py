@@ -17,7 +17,8 @@ tokenizers = pytest.importorskip("tokenizers")
 
 from cdvkit.models.base import MCQ, GenerateRequest  # noqa: E402
 from cdvkit.models.errors import BackendUnavailableError  # noqa: E402
-from cdvkit.models.hf_backend import HFModel, render_plain  # noqa: E402
+from cdvkit.models.hf_backend import HFModel  # noqa: E402
+from cdvkit.models.hf_text import render_plain  # noqa: E402
 from cdvkit.models.registry import load_model  # noqa: E402
 from cdvkit.prompts import TARGET_SYSTEM, render_mcq, target_messages  # noqa: E402
 

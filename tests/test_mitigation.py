@@ -28,7 +28,7 @@ from cdvkit.mitigation import (
 )
 from cdvkit.mitigation.training_data import constructed_chosen, constructed_rejected
 from cdvkit.models.base import MCQ
-from cdvkit.models.hf_backend import render_plain
+from cdvkit.models.hf_text import render_plain
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.prompts import TARGET_SYSTEM, target_messages
 from cdvkit.store import RunStore

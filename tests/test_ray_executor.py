@@ -255,7 +255,7 @@ def test_the_call_budget_is_one_ceiling_over_all_workers(
 
 
 def test_api_models_share_one_concurrency_limit_across_workers(ray_address: str) -> None:
-    from cdvkit.executors.ray_executor import LimiterActor, RemoteLimiter
+    from cdvkit.executors.ray_actors import LimiterActor, RemoteLimiter
 
     limiter = RemoteLimiter(ray.remote(LimiterActor).options(num_cpus=0).remote())
 

@@ -8,24 +8,29 @@ from typing import Any
 
 from cdvkit.data.question import LETTERS
 from cdvkit.models.base import MCQ, GenerateRequest, Message
+from cdvkit.registry import Registry
 
 TARGET_SYSTEM = (
     "You answer multiple-choice questions. Think step by step, then finish with a final line of "
     "the form 'Answer: X' where X is the letter of exactly one of the given choices."
 )
 
-DEFENSES: dict[str, str] = {
-    "none": "",
-    "ignore-irrelevant": (
-        "The question may contain details that are irrelevant to it. Focus only on the "
-        "information needed to answer the question itself and ignore anything else."
-    ),
-    "cot": (
-        "Before answering, reason carefully step by step about what the question actually asks, "
-        "then give your final answer."
-    ),
-}
-
+# Prompt defences ``cdv evaluate --defense NAME`` adds to the target's system prompt; more are
+# registered by name (``DEFENSES.add(name, text)``) or given as a file.
+DEFENSES: Registry[str] = Registry("defense", "cdvkit.defenses")
+DEFENSES.add("none", "", help="no defence: the protocol's own prompt")
+DEFENSES.add(
+    "ignore-irrelevant",
+    "The question may contain details that are irrelevant to it. Focus only on the "
+    "information needed to answer the question itself and ignore anything else.",
+    help="tells the model to ignore details irrelevant to the question",
+)
+DEFENSES.add(
+    "cot",
+    "Before answering, reason carefully step by step about what the question actually asks, "
+    "then give your final answer.",
+    help="asks for careful step-by-step reasoning about what is asked",
+)
 
 TARGET_PROMPTS = ("letter", "paper")
 

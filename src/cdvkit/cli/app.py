@@ -1,32 +1,18 @@
-"""The `cdv` command line."""
+"""The `cdv` command line: the app, and the command modules registered on it."""
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
-import json
 import os
-import re
 import sys
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cdvkit import __version__
 from cdvkit.cli.common import (
-    USER_ERRORS,
-    ExecutorOption,
-    FailurePrinter,
-    RayAddressOption,
-    RayGpusOption,
-    RayWorkersOption,
     console,
     err,
 )
-from cdvkit.cli.common import fail as _fail
 
 app = typer.Typer(
     name="cdv",
@@ -52,380 +38,28 @@ def _main(
     """cdv: generate CDV examples, evaluate models on them, report and export."""
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
-
-
-# Exit codes: 0 every question has its result; 1 questions incomplete (calls failed, server down,
-# key refused); 2 bad input, option or model (nothing was run); 3 stopped by --max-calls/--max-cost.
-STOPPED_BY_BUDGET = 3
-
-
-def default_run_dir(data: str, target: str, seed: int) -> Path:
-    """Same command, same directory: rerunning it resumes instead of starting over."""
-    digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
-    return Path("runs") / f"{_slug(data)}-{_slug(target.split('/', 1)[-1])}-{digest}"
-
-
-@app.command()
-def generate(
-    data: Annotated[
-        str | None, typer.Option(help="Built-in dataset name, 'sample' (default), or a file.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Model under attack (provider/model).")] = None,
-    proposer: Annotated[
-        str | None, typer.Option(help="'template' or a provider/model that writes distractions.")
-    ] = None,
-    judge: Annotated[str | None, typer.Option(help="provider/model for the LLM judge.")] = None,
-    extractor: Annotated[
-        str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split (built-ins).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Seeded sample of N questions.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    skip_invalid: Annotated[
-        bool | None, typer.Option("--skip-invalid", help="Skip and report bad rows.")
-    ] = None,
-    strict: Annotated[
-        bool | None,
-        typer.Option("--strict", help="Repeated choices are an error, not collapsed."),
-    ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="When the target counts as right/fooled: sample (n step-by-step answers, "
-            "fooled when none is right; default) | exact (the most likely choice)."
-        ),
-    ] = None,
-    samples: Annotated[int | None, typer.Option(help="Protocol: answers per question (n).")] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Protocol: sampling temperature (default 0.01).")
-    ] = None,
-    target_prompt: Annotated[
-        str | None,
-        typer.Option(help="letter (lettered choices) | paper (the paper's: answer by text)."),
-    ] = None,
-    scoring: Annotated[
-        str | None,
-        typer.Option(
-            help="The search's cheaper guide: auto (choice probabilities where the model gives "
-            "them) | sample | exact. Examples are always confirmed under the protocol."
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(help="Exact scoring: fooled only when P(correct) is also below this."),
-    ] = None,
-    strategy: Annotated[
-        str | None,
-        typer.Option(help="best-first | greedy | random | reference (the reference preset)."),
-    ] = None,
-    max_expansions: Annotated[int | None, typer.Option(help="Expansions per question.")] = None,
-    max_good: Annotated[int | None, typer.Option(help="Stop a question after N examples.")] = None,
-    max_depth: Annotated[int | None, typer.Option(help="Most distractions stacked.")] = None,
-    max_calls: Annotated[int | None, typer.Option(help="Run-wide ceiling on paid calls.")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Run-wide ceiling on cost (USD).")] = None,
-    similarity_floor: Annotated[
-        float | None, typer.Option(help="Embedding similarity floor; 0 turns it off.")
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Questions searched at once.")] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="efficient (cheap defaults) | reference (the paper's call pattern)."),
-    ] = None,
-    proposer_batch: Annotated[
-        bool | None,
-        typer.Option(
-            "--proposer-batch/--no-proposer-batch",
-            help="One proposer call per node for all wrong options (default), or one per option.",
-        ),
-    ] = None,
-    judge_last: Annotated[
-        bool | None,
-        typer.Option(
-            "--judge-last/--no-judge-last",
-            help="Ask the LLM judge only about examples and nodes to expand (default), or all.",
-        ),
-    ] = None,
-    prefilter: Annotated[
-        Path | None,
-        typer.Option(help="Enhanceability model from `cdv prefilter train`: skip hopeless ones."),
-    ] = None,
-    prefilter_threshold: Annotated[
-        float | None, typer.Option(help="Skip questions with P(enhanceable) below this.")
-    ] = None,
-    run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
-    config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
-    executor: ExecutorOption = "local",
-    ray_address: RayAddressOption = None,
-    ray_workers: RayWorkersOption = None,
-    ray_gpus_per_worker: RayGpusOption = 0.0,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
-) -> None:
-    """Search CDV examples for every question of a dataset against a target model."""
-    import functools
-
-    from cdvkit.data import load_questions
-    from cdvkit.executors import executor_from_options
-    from cdvkit.models.preflight import PreflightError
-    from cdvkit.reporting.summary import summarize
-    from cdvkit.runs import prepare_store, run_search
-    from cdvkit.search.build import check_models
-    from cdvkit.search.config import GenerateConfig
-    from cdvkit.store import ReadOnlyRunError, RunStore
-
-    try:
-        cfg = GenerateConfig.from_sources(
-            config,
-            data=data,
-            target=target,
-            proposer=proposer,
-            judge=judge,
-            extractor=extractor,
-            base_url=base_url,
-            split=split,
-            limit=limit,
-            seed=seed,
-            skip_invalid=skip_invalid,
-            strict=strict,
-            protocol=protocol,
-            samples=samples,
-            temperature=temperature,
-            target_prompt=target_prompt,
-            scoring=scoring,
-            threshold=threshold,
-            strategy=strategy,
-            max_expansions=max_expansions,
-            max_good=max_good,
-            max_depth=max_depth,
-            max_calls=max_calls,
-            max_cost=max_cost,
-            similarity_floor=similarity_floor,
-            concurrency=concurrency,
-            preset=preset,
-            proposer_batch=proposer_batch,
-            judge_last=judge_last,
-            prefilter=str(prefilter) if prefilter is not None else None,
-            prefilter_threshold=prefilter_threshold,
-        )
-        # Where the search runs is not part of the run: a run started here resumes on Ray.
-        ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    run_dir = run_dir or default_run_dir(cfg.data, cfg.target, cfg.seed)
-    quiet = quiet or as_json
-
-    def load() -> list[Any]:
-        result = load_questions(
-            cfg.data,
-            split=cfg.split,
-            limit=cfg.limit,
-            seed=cfg.seed,
-            skip_invalid=cfg.skip_invalid,
-            strict=cfg.strict,
-        )
-        if result.warnings and not quiet:
-            err.print(f"[yellow]repaired {len(result.warnings)} rows:[/]")
-            for problem in result.warnings[:20]:
-                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        if result.skipped and not quiet:
-            err.print(f"[yellow]skipped {len(result.skipped)} invalid rows:[/]")
-            for problem in result.skipped[:20]:
-                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        if not result.questions:
-            raise ValueError(f"no valid questions in {cfg.data}")
-        return result.questions
-
-    def open_store(load_questions: Any) -> tuple[RunStore, list[Any]]:
-        try:
-            store = RunStore(run_dir)
-        except ReadOnlyRunError as exc:
-            raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
-        except USER_ERRORS as exc:
-            raise _fail(str(exc)) from None
-        try:
-            return store, prepare_store(store, cfg, load_questions)
-        except USER_ERRORS as exc:
-            store.close()
-            raise _fail(str(exc)) from None
-
-    opened: tuple[RunStore, list[Any]] | None = None
-    preloaded: list[Any] = []
-    if (Path(run_dir) / "run.db").exists():
-        # An existing run is checked first (its version, lock and settings): nothing is created.
-        opened = open_store(load)
-    else:
-        # A dataset that cannot be read leaves no half-made run directory behind.
-        try:
-            preloaded = load()
-        except USER_ERRORS as exc:
-            raise _fail(str(exc)) from None
-    # Every role's model is checked before anything is written or paid: a missing key, a
-    # server that cannot be reached or an unknown model is one line, and no run directory.
-    try:
-        models = asyncio.run(check_models(cfg))
-    except PreflightError as exc:
-        if opened is not None:
-            opened[0].close()
-        raise _fail(str(exc)) from None
-    if ex.distributed:
-        models = {}  # workers build their own backends (these cannot be shipped to them)
-    store, questions = opened or open_store(lambda: preloaded)
-    with store:
-        if not quiet:
-            console.print(
-                f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
-                f"proposer [cyan]{cfg.proposer}[/], judge [cyan]{cfg.judge or 'local checks'}[/], "
-                f"run dir [cyan]{run_dir}[/]",
-                highlight=False,
-            )
-            console.print(f"protocol: {cfg.protocol_spec().describe()}", highlight=False)
-        store.on_failure = FailurePrinter()
-        search = functools.partial(run_search, executor=ex, models=models)
-        outcome = _run_with_progress(cfg, store, search, len(questions), quiet)
-        summary = summarize(store)
-        summary["run_dir"] = str(run_dir)
-        summary["stopped"] = outcome.stopped
-        summary["fatal"] = outcome.fatal
-    if as_json:
-        print(json.dumps(summary, indent=2))
-    elif not quiet or outcome.fatal or summary["incomplete"]:
-        print_summary(summary)
-    if outcome.fatal:
-        raise _fail(outcome.fatal, 1)
-    if outcome.stopped:
-        # The user's own ceiling: no failure, but no complete result either.
-        raise _fail(f"stopped early: {outcome.stopped}. Rerun to continue.", STOPPED_BY_BUDGET)
-    if summary["incomplete"]:
-        # No result yet for these questions: the exit code says so until a rerun completes them.
-        raise _fail(
-            f"{summary['incomplete']} question(s) incomplete: some of their calls failed "
-            "(see the failures above); rerun the same command to retry them",
-            1,
-        )
-
-
-def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet: bool) -> Any:
-    from cdvkit.store.status import UNFINISHED
-
-    already = total - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
-    if quiet:
-        return asyncio.run(run_search(cfg, store))
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[examples]} examples"),
-        console=err,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("searching", total=total, completed=already, examples=0)
-
-        def done(_qid: str, _status: str) -> None:
-            progress.update(task, advance=1, examples=len(store.nodes(status="good")))
-
-        return asyncio.run(run_search(cfg, store, on_question_done=done))
-
-
-def print_summary(s: dict[str, Any]) -> None:
-    from cdvkit.reporting.html import summary_rows, usage_row
-
-    t = Table(title="CDV search summary", show_header=False, title_justify="left")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    rows = summary_rows(s)
-    for k, v in rows:
-        t.add_row(k, str(v))
-    console.print(t)
-    if s["by_role"]:
-        r = Table(title="Calls and tokens per role", title_justify="left")
-        for col in ("role", "calls", "samples", "prompt tokens", "completion tokens", "cost"):
-            r.add_column(col, justify="right" if col != "role" else "left")
-        for role, u in s["by_role"].items():
-            r.add_row(*usage_row(role, u))
-        console.print(r)
-    if s.get("failures"):
-        f = Table(title="Requests refused or failed, by reason", title_justify="left")
-        for col in ("kind", "role", "count", "questions", "reason"):
-            f.add_column(col, justify="right" if col in ("count", "questions") else "left")
-        for g in s["failures"][:15]:
-            f.add_row(g["kind"], g["role"], str(g["count"]), str(g["questions"]), g["reason"])
-        console.print(f)
-    if s.get("protocol"):
-        console.print(f"protocol: {s['protocol']}", highlight=False)
-    if "run_dir" in s:
-        console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)
-
-
-@app.command()
-def datasets(
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List the built-in datasets."""
-    from cdvkit.data import BUILTINS
-
-    rows = [
-        {"name": "sample", "source": "bundled with cdvkit", "split": "-", "about": "offline demo"}
-    ] + [
-        {"name": b.name, "source": b.path, "split": b.split, "about": b.description}
-        for b in BUILTINS.values()
-    ]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    t = Table(title="Built-in datasets (or pass --data path/to/file.json|jsonl|csv)")
-    for col in ("name", "source", "split", "about"):
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*(str(row[c]) for c in ("name", "source", "split", "about")))
-    console.print(t)
-
-
-@app.command()
-def models(
-    as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
-) -> None:
-    """List model providers and whether each is usable here. Keys are never shown."""
-    from cdvkit.models.registry import PROVIDERS, provider_status
-
-    rows = []
-    for info in PROVIDERS.values():
-        ok, why = provider_status(info)
-        rows.append(
-            {
-                "provider": info.name,
-                "example": info.example,
-                "usable": ok,
-                "status": why,
-                "key_env": info.key_env,
-                "about": info.description,
-            }
-        )
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    t = Table(title="Model providers (model strings look like provider/model)")
-    for col in ("provider", "example", "status", "about"):
-        t.add_column(col)
-    for row in rows:
-        status = ("[green]" if row["usable"] else "[yellow]") + str(row["status"]) + "[/]"
-        t.add_row(row["provider"], row["example"], status, row["about"])
-    console.print(t)
-
-
 def _register_commands() -> None:
-    from cdvkit.cli.evaluate_cmd import register as register_evaluation
-    from cdvkit.cli.prefilter_cmd import register as register_prefilter
-    from cdvkit.cli.train_cmd import register as register_train
+    from cdvkit.cli import (
+        evaluate_cmd,
+        export_cmd,
+        generate_cmd,
+        listing_cmd,
+        prefilter_cmd,
+        report_cmd,
+        train_cmd,
+    )
 
-    register_evaluation(app)
-    register_prefilter(app)
-    register_train(app)
+    # One module per command; the order here is the order `cdv --help` lists them in.
+    for module in (
+        generate_cmd,
+        listing_cmd,
+        evaluate_cmd,
+        report_cmd,
+        export_cmd,
+        train_cmd,
+        prefilter_cmd,
+    ):
+        module.register(app)
 
 
 _register_commands()

@@ -30,6 +30,20 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _command_name(info: Any) -> str | None:
+    if info.name:
+        return info.name
+    cb = getattr(info, "callback", None)
+    return cb.__name__.replace("_", "-") if cb else None
+
+
+def add_command(app: typer.Typer, name: str, callback: Any, **settings: Any) -> None:
+    """Register ``callback`` as `name` on ``app``, replacing any command of that name (so a
+    command module registered twice does not list its command twice)."""
+    app.registered_commands = [c for c in app.registered_commands if _command_name(c) != name]
+    app.command(name, **settings)(callback)
+
+
 # Where the work runs: the same options on every command that can run on Ray.
 ExecutorOption = Annotated[
     str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")

@@ -1,4 +1,4 @@
-"""`cdv evaluate`, `cdv report` and `cdv export`.
+"""`cdv evaluate`: accuracy of models on original vs. distracted questions.
 
 Registered on the main app with ``register(app)``; consoles and error reporting come from
 ``cdvkit.cli.common``, so this module never imports the app (no import cycle).
@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cdvkit.cli.common import (
     USER_ERRORS,
@@ -24,12 +22,12 @@ from cdvkit.cli.common import (
     RayAddressOption,
     RayGpusOption,
     RayWorkersOption,
+    add_command,
     console,
     err,
 )
 from cdvkit.cli.common import fail as _fail
-
-COMMANDS = ("evaluate", "report", "export")
+from cdvkit.cli.eval_tables import print_defense_comparison, print_evaluation
 
 
 def split_models(values: list[str]) -> list[str]:
@@ -51,105 +49,6 @@ def parse_examples_arg(value: str) -> tuple[str, str | None]:
 def default_eval_dir(paths: list[str]) -> Path:
     digest = hashlib.sha256(json.dumps(sorted(paths)).encode()).hexdigest()[:8]
     return Path("runs") / f"eval-{digest}"
-
-
-def _fmt_pct(v: float | None, ci: list[float] | None = None) -> str:
-    if v is None:
-        return "–"
-    if not ci:
-        return f"{v:.1%}"
-    return f"{v:.1%} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]"
-
-
-def print_evaluation(entry: dict[str, Any]) -> None:
-    from cdvkit.reporting.html import protocol_line
-
-    st = entry["settings"]
-    conf = round(st["confidence"] * 100)
-    t = Table(
-        title=f"CDV evaluation · defense {entry['defense']} · "
-        f"{'all examples' if st['all_examples'] else 'first example'} per question",
-        title_justify="left",
-    )
-    for col in (
-        "examples from",
-        "model",
-        "dataset",
-        "n",
-        "original",
-        "distracted",
-        f"drop [{conf}% CI]",
-        f"rel. drop [{conf}% CI]",
-        "McNemar p",
-    ):
-        t.add_column(
-            col, justify="left" if col in ("examples from", "model", "dataset") else "right"
-        )
-    for source, per_model in entry["results"].items():
-        for model, r in per_model.items():
-            named = [("overall", r["overall"]), *r["by_dataset"].items()]
-            if len(r["by_dataset"]) < 2:
-                named = named[:1]  # one dataset: its row would repeat the overall one
-            for name, s in named:
-                m = s["mcnemar"]
-                p = "–" if m["method"] == "none" else f"{m['p_value']:.3g} ({m['method']})"
-                t.add_row(
-                    source,
-                    model,
-                    name,
-                    str(s["n"]),
-                    _fmt_pct(s["original"]),
-                    _fmt_pct(s["distracted"]),
-                    _fmt_pct(s["drop"], s["drop_ci"]),
-                    _fmt_pct(s["relative_drop"], s["relative_drop_ci"]),
-                    p,
-                    style="bold" if name == "overall" else None,
-                )
-    console.print(t)
-    tr = entry["transfer"]
-    if len(tr["rows"]) > 1 or len(tr["cols"]) > 1:
-        m = Table(
-            title="Transfer: distracted accuracy (drop)",
-            title_justify="left",
-        )
-        m.add_column("examples found against \\ model")
-        for c in tr["cols"]:
-            m.add_column(c, justify="right")
-        for i, row in enumerate(tr["rows"]):
-            m.add_row(
-                row,
-                *(
-                    f"{_fmt_pct(tr['distracted'][i][j])} ({_fmt_pct(tr['drop'][i][j])})"
-                    for j in range(len(tr["cols"]))
-                ),
-            )
-        console.print(m)
-    a = entry["answers"]
-    paid = entry.get("paid_calls")
-    console.print(
-        f"{a['total']} answers, {a['cached']} from the store"
-        + (f", {paid} paid calls (USD {entry.get('cost', 0.0):.4f})" if paid is not None else "")
-        + (f", [yellow]{len(entry['errors'])} failed[/]" if entry["errors"] else ""),
-        highlight=False,
-    )
-    console.print(f"protocol: {protocol_line(st)}", highlight=False)
-
-
-def print_defense_comparison(entries: list[dict[str, Any]]) -> None:
-    """One table: per model, original → distracted accuracy (drop) under each defense."""
-    from cdvkit.reporting.html import defense_comparison
-
-    _, rows, _ = defense_comparison(entries)
-    t = Table(
-        title="Defenses side by side: original → distracted accuracy (drop [CI])",
-        title_justify="left",
-    )
-    t.add_column("model")
-    for e in entries:
-        t.add_column(escape(e["defense"]), justify="right")
-    for row in rows:
-        t.add_row(*(escape(c) for c in row))
-    console.print(t)
 
 
 def evaluate_command(
@@ -404,143 +303,11 @@ def _run_one(
         return asyncio.run(evaluate(sets, models, on_progress=update, **kwargs))
 
 
-def report_command(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Report file (default: in the run).")
-    ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="html | md")] = "html",
-    png: Annotated[
-        Path | None, typer.Option("--png", help="Also write PNG plots into this folder.")
-    ] = None,
-) -> None:
-    """A self-contained HTML report (or Markdown summary) of a run, with its search trees."""
-    from cdvkit.reporting import build_report, collect, write_pngs
-
-    try:
-        path = build_report(run, output, fmt)
-        console.print(f"wrote {path}", highlight=False)
-        if png is not None:
-            written = write_pngs(collect(run), png)
-            console.print(f"wrote {len(written)} PNG plots to {png}", highlight=False)
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
-
-
-def export_command(
-    run: Annotated[Path, typer.Argument(help="Run directory.")],
-    fmt: Annotated[
-        str,
-        typer.Option("--format", help="jsonl | hf | reference | lm-eval | sft | dpo"),
-    ] = "jsonl",
-    output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output file or folder.")
-    ] = None,
-    task_name: Annotated[
-        str | None, typer.Option(help="lm-eval: task name (default cdv_<run dir name>).")
-    ] = None,
-    all_examples: Annotated[
-        bool,
-        typer.Option("--all-examples", help="lm-eval: every example, not the first per question."),
-    ] = False,
-    chat: Annotated[
-        bool,
-        typer.Option(
-            "--chat",
-            help="sft/dpo: conversational rows (messages) for models with a chat template.",
-        ),
-    ] = False,
-    test_share: Annotated[
-        float,
-        typer.Option(help="sft/dpo: share of ORIGINAL questions held out in the test split."),
-    ] = 0.2,
-    seed: Annotated[int, typer.Option(help="sft/dpo: seed of the train/test split.")] = 0,
-    response: Annotated[
-        str,
-        typer.Option(
-            help="sft/dpo answers: auto (stored replies, else a constructed rationale) | "
-            "rationale | short (just 'Answer: X')."
-        ),
-    ] = "auto",
-    first_only: Annotated[
-        bool,
-        typer.Option("--first-only", help="sft/dpo: only the first example per question."),
-    ] = False,
-) -> None:
-    """Export a run's CDV examples (or SFT / DPO training data split by question)."""
-    from cdvkit.export import export_run
-
-    if fmt in ("sft", "dpo"):
-        _export_training(run, fmt, output, chat, test_share, seed, response, first_only)
-        return
-    try:
-        res = export_run(run, fmt, output, task=task_name, all_examples=all_examples)
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
-    what = "questions with examples" if fmt == "reference" else "examples"
-    console.print(f"wrote {res.count} {what} to {res.path}", highlight=False)
-    if fmt == "lm-eval":
-        task = res.files[0].stem.rsplit("_", 1)[0] if res.files else "?"
-        console.print(
-            f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...",
-            highlight=False,
-        )
-
-
-def _export_training(
-    run: Path,
-    fmt: str,
-    output: Path | None,
-    chat: bool,
-    test_share: float,
-    seed: int,
-    response: str,
-    first_only: bool,
-) -> None:
-    from cdvkit.mitigation.training_data import TEST_EXAMPLES_FILE, export_training
-
-    try:
-        res = export_training(
-            run,
-            fmt,
-            output,
-            chat=chat,
-            test_share=test_share,
-            seed=seed,
-            response=response,
-            first_only=first_only,
-        )
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
-    console.print(
-        f"wrote {res.train} {fmt.upper()} rows ({len(res.train_questions)} questions) to "
-        f"{res.path / 'train.jsonl'} and {res.test} ({len(res.test_questions)} held-out "
-        f"questions) to {res.path / 'test.jsonl'}",
-        highlight=False,
-    )
-    console.print(
-        f"train:    cdv train --data {res.path} --model hf/<base> --method {fmt}\n"
-        f"evaluate: cdv evaluate --examples {res.path / TEST_EXAMPLES_FILE} "
-        "--models hf/<base> hf/<trained>",
-        highlight=False,
-    )
-
-
-def _command_name(info: Any) -> str | None:
-    if info.name:
-        return info.name
-    cb = getattr(info, "callback", None)
-    return cb.__name__.replace("_", "-") if cb else None
-
-
 def register(app: typer.Typer) -> None:
-    """Add `evaluate`, `report` and `export` to ``app``, replacing any command of those names."""
-    app.registered_commands = [
-        c for c in app.registered_commands if _command_name(c) not in COMMANDS
-    ]
-    app.command(
+    """Add `evaluate` to ``app``, replacing any command of that name."""
+    add_command(
+        app,
         "evaluate",
+        evaluate_command,
         context_settings={"allow_extra_args": True, "ignore_unknown_options": False},
-    )(evaluate_command)
-    app.command("report")(report_command)
-    app.command("export")(export_command)
+    )

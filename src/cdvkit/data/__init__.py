@@ -8,14 +8,9 @@ from importlib import resources
 from pathlib import Path
 
 from cdvkit.data.hub import BUILTINS, BuiltinDataset, load_builtin
-from cdvkit.data.loaders import (
-    SUPPORTED_SUFFIXES,
-    DatasetError,
-    LoadResult,
-    RowProblem,
-    load_file,
-)
+from cdvkit.data.loaders import SUPPORTED_SUFFIXES, load_file
 from cdvkit.data.question import Question
+from cdvkit.data.validation import DatasetError, LoadResult, RowProblem
 
 __all__ = [
     "BUILTINS",

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.loaders import DatasetError, InvalidRow, LoadResult, RowProblem, build_question
 from cdvkit.data.question import Question
+from cdvkit.data.validation import DatasetError, InvalidRow, LoadResult, RowProblem, build_question
 
 __all__ = [
     "BUILTINS",

@@ -2,15 +2,15 @@
 
 Design:
 
-- A pool of ``SearchWorker`` actors, each building its own model backends from the run's config
-  once (a local ``hf/`` or ``embed/`` model is loaded once per actor and serves every question
-  sent to it). Each question is one streaming call on an actor.
+- A pool of ``SearchWorker`` actors (``ray_workers``), each building its own model backends from
+  the run's config once (a local ``hf/`` or ``embed/`` model is loaded once per actor and serves
+  every question sent to it). Each question is one streaming call on an actor.
 - The driver ships a question's cached calls with it, and the worker streams every write back as
   it happens (``cdvkit.executors.events``): a paid call is stored by the driver before the search
   goes on, so a killed driver resumes without paying again for anything it received. Workers never
   open the SQLite file, so they can run on machines that do not see it.
-- One ``BudgetActor`` holds the run-wide ``--max-calls``/``--max-cost`` ceiling: every paid call
-  reserves through it before it is sent, as it reserves through the local Budget otherwise.
+- One ``BudgetActor`` (``ray_actors``) holds the run-wide ``--max-calls``/``--max-cost`` ceiling:
+  every paid call reserves through it before it is sent, as through the local Budget otherwise.
 - One ``LimiterActor`` holds a concurrency limit per API model shared by all workers, on top of
   each worker's own limit, so N workers do not send N times the requests a server can take.
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -34,16 +33,15 @@ from cdvkit.executors.base import (
     RunOutcome,
     RunStopped,
     search_all,
-    search_question,
 )
-from cdvkit.executors.events import END, RESULT, Event, EventRecorder, apply_event
+from cdvkit.executors.events import RESULT, Event, apply_event
+from cdvkit.executors.ray_actors import BudgetActor, LimiterActor
+from cdvkit.executors.ray_workers import EvalWorker, SearchWorker
 from cdvkit.models.budget import Budget
-from cdvkit.models.client import current_question
 from cdvkit.models.errors import (
     AuthenticationError,
     BackendUnavailableError,
     BudgetExceeded,
-    ModelError,
     UnsupportedError,
 )
 
@@ -52,8 +50,6 @@ if TYPE_CHECKING:
     from cdvkit.search.config import GenerateConfig
     from cdvkit.store import RunStore
 
-# Backends that compute on the worker itself: each actor has its own copy, so no shared limit.
-LOCAL_PROVIDERS = frozenset({"hf", "embed"})
 INSTALL_HINT = "pip install 'cdvkit[ray]'"
 
 
@@ -78,246 +74,6 @@ def connect(address: str | None) -> bool:
         opts["include_dashboard"] = False
     ray.init(address=address, **opts)
     return True
-
-
-# --- shared state: budget and concurrency --------------------------------------------------------
-class BudgetActor:
-    """The run-wide budget; a sync actor, so one worker's reserve and settle run in order."""
-
-    def __init__(self, max_calls: int | None, max_cost: float | None, calls: int, cost: float):
-        self.budget = Budget(max_calls, max_cost, calls=calls, cost=cost)
-        self.tickets: set[str] = set()
-
-    def reserve(self, ticket: str) -> str | None:
-        try:
-            self.budget.reserve()
-        except BudgetExceeded as exc:
-            return str(exc)  # a plain value: exception types do not survive Ray's wrapping
-        self.tickets.add(ticket)
-        return None
-
-    def settle(self, ticket: str, cost: float, sent: bool) -> None:
-        # A ticket the budget refused, or one settled already, changes nothing.
-        if ticket in self.tickets:
-            self.tickets.remove(ticket)
-            self.budget.settle(cost, sent=sent)
-
-    def state(self) -> tuple[int, float]:
-        return self.budget.calls, self.budget.cost
-
-
-class RemoteBudget(Budget):
-    """A worker's view of the BudgetActor, used by RoleClient like a local Budget."""
-
-    def __init__(self, actor: Any) -> None:
-        super().__init__()
-        self.actor = actor
-
-    async def acquire(self) -> Any:
-        ticket = uuid.uuid4().hex
-        try:
-            refused = await self.actor.reserve.remote(ticket)
-        except asyncio.CancelledError:
-            # The reservation may have been made: give it back (a refused ticket is a no-op).
-            self.actor.settle.remote(ticket, 0.0, False)
-            raise
-        if refused:
-            raise BudgetExceeded(refused)
-        return ticket
-
-    def release(self, token: Any, cost: float, *, sent: bool = True) -> None:
-        self.actor.settle.remote(token, cost, sent)  # fire and forget: ordered after reserve
-
-    def reserve(self) -> None:  # pragma: no cover - RoleClient only uses acquire/release
-        raise NotImplementedError("a remote budget reserves with `await acquire()`")
-
-
-def _budget(actor: Any | None) -> Budget:
-    return Budget() if actor is None else RemoteBudget(actor)
-
-
-class LimiterActor:
-    """One semaphore per API model, shared by every worker (an async actor: waiters queue here)."""
-
-    def __init__(self) -> None:
-        self.sems: dict[str, asyncio.Semaphore] = {}
-        self.held: set[str] = set()
-        self.abandoned: set[str] = set()
-
-    async def acquire(self, name: str, limit: int, ticket: str) -> None:
-        sem = self.sems.setdefault(name, asyncio.Semaphore(max(1, limit)))
-        await sem.acquire()
-        if ticket in self.abandoned:
-            # Its caller gave up while waiting (and calls to an async actor may run out of order).
-            self.abandoned.discard(ticket)
-            sem.release()
-            return
-        self.held.add(ticket)
-
-    async def release(self, name: str, ticket: str) -> None:
-        if ticket in self.held:
-            self.held.discard(ticket)
-            self.sems[name].release()
-        else:
-            self.abandoned.add(ticket)
-
-
-class RemoteLimiter:
-    """A worker's view of the LimiterActor; plugs into ``Model.limiter``."""
-
-    def __init__(self, actor: Any) -> None:
-        self.actor = actor
-
-    async def acquire(self, name: str, limit: int) -> Any:
-        ticket = uuid.uuid4().hex
-        try:
-            await self.actor.acquire.remote(name, limit, ticket)
-        except asyncio.CancelledError:
-            self.actor.release.remote(name, ticket)
-            raise
-        return ticket
-
-    def release(self, name: str, token: Any) -> None:
-        self.actor.release.remote(name, token)
-
-
-def _share_limits(models: list[Model], limiter: RemoteLimiter) -> None:
-    for m in models:
-        if m.provider not in LOCAL_PROVIDERS:
-            m.limiter = limiter
-
-
-async def _stream(queue: asyncio.Queue[Event], work: asyncio.Task[Any]) -> Any:
-    """Yield the events a question's work puts on ``queue`` in batches, up to its END event."""
-    try:
-        while True:
-            batch = [await queue.get()]
-            while not queue.empty():
-                batch.append(queue.get_nowait())
-            yield batch
-            if batch[-1][0] == END:
-                return
-    finally:
-        if not work.done():
-            work.cancel()  # the driver went away: stop paying for a search nobody records
-
-
-# --- the search worker ---------------------------------------------------------------------------
-class SearchWorker:
-    """Searches the questions sent to it with one set of backends, built once."""
-
-    def __init__(
-        self,
-        cfg: GenerateConfig,
-        models: dict[str, Model] | None,
-        budget: Any,
-        limiter: Any,
-    ) -> None:
-        from cdvkit.search.build import build_roles, build_searcher
-
-        self.error: str | None = None
-        self.recorder = EventRecorder()
-        self.roles: Any = None
-        try:
-            budget = self.recorder.track(_budget(budget))
-            self.roles = build_roles(cfg, self.recorder, budget, models)
-            _share_limits([r.model for r in self.roles.all()], RemoteLimiter(limiter))
-            self.searcher = build_searcher(cfg, self.roles, self.recorder)
-        except (ValueError, ModelError) as exc:
-            self.error = str(exc)  # reported by ready(): the driver stops before paying
-
-    async def ready(self) -> str | None:
-        return self.error
-
-    async def search(self, q: Question, cached: dict[str, dict[str, Any]]) -> Any:
-        queue = self.recorder.open(q.id, cached)
-
-        async def work() -> None:
-            try:
-                end = await search_question(self.searcher, q, self.recorder)
-            except Exception as exc:  # a bug, not a model error: the run stops, resumably
-                end = QuestionEnd(q.id, "fatal", "running", f"worker error: {exc!r}")
-            await self.recorder.end(end)
-
-        task = asyncio.create_task(work())
-        try:
-            async for batch in _stream(queue, task):
-                yield batch
-        finally:
-            self.recorder.close(q.id)
-
-    async def close(self) -> None:
-        if self.roles is not None:
-            for r in self.roles.all():
-                await r.model.aclose()
-
-
-# --- the evaluation worker -----------------------------------------------------------------------
-class EvalWorker:
-    """Scores (model, item, variant) jobs with one Evaluator (its backends built once)."""
-
-    def __init__(self, models: list[str], kwargs: dict[str, Any], budget: Any, limiter: Any):
-        from cdvkit.evaluation.evaluate import Evaluator
-
-        self.error: str | None = None
-        self.recorder = EventRecorder()
-        self.ev: Any = None
-        try:
-            budget = self.recorder.track(_budget(budget))
-            self.ev = Evaluator(models, store=self.recorder, budget=budget, **kwargs)
-            clients = [
-                *self.ev.clients.values(),
-                *([self.ev.extractor] if self.ev.extractor else []),
-            ]
-            _share_limits([c.model for c in clients], RemoteLimiter(limiter))
-            self.sem = asyncio.Semaphore(max(1, self.ev.settings.concurrency))
-        except (ValueError, ModelError) as exc:
-            self.error = str(exc)
-
-    async def ready(self) -> str | None:
-        return self.error
-
-    async def score(
-        self,
-        item_id: str,
-        jobs: list[tuple[int, str, Any, Any]],
-        cached: dict[str, dict[str, Any]],
-        evals: dict[str, dict[str, Any]],
-    ) -> Any:
-        queue = self.recorder.open(item_id, cached, evals)
-
-        async def one(si: int, model: str, item: Any, v: Any) -> None:
-            current_question.set(item_id)
-            async with self.sem:
-                try:
-                    sc = await self.ev.score(model, item, v)
-                    res: tuple[Any, ...] = ("ok", sc.accuracy, sc.mode, sc.cached)
-                except BudgetExceeded as exc:
-                    res = ("budget", str(exc))
-                except ModelError as exc:
-                    res = (type(exc).__name__, str(exc))
-            self.recorder.emit(item_id, (RESULT, item_id, si, model, v.key, res))
-
-        async def work() -> None:
-            current_question.set(item_id)
-            # Every job settles, as locally: answers paid for reach the store in any case.
-            done = await asyncio.gather(*(one(*j) for j in jobs), return_exceptions=True)
-            bug = next((r for r in done if isinstance(r, BaseException)), None)
-            end = QuestionEnd(item_id, "ok", "done")
-            if bug is not None:  # not a model error (those are results): the evaluation stops
-                end = QuestionEnd(item_id, "fatal", "done", f"worker error: {bug!r}")
-            await self.recorder.end(end)
-
-        task = asyncio.create_task(work())
-        try:
-            async for batch in _stream(queue, task):
-                yield batch
-        finally:
-            self.recorder.close(item_id)
-
-    async def close(self) -> None:
-        if self.ev is not None:
-            await self.ev.aclose()
 
 
 # --- the driver ----------------------------------------------------------------------------------
@@ -451,16 +207,15 @@ class RayExecutor(Executor):
     async def evaluate(self, sets: list[Any], models: list[str], **kwargs: Any) -> dict[str, Any]:
         """`cdv evaluate` on the pool: one streaming call per question id, the driver storing
         every answer and paid call as it arrives; statistics are computed here as locally."""
-        from cdvkit.evaluation.evaluate import (
+        from cdvkit.evaluation.defenses import resolve_defense
+        from cdvkit.evaluation.results import (
             EvalProgress,
-            EvalSettings,
             ItemScore,
             Tally,
             assemble_results,
             eval_jobs,
-            eval_key,
-            resolve_defense,
         )
+        from cdvkit.evaluation.settings import EvalSettings, eval_key
 
         store: RunStore | None = kwargs.pop("store")
         if store is None:

@@ -2,7 +2,9 @@
 
 from cdvkit.export.formats import (
     DEFAULT_NAMES,
+    EXPORTERS,
     FORMATS,
+    Exporter,
     ExportResult,
     example_rows,
     export_hf,
@@ -10,18 +12,22 @@ from cdvkit.export.formats import (
     export_lm_eval,
     export_reference,
     export_run,
+    exporter,
     reference_entries,
 )
 
 __all__ = [
     "DEFAULT_NAMES",
+    "EXPORTERS",
     "FORMATS",
     "ExportResult",
+    "Exporter",
     "example_rows",
     "export_hf",
     "export_jsonl",
     "export_lm_eval",
     "export_reference",
     "export_run",
+    "exporter",
     "reference_entries",
 ]

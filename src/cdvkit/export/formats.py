@@ -10,21 +10,37 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from cdvkit.prompts import render_mcq
+from cdvkit.registry import Registry
 from cdvkit.store import RunStore, check_writable_output
 from cdvkit.store.status import QuestionStatus
 
-FORMATS = ("jsonl", "hf", "reference", "lm-eval")
-DEFAULT_NAMES = {
-    "jsonl": "examples.jsonl",
-    "hf": "hf_dataset",
-    "reference": "reference.json",
-    "lm-eval": "lm_eval_task",
-}
+
+@dataclass(frozen=True)
+class Exporter:
+    """An export format: ``write(store, path, **options)`` and the name it writes by default."""
+
+    write: Callable[..., ExportResult]
+    default_name: str
+
+
+# Formats register by name (``cdv export --format NAME``); a new format is one module.
+EXPORTERS: Registry[Exporter] = Registry("export format", "cdvkit.exporters")
+
+
+def exporter(name: str, default_name: str, *, help: str = "") -> Callable[[Any], Any]:
+    """Register ``write(store, path, **options) -> ExportResult`` as the format ``name``."""
+
+    def add(write: Callable[..., ExportResult]) -> Callable[..., ExportResult]:
+        EXPORTERS.add(name, Exporter(write, default_name), help=help)
+        return write
+
+    return add
 
 
 @dataclass
@@ -41,7 +57,8 @@ def example_rows(store: RunStore) -> list[dict[str, Any]]:
     return [{**ex, "target": target} for ex in store.examples()]
 
 
-def export_jsonl(store: RunStore, path: str | Path) -> ExportResult:
+@exporter("jsonl", "examples.jsonl", help="one example per line (cdv evaluate --examples reads it)")
+def export_jsonl(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     rows = example_rows(store)
@@ -81,7 +98,8 @@ def _hf_features() -> Any:
     )
 
 
-def export_hf(store: RunStore, path: str | Path) -> ExportResult:
+@exporter("hf", "hf_dataset", help="a Hugging Face dataset (datasets.load_from_disk)")
+def export_hf(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     """A dataset with a fixed schema, so even a run without examples exports a loadable one."""
     try:
         import datasets
@@ -148,7 +166,8 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
     return out
 
 
-def export_reference(store: RunStore, path: str | Path) -> ExportResult:
+@exporter("reference", "reference.json", help="the reference implementation's JSON")
+def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
     entries = reference_entries(store)
@@ -200,6 +219,7 @@ def _task_yaml(task: str, tag: str, data_file: Path, description: str) -> dict[s
     }
 
 
+@exporter("lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder")
 def export_lm_eval(
     store: RunStore,
     out_dir: str | Path,
@@ -262,16 +282,21 @@ def export_run(
     all_examples: bool = False,
 ) -> ExportResult:
     """Export a run directory in ``fmt``; ``output`` defaults to a file or folder in the run."""
-    if fmt not in FORMATS:
-        raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(FORMATS)})")
-    out = Path(output) if output else Path(run_dir) / DEFAULT_NAMES[fmt]
+    if fmt not in EXPORTERS:
+        raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
+    fmt_ = EXPORTERS.get(fmt)
+    out = Path(output) if output else Path(run_dir) / fmt_.default_name
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     with RunStore(run_dir, lock=False, readonly=True) as store:
-        if fmt == "jsonl":
-            return export_jsonl(store, out)
-        if fmt == "hf":
-            return export_hf(store, out)
-        if fmt == "reference":
-            return export_reference(store, out)
-        return export_lm_eval(store, out, task=task, all_examples=all_examples)
+        return fmt_.write(store, out, task=task, all_examples=all_examples)
+
+
+def __getattr__(name: str) -> Any:
+    # FORMATS and DEFAULT_NAMES read the registry when asked, so a format registered later
+    # (a plugin) is listed too.
+    if name == "FORMATS":
+        return tuple(EXPORTERS)
+    if name == "DEFAULT_NAMES":
+        return {e.name: e.value.default_name for e in EXPORTERS.entries()}
+    raise AttributeError(name)

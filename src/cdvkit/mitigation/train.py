@@ -170,7 +170,7 @@ def _is_chat(value: Any) -> bool:
 
 
 def _merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    from cdvkit.models.hf_backend import _merge_system as merge
+    from cdvkit.models.hf_text import merge_system as merge
 
     return merge(messages)
 
@@ -193,7 +193,7 @@ def fit_rows_to_tokenizer(
     template that refuses a system turn gets it folded into the user turn, as the backend does.
     SFT ``messages`` rows become prompt/completion, so the loss covers the answer only.
     """
-    from cdvkit.models.hf_backend import render_plain
+    from cdvkit.models.hf_text import render_plain
 
     templated = bool(getattr(tokenizer, "chat_template", None))
     prompt_key = "messages" if method == "sft" and "messages" in rows[0] else "prompt"
@@ -281,7 +281,7 @@ def _train(opts: TrainOptions, warn: Callable[[str], None]) -> TrainResult:
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from cdvkit.models.hf_backend import _dtype_kwarg
+    from cdvkit.models.hf_loading import dtype_kwarg
 
     rows, data_file = read_rows(opts.data)
     check_columns(rows, opts.method, data_file)
@@ -300,7 +300,7 @@ def _train(opts: TrainOptions, warn: Callable[[str], None]) -> TrainResult:
     # Float32 on CPU (half precision is slow there); the checkpoint's own dtype on GPU, where
     # mixed precision does the rest.
     dtype = torch.float32 if use_cpu else "auto"
-    model = AutoModelForCausalLM.from_pretrained(base, **{_dtype_kwarg(): dtype})
+    model = AutoModelForCausalLM.from_pretrained(base, **{dtype_kwarg(): dtype})
     rows = fit_rows_to_tokenizer(rows, opts.method, tokenizer, warn)
     dataset = datasets.Dataset.from_list(rows)
 

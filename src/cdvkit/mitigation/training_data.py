@@ -32,7 +32,7 @@ from typing import Any
 from cdvkit.answers import read_answer
 from cdvkit.data.question import LETTERS
 from cdvkit.export.formats import example_rows
-from cdvkit.models.hf_backend import render_plain
+from cdvkit.models.hf_text import render_plain
 from cdvkit.prompts import target_messages
 from cdvkit.store import RunStore, check_writable_output
 

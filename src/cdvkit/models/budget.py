@@ -38,7 +38,7 @@ class Budget:
             self.cost += cost
 
     # The async pair is what RoleClient uses: a budget shared by several processes (a Ray actor,
-    # see cdvkit.executors.ray_executor) has to await its reservation and tie its settlement to it.
+    # see cdvkit.executors.ray_actors) has to await its reservation and tie its settlement to it.
     async def acquire(self) -> Any:
         """Reserve one call; the returned token goes back to ``release``."""
         self.reserve()

@@ -14,7 +14,8 @@ tokens, as lm-evaluation-harness does, so tokenizers that treat a leading space 
 see the text they would see in a real reply.
 
 A directory holding a PEFT adapter (``adapter_config.json``, as ``cdv train`` writes by default)
-loads the base model the adapter names, then the adapter, merged into the weights in memory.
+loads the base model the adapter names, then the adapter, merged into the weights in memory
+(``hf_loading``).
 """
 
 from __future__ import annotations
@@ -32,15 +33,12 @@ from typing import Any, TypeVar
 
 from cdvkit.models.base import MCQ, ChoiceScores, Completion, GenerateRequest, Message, Model, Usage
 from cdvkit.models.errors import BackendUnavailableError, ModelError
+from cdvkit.models.hf_loading import LOAD_LOCK, load_weights
+from cdvkit.models.hf_text import find_stop, merge_system, render_plain
 
 T = TypeVar("T")
 
 DEFAULT_ANSWER_PREFIX = "Answer:"
-# Loading is not thread-safe: transformers' lazy first import fails in a second thread while the
-# first is still importing, and from_pretrained builds models under a process-wide "meta" default
-# device, so two models loading at once in worker threads (hf/base and hf/trained evaluated in
-# one command) catch each other's meta tensors. Loads take turns; inference does not.
-_LOAD_LOCK = threading.Lock()
 
 
 def _truthy_env(*names: str) -> bool:
@@ -55,18 +53,6 @@ def sample_seed(seed: int | None, prompt: str, index: int) -> int:
     """
     payload = json.dumps([seed, prompt, index])
     return int.from_bytes(hashlib.sha256(payload.encode()).digest()[:8], "big") >> 1
-
-
-def render_plain(messages: Sequence[Message]) -> str:
-    """Fallback rendering for tokenizers without a chat template (base models)."""
-    lines = [f"{m['role']}: {m['content']}" for m in messages]
-    return "\n".join([*lines, "assistant:"])
-
-
-def find_stop(text: str, stops: Sequence[str]) -> int | None:
-    """Index where the earliest stop string starts in ``text``, or None."""
-    found = [i for s in stops if s and (i := text.find(s)) != -1]
-    return min(found) if found else None
 
 
 class HFModel(Model):
@@ -141,50 +127,18 @@ class HFModel(Model):
     def _load(self) -> None:
         if self._model is not None:
             return
-        with _LOAD_LOCK:
+        with LOAD_LOCK:
             self._load_now()
 
     def _load_now(self) -> None:
-        try:
-            import torch
-            from transformers import AutoModelForCausalLM, AutoTokenizer
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                f"hf/ needs {exc.name or exc}; pip install 'cdvkit[local]'", model=self.name
-            ) from None
-        device = self._pick_device(torch)
-        common = {
-            "local_files_only": self.local_files_only,
-            "trust_remote_code": self.trust_remote_code,
-        }
-        adapter = adapter_base(self._source)
-        try:
-            tok_source = self._source if _has_tokenizer(self._source) or not adapter else adapter
-            tokenizer = AutoTokenizer.from_pretrained(tok_source, **common)
-            model = AutoModelForCausalLM.from_pretrained(
-                adapter or self._source,
-                **{_dtype_kwarg(): self._pick_dtype(torch, device)},
-                **common,
-            )
-            if adapter:
-                model = _apply_adapter(model, self._source)
-        except BackendUnavailableError:
-            raise
-        except Exception as exc:
-            if adapter:
-                where = f" (a PEFT adapter on the base model {adapter!r})"
-            elif Path(self._source).exists():
-                where = ""
-            elif self.local_files_only:
-                where = " (not a local directory, and not in the local Hugging Face cache)"
-            else:
-                where = " (not a local directory, the local cache or the hub)"
-            raise BackendUnavailableError(
-                f"cannot load {self._source!r}{where}: {type(exc).__name__}: {exc}",
-                model=self.name,
-            ) from exc
-        model.to(device)
-        model.eval()
+        model, tokenizer, device = load_weights(
+            self._source,
+            name=self.name,
+            device=self.device_option,
+            dtype=self.dtype_option,
+            local_files_only=self.local_files_only,
+            trust_remote_code=self.trust_remote_code,
+        )
         eos: set[int] = set()
         for source in (getattr(model, "generation_config", None), model.config, tokenizer):
             ids = getattr(source, "eos_token_id", None)
@@ -206,29 +160,6 @@ class HFModel(Model):
         self._device = device
         self._tokenizer = tokenizer
         self._model = model
-
-    def _pick_device(self, torch: Any) -> Any:
-        if self.device_option in ("auto", "", None):
-            return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-        device = torch.device(self.device_option)
-        if device.type == "cuda" and not torch.cuda.is_available():
-            raise BackendUnavailableError(
-                f"device {self.device_option!r} asked for but CUDA is not available",
-                model=self.name,
-            )
-        return device
-
-    def _pick_dtype(self, torch: Any, device: Any) -> Any:
-        option = self.dtype_option
-        if option is None:
-            # Float32 on CPU: half precision is slow there and blurs the exact probabilities.
-            return torch.float32 if device.type == "cpu" else "auto"
-        if option == "auto":
-            return "auto"
-        dtype = getattr(torch, option, None)
-        if not isinstance(dtype, torch.dtype):
-            raise ValueError(f"unknown dtype {option!r} for {self.name}")
-        return dtype
 
     # --- running ------------------------------------------------------------------------------
     def _async_lock(self) -> asyncio.Lock:
@@ -272,7 +203,7 @@ class HFModel(Model):
                 ), True
             except Exception:
                 # Some templates refuse a system role: fold it into the first user turn.
-                merged = _merge_system(msgs)
+                merged = merge_system(msgs)
                 try:
                     return tok.apply_chat_template(
                         merged, tokenize=False, add_generation_prompt=True
@@ -418,67 +349,3 @@ class HFModel(Model):
         weights = [math.exp(s - top) for s in scores]
         total = sum(weights)
         return ChoiceScores([w / total for w in weights], Usage(len(ctx_ids), 0))
-
-
-def adapter_base(source: str) -> str | None:
-    """The base model a PEFT adapter directory names, or None for an ordinary model.
-
-    ``cdv train`` saves LoRA adapters this way (``adapter_config.json`` naming the base model),
-    so ``hf/<output>`` works without merging. A directory that also holds a ``config.json`` is a
-    full model (e.g. merged weights) and loads as one.
-    """
-    path = Path(source)
-    cfg_file = path / "adapter_config.json"
-    if not cfg_file.is_file() or (path / "config.json").is_file():
-        return None
-    try:
-        base = json.loads(cfg_file.read_text(encoding="utf-8")).get("base_model_name_or_path")
-    except (OSError, ValueError):
-        base = None
-    if not base:
-        raise BackendUnavailableError(
-            f"{cfg_file} names no base model (base_model_name_or_path)", model=f"hf/{source}"
-        )
-    if not Path(base).is_absolute() and (path / base).exists():
-        base = str((path / base).resolve())  # a base saved relative to the adapter
-    return str(base)
-
-
-def _has_tokenizer(source: str) -> bool:
-    path = Path(source)
-    return any(
-        (path / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json", "vocab.json")
-    )
-
-
-def _apply_adapter(model: Any, adapter_dir: str) -> Any:
-    try:
-        from peft import PeftModel
-    except ImportError:
-        raise BackendUnavailableError(
-            f"{adapter_dir} is a PEFT adapter; loading it needs peft: pip install 'cdvkit[train]'",
-            model=f"hf/{adapter_dir}",
-        ) from None
-    # Merged into the weights once at load: inference then runs the plain model, as fast as the
-    # base, and every code path below sees an ordinary transformers model.
-    return PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
-
-
-def _dtype_kwarg() -> str:
-    """``dtype`` since transformers 4.56; earlier releases silently ignore it and need
-    ``torch_dtype``, which 5.x no longer reads."""
-    import transformers
-
-    major, minor = (int(x) for x in transformers.__version__.split(".")[:2])
-    return "dtype" if (major, minor) >= (4, 56) else "torch_dtype"
-
-
-def _merge_system(messages: list[dict[str, str]]) -> list[dict[str, str]]:
-    system = [m["content"] for m in messages if m["role"] == "system"]
-    rest = [dict(m) for m in messages if m["role"] != "system"]
-    if not system:
-        return messages
-    if rest and rest[0]["role"] == "user":
-        rest[0]["content"] = "\n\n".join([*system, rest[0]["content"]])
-        return rest
-    return [{"role": "user", "content": "\n\n".join(system)}, *rest]

@@ -1,71 +1,157 @@
-"""Build a model backend from a ``provider/model`` string."""
+"""Build a model backend from a ``provider/model`` string; providers register by name.
+
+A provider is a factory ``(spec, name, **options) -> Model`` registered with ``@provider``; the
+built-in ones import their SDK only when a model of theirs is built, so listing providers (or
+using one) never imports another's heavy dependencies. What the rest of cdvkit needs to know
+about a provider (does it take a base URL, does it compute on this machine) is declared here,
+never tested by name elsewhere.
+"""
 
 from __future__ import annotations
 
 import importlib.util
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cdvkit.models.base import Model
 from cdvkit.models.errors import BackendUnavailableError
+from cdvkit.registry import Registry
+
+ModelFactory = Callable[..., Model]
 
 
 @dataclass(frozen=True)
 class ProviderInfo:
     name: str
-    example: str
-    description: str
+    factory: ModelFactory
+    example: str = ""
+    description: str = ""
     needs_modules: tuple[str, ...] = ()
     key_env: str | None = None
     extra: str | None = None
+    takes_base_url: bool = False  # --base-url (an OpenAI-compatible server) applies to it
+    local: bool = False  # computes in this process (a Ray worker loads its own copy)
 
 
-PROVIDERS: dict[str, ProviderInfo] = {
-    p.name: p
-    for p in [
-        ProviderInfo(
-            "openai",
-            "openai/gpt-4o-mini",
-            "OpenAI API, or any OpenAI-compatible server with --base-url / OPENAI_BASE_URL",
-            ("openai",),
-            "OPENAI_API_KEY",
-        ),
-        ProviderInfo(
-            "openai-compatible",
-            "openai-compatible/Qwen2.5-7B-Instruct",
-            "vLLM, Ollama, llama.cpp server, TGI: needs --base-url (key optional)",
-            ("openai",),
-        ),
-        ProviderInfo(
-            "anthropic",
-            "anthropic/claude-3-5-haiku-latest",
-            "Anthropic Messages API",
-            ("anthropic",),
-            "ANTHROPIC_API_KEY",
-            "anthropic",
-        ),
-        ProviderInfo(
-            "hf",
-            "hf/Qwen/Qwen2.5-0.5B-Instruct",
-            "local transformers causal LM (path or cached hub id); exact choice probabilities",
-            ("torch", "transformers"),
-            extra="local",
-        ),
-        ProviderInfo(
-            "embed",
-            "embed/all-MiniLM-L6-v2",
-            "sentence-transformers similarity between question and choices (offline default)",
-            ("torch", "sentence_transformers"),
-            extra="local",
-        ),
-        ProviderInfo(
-            "scripted",
-            "scripted/path/to/rules.json",
-            "deterministic replies from a rules file, for tests and dry runs",
-        ),
-    ]
-}
+PROVIDERS: Registry[ProviderInfo] = Registry("model provider", "cdvkit.providers")
+
+
+def provider(
+    name: str,
+    *,
+    example: str = "",
+    description: str = "",
+    needs_modules: tuple[str, ...] = (),
+    key_env: str | None = None,
+    extra: str | None = None,
+    takes_base_url: bool = False,
+    local: bool = False,
+) -> Callable[[ModelFactory], ModelFactory]:
+    """Register ``factory(spec, name, **options) -> Model`` (a Model subclass will do) as the
+    provider ``name``, so ``name/<model>`` strings build it."""
+
+    def add(factory: ModelFactory) -> ModelFactory:
+        PROVIDERS.add(
+            name,
+            ProviderInfo(
+                name,
+                factory,
+                example or f"{name}/<model>",
+                description,
+                needs_modules,
+                key_env,
+                extra,
+                takes_base_url,
+                local,
+            ),
+            help=description,
+        )
+        return factory
+
+    return add
+
+
+@provider(
+    "openai",
+    example="openai/gpt-4o-mini",
+    description="OpenAI API, or any OpenAI-compatible server with --base-url / OPENAI_BASE_URL",
+    needs_modules=("openai",),
+    key_env="OPENAI_API_KEY",
+    takes_base_url=True,
+)
+def _openai(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.openai_backend import OpenAIModel
+
+    return OpenAIModel(spec, name, **options)
+
+
+@provider(
+    "openai-compatible",
+    example="openai-compatible/Qwen2.5-7B-Instruct",
+    description="vLLM, Ollama, llama.cpp server, TGI: needs --base-url (key optional)",
+    needs_modules=("openai",),
+    takes_base_url=True,
+)
+def _openai_compatible(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.openai_backend import OpenAIModel
+
+    return OpenAIModel(spec, name, compatible=True, **options)
+
+
+@provider(
+    "anthropic",
+    example="anthropic/claude-3-5-haiku-latest",
+    description="Anthropic Messages API",
+    needs_modules=("anthropic",),
+    key_env="ANTHROPIC_API_KEY",
+    extra="anthropic",
+)
+def _anthropic(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.anthropic_backend import AnthropicModel
+
+    return AnthropicModel(spec, name, **options)
+
+
+@provider(
+    "hf",
+    example="hf/Qwen/Qwen2.5-0.5B-Instruct",
+    description="local transformers causal LM (path or cached hub id); exact choice probabilities",
+    needs_modules=("torch", "transformers"),
+    extra="local",
+    local=True,
+)
+def _hf(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.hf_backend import HFModel
+
+    return HFModel(spec, name, **options)
+
+
+@provider(
+    "embed",
+    example="embed/all-MiniLM-L6-v2",
+    description="sentence-transformers similarity between question and choices (offline default)",
+    needs_modules=("torch", "sentence_transformers"),
+    extra="local",
+    local=True,
+)
+def _embed(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.embed_backend import EmbedModel
+
+    return EmbedModel(spec, name, **options)
+
+
+@provider(
+    "scripted",
+    example="scripted/path/to/rules.json",
+    description="deterministic replies from a rules file, for tests and dry runs",
+    # It stands in for an API model in tests and dry runs, so it is treated as one (not local).
+)
+def _scripted(spec: str, name: str, **options: Any) -> Model:
+    from cdvkit.models.scripted import ScriptedModel
+
+    return ScriptedModel.from_spec(spec, name, **options)
 
 
 def provider_status(info: ProviderInfo) -> tuple[bool, str]:
@@ -84,43 +170,34 @@ def split_spec(spec: str) -> tuple[str, str]:
         raise ValueError(
             f"model {spec!r} is not of the form provider/model (providers: {', '.join(PROVIDERS)})"
         )
-    provider, name = spec.split("/", 1)
-    if provider not in PROVIDERS:
-        raise ValueError(
-            f"unknown provider {provider!r} in {spec!r} (known: {', '.join(PROVIDERS)})"
-        )
-    if not name:
-        raise ValueError(f"model {spec!r} names no model after {provider}/")
-    return provider, name
+    name, model = spec.split("/", 1)
+    if name not in PROVIDERS:
+        raise ValueError(f"unknown provider {name!r} in {spec!r} (known: {', '.join(PROVIDERS)})")
+    if not model:
+        raise ValueError(f"model {spec!r} names no model after {name}/")
+    return name, model
+
+
+def is_model(value: str) -> bool:
+    """A ``provider/model`` string (a model name may hold ':', e.g. Ollama's llama3.1:8b), as
+    opposed to a registered part's ``name:key=value`` spec."""
+    return "/" in value.split(":", 1)[0]
+
+
+def provider_of(spec: str) -> ProviderInfo:
+    """The provider a ``provider/model`` string names."""
+    return PROVIDERS.get(split_spec(spec)[0])
 
 
 def load_model(spec: str, **options: Any) -> Model:
     """Create the backend for ``spec``; ``options`` go to the backend (base_url, concurrency...)."""
-    provider, name = split_spec(spec)
+    name, model = split_spec(spec)
+    info = PROVIDERS.get(name)
     options = {k: v for k, v in options.items() if v is not None}
     try:
-        if provider in ("openai", "openai-compatible"):
-            from cdvkit.models.openai_backend import OpenAIModel
-
-            return OpenAIModel(spec, name, compatible=provider == "openai-compatible", **options)
-        if provider == "anthropic":
-            from cdvkit.models.anthropic_backend import AnthropicModel
-
-            return AnthropicModel(spec, name, **options)
-        if provider == "hf":
-            from cdvkit.models.hf_backend import HFModel
-
-            return HFModel(spec, name, **options)
-        if provider == "embed":
-            from cdvkit.models.embed_backend import EmbedModel
-
-            return EmbedModel(spec, name, **options)
-        from cdvkit.models.scripted import ScriptedModel
-
-        return ScriptedModel.from_spec(spec, name, **options)
+        return info.factory(spec, model, **options)
     except ImportError as exc:
-        extra = PROVIDERS[provider].extra
-        hint = f"; install it with pip install 'cdvkit[{extra}]'" if extra else ""
+        hint = f"; install it with pip install 'cdvkit[{info.extra}]'" if info.extra else ""
         raise BackendUnavailableError(
-            f"provider {provider!r} needs {exc.name or exc}{hint}", model=spec
+            f"provider {name!r} needs {exc.name or exc}{hint}", model=spec
         ) from None

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit import __version__
-from cdvkit.evaluation.evaluate import load_evaluation
+from cdvkit.evaluation.results_file import load_evaluation
 from cdvkit.reporting.summary import summarize
 from cdvkit.store import RunStore
 

@@ -6,20 +6,22 @@ the same way everywhere; it knows nothing of where it runs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import CallStore, RoleClient
-from cdvkit.models.errors import BackendUnavailableError
 from cdvkit.models.preflight import Wanted, preflight
-from cdvkit.models.registry import load_model
+from cdvkit.models.registry import is_model, load_model, provider_of
+from cdvkit.registry import parse_spec
 from cdvkit.search.config import GenerateConfig
-from cdvkit.search.constraints import Constraint, LeakCheck, LengthRatio, LLMJudge
+from cdvkit.search.constraints import CONSTRAINTS, Constraint
+from cdvkit.search.context import BuildContext
 from cdvkit.search.engine import Searcher, SearchLimits
 from cdvkit.search.goal import TargetGoal
-from cdvkit.search.proposers import LLMProposer, Proposer, TemplateProposer
+from cdvkit.search.proposers import PROPOSERS, Proposer
 from cdvkit.search.strategies import make_strategy
 
 
@@ -32,26 +34,67 @@ class Roles:
     # The target again, for the protocol's confirmations (originals and candidates), so their
     # cost shows on a line of its own.
     verify: RoleClient | None = None
+    # Builds the client of any other (role, model) a registered part asks for, once each.
+    make: Callable[[str, str], RoleClient] | None = None
+    others: dict[tuple[str, str], RoleClient] = field(default_factory=dict)
+
+    def client(self, role: str, spec: str) -> RoleClient:
+        """The client a part uses for ``spec`` under ``role`` (the role's own when it matches)."""
+        known = getattr(self, role, None) if role in ROLES else None
+        if isinstance(known, RoleClient) and known.model.name == spec:
+            return known
+        if (role, spec) not in self.others:
+            if self.make is None:
+                raise ValueError(f"no client for the {role} model {spec}")
+            self.others[(role, spec)] = self.make(role, spec)
+        return self.others[(role, spec)]
 
     def all(self) -> list[RoleClient]:
-        return [r for r in (self.target, self.proposer, self.judge, self.extractor) if r]
+        fixed = [r for r in (self.target, self.proposer, self.judge, self.extractor) if r]
+        return fixed + list(self.others.values())
 
 
 ROLES = ("target", "proposer", "judge", "extractor")
 
 
-def _role_specs(cfg: GenerateConfig) -> dict[str, str]:
-    specs = {role: getattr(cfg, role) for role in ROLES}
-    return {
-        role: spec
-        for role, spec in specs.items()
-        if spec is not None and not (role == "proposer" and spec == "template")
-    }
+def proposer_spec(cfg: GenerateConfig) -> tuple[str, dict[str, Any]]:
+    """The proposer as (registered name, options); a model string is the ``llm`` proposer."""
+    if is_model(cfg.proposer):
+        return "llm", {"model": cfg.proposer}
+    return parse_spec(cfg.proposer)
+
+
+def constraint_specs(cfg: GenerateConfig) -> list[tuple[str, dict[str, Any]]]:
+    """The constraints a run applies: the built-in checks its settings turn on, then any given
+    by name (``--constraint NAME:key=value``), in that order."""
+    specs: list[tuple[str, dict[str, Any]]] = [("length", {})]
+    if cfg.leak_check:
+        specs.append(("leak", {}))
+    if cfg.similarity_floor > 0:
+        specs.append(("similarity", {}))
+    if cfg.judge:
+        specs.append(("judge", {}))
+    return specs + [parse_spec(s) for s in cfg.constraints]
+
+
+def role_models(cfg: GenerateConfig) -> dict[str, str]:
+    """Every model the run will call, by the role it is paid under."""
+    out = {"target": cfg.target}
+    _, options = proposer_spec(cfg)
+    if isinstance(options.get("model"), str):
+        out["proposer"] = options["model"]
+    for name, opts in constraint_specs(cfg):
+        model = opts.get("model") or (cfg.judge if name == "judge" else None)
+        if isinstance(model, str):
+            out.setdefault(name, model)
+    if cfg.extractor:
+        out["extractor"] = cfg.extractor
+    return out
 
 
 def _load_role_model(cfg: GenerateConfig, role: str, spec: str) -> Model:
     opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
-    if spec.startswith(("openai/", "openai-compatible/")):
+    if cfg.base_url and provider_of(spec).takes_base_url:
         # --base-url names an OpenAI-compatible server; other providers keep their own.
         opts["base_url"] = cfg.base_url
     opts.update(cfg.roles.get(role, {}))
@@ -73,7 +116,7 @@ async def check_models(cfg: GenerateConfig) -> dict[str, Model]:
                 (spec, repr(sorted(cfg.roles.get(role, {}).items()))),
                 lambda role=role, spec=spec: _load_role_model(cfg, role, spec),
             )
-            for role, spec in _role_specs(cfg).items()
+            for role, spec in role_models(cfg).items()
         ]
     )
 
@@ -87,11 +130,10 @@ def build_roles(
     """A client per role; ``models`` lets a caller (tests, the Python API) pass ready backends."""
     models = models or {}
     cache: dict[str, Model] = {}
+    wanted = role_models(cfg)
 
-    def get(role: str, spec: str | None) -> RoleClient | None:
-        if spec is None or (role == "proposer" and spec == "template"):
-            return None
-        if role in models:
+    def make(role: str, spec: str) -> RoleClient:
+        if role in models and wanted.get(role) == spec:
             model = models[role]
         elif spec in cache:
             model = cache[spec]  # one backend per model string: a local model is loaded once
@@ -99,40 +141,29 @@ def build_roles(
             model = cache[spec] = _load_role_model(cfg, role, spec)
         return RoleClient(model, role, store=store, budget=budget)
 
-    target = get("target", cfg.target)
+    def get(role: str) -> RoleClient | None:
+        return make(role, wanted[role]) if role in wanted else None
+
+    target = get("target")
     assert target is not None
     return Roles(
         target,
-        get("proposer", cfg.proposer),
-        get("judge", cfg.judge),
-        get("extractor", cfg.extractor),
+        get("proposer"),
+        get("judge"),
+        get("extractor"),
         RoleClient(target.model, "verify", store=store, budget=budget),
+        make=make,
     )
 
 
 def build_searcher(cfg: GenerateConfig, roles: Roles, store: Any | None) -> Searcher:
     """The search of one question; ``store`` is the run store or a worker's EventRecorder."""
-    proposer: Proposer = (
-        LLMProposer(roles.proposer, temperature=cfg.proposer_temperature, batch=cfg.proposer_batch)
-        if roles.proposer
-        else TemplateProposer()
-    )
-    constraints: list[Constraint] = [LengthRatio(cfg.length_ratio)]
-    if cfg.leak_check:
-        constraints.append(LeakCheck())
-    if cfg.similarity_floor > 0:
-        from cdvkit.search.constraints import SemanticSimilarity
-
-        try:
-            from cdvkit.models.embed_backend import get_embedder
-        except ImportError as exc:
-            raise BackendUnavailableError(
-                "the similarity constraint needs sentence-transformers: "
-                "pip install 'cdvkit[local]', or pass --similarity-floor 0"
-            ) from exc
-        constraints.append(SemanticSimilarity(get_embedder(), cfg.similarity_floor))
-    if roles.judge:
-        constraints.append(LLMJudge(roles.judge))
+    ctx = BuildContext(cfg, roles.client)
+    name, options = proposer_spec(cfg)
+    proposer: Proposer = PROPOSERS.get(name)(ctx, **options)
+    constraints: list[Constraint] = [
+        CONSTRAINTS.get(name)(ctx, **opts) for name, opts in constraint_specs(cfg)
+    ]
     goal = TargetGoal(
         roles.target,
         protocol=cfg.protocol_spec(),

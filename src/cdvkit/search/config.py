@@ -25,7 +25,9 @@ class GenerateConfig:
     strict: bool = False
     # roles
     target: str = DEFAULT_TARGET
-    proposer: str = "template"  # "template" or a provider/model string
+    # A registered proposer ("template", "llm:model=...,temperature=0.9") or a provider/model
+    # string (the LLM proposer with that model).
+    proposer: str = "template"
     judge: str | None = None  # a provider/model string; None means local checks only
     extractor: str | None = None
     base_url: str | None = None
@@ -55,6 +57,7 @@ class GenerateConfig:
     length_ratio: float = 10.0
     similarity_floor: float = 0.5  # 0 turns the similarity constraint off
     leak_check: bool = True
+    constraints: list[str] = field(default_factory=list)  # more, by name: "judge:model=..."
     # enhanceability prefilter: questions with P(enhanceable) below the threshold are skipped
     prefilter: str | None = None  # path of a model saved by `cdv prefilter train`
     prefilter_threshold: float = 0.3
@@ -124,7 +127,10 @@ class GenerateConfig:
             preset_values(self.preset)
         if not 0.0 <= self.prefilter_threshold <= 1.0:
             raise ValueError("--prefilter-threshold must lie between 0 and 1")
-        from cdvkit.models.registry import split_spec
+        from cdvkit.models.registry import is_model, split_spec
+        from cdvkit.registry import parse_spec
+        from cdvkit.search.constraints import CONSTRAINTS
+        from cdvkit.search.proposers import PROPOSERS
         from cdvkit.search.strategies import STRATEGIES
 
         where = "under [roles.target], [roles.proposer], [roles.judge] or [roles.extractor]"
@@ -138,9 +144,23 @@ class GenerateConfig:
                 raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
         if self.strategy not in STRATEGIES:
             raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-        for role in ("target", "proposer", "judge", "extractor"):
-            spec = getattr(self, role)
-            if spec is not None and not (role == "proposer" and spec == "template"):
+        if not is_model(self.proposer) and parse_spec(self.proposer)[0] not in PROPOSERS:
+            raise ValueError(
+                f"--proposer {self.proposer!r}: not a provider/model nor a registered proposer "
+                f"({', '.join(PROPOSERS)})"
+            )
+        if not isinstance(self.constraints, list):
+            raise ValueError("constraints must be a list of names, e.g. ['judge:model=...']")
+        for spec in self.constraints:
+            if parse_spec(str(spec))[0] not in CONSTRAINTS:
+                raise ValueError(
+                    f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
+                )
+        models = [(role, getattr(self, role)) for role in ("target", "judge", "extractor")]
+        if is_model(self.proposer):
+            models.append(("proposer", self.proposer))
+        for role, spec in models:
+            if spec is not None:
                 try:
                     split_spec(spec)
                 except ValueError as exc:

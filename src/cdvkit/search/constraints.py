@@ -1,18 +1,24 @@
 """Constraints a distracted question must pass to count: an example is valid only if all pass.
 
 Each returns a ``Verdict`` that is stored on the node, so a report can show why a child was dropped.
-Cheap local checks carry a lower ``cost`` and run before model-based ones.
+A constraint says whether it calls a model (``calls_model``): local checks run first, and with
+``judge_last`` the ones that call a model are asked only about examples and nodes to expand.
+Each registers a factory by name (``--constraint NAME:key=value``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 from cdvkit.data.question import Question
 from cdvkit.models.client import RoleClient
+from cdvkit.models.errors import BackendUnavailableError
 from cdvkit.prompts import MalformedJSON, judge_request, parse_json_object
+from cdvkit.registry import Registry
+from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
 
 
@@ -28,7 +34,7 @@ class Verdict:
 
 class Constraint(Protocol):
     name: str
-    cost: int
+    calls_model: bool
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict: ...
 
@@ -37,7 +43,7 @@ class LengthRatio:
     """Drop a child much longer than its parent (the reference's 10x token limit)."""
 
     name = "length"
-    cost = 0
+    calls_model = False
 
     def __init__(self, max_ratio: float = 10.0) -> None:
         self.max_ratio = max_ratio
@@ -66,7 +72,7 @@ class LeakCheck:
     """The distraction must not state (or negate) the correct answer, nor label options."""
 
     name = "leak"
-    cost = 0
+    calls_model = False
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
         d = child.distraction or ""
@@ -82,7 +88,7 @@ class SemanticSimilarity:
     """Distracted and original question must stay close in embedding space (a meaning floor)."""
 
     name = "similarity"
-    cost = 1
+    calls_model = False  # a local embedding model, no paid call
 
     def __init__(self, embedder: Any, floor: float = 0.5) -> None:
         self.embedder = embedder
@@ -117,7 +123,7 @@ class LLMJudge:
     """
 
     name = "judge"
-    cost = 2
+    calls_model = True
 
     def __init__(self, client: RoleClient, *, retries: int = 3) -> None:
         self.client = client
@@ -137,3 +143,37 @@ class LLMJudge:
                 continue
             return Verdict(not changes, reason)
         return Verdict(False, f"judge gave no valid verdict after {self.retries} tries ({last})")
+
+
+ConstraintFactory = Callable[..., Constraint]  # factory(ctx: BuildContext, **options)
+CONSTRAINTS: Registry[ConstraintFactory] = Registry("constraint", "cdvkit.constraints")
+
+
+@CONSTRAINTS.register("length", help="at most max_ratio times the parent's length (default 10)")
+def _length(ctx: BuildContext, *, max_ratio: float | None = None) -> Constraint:
+    return LengthRatio(ctx.cfg.length_ratio if max_ratio is None else max_ratio)
+
+
+@CONSTRAINTS.register("leak", help="the distraction names no answer and labels no option")
+def _leak(ctx: BuildContext, **_: Any) -> Constraint:
+    return LeakCheck()
+
+
+@CONSTRAINTS.register("similarity", help="embedding similarity to the original >= floor")
+def _similarity(ctx: BuildContext, *, floor: float | None = None) -> Constraint:
+    try:
+        from cdvkit.models.embed_backend import get_embedder
+    except ImportError as exc:
+        raise BackendUnavailableError(
+            "the similarity constraint needs sentence-transformers: "
+            "pip install 'cdvkit[local]', or pass --similarity-floor 0"
+        ) from exc
+    return SemanticSimilarity(get_embedder(), ctx.cfg.similarity_floor if floor is None else floor)
+
+
+@CONSTRAINTS.register("judge", help="an LLM checks the answer is unchanged; model=...")
+def _judge(ctx: BuildContext, *, model: str | None = None, retries: int = 3) -> Constraint:
+    spec = model or ctx.cfg.judge
+    if not spec:
+        raise ValueError("the judge constraint needs a model: judge:model=provider/model")
+    return LLMJudge(ctx.client("judge", spec), retries=retries)

@@ -21,8 +21,6 @@ from cdvkit.search.strategies import Strategy
 from cdvkit.store import RunStore
 from cdvkit.store.status import QuestionStatus
 
-# Constraints from this cost up call a model (see cdvkit.search.constraints).
-MODEL_COST = 2
 DEFERRED = "not asked yet: the target still answers this node right (judge_last)"
 
 
@@ -60,13 +58,14 @@ class Searcher:
     limits: SearchLimits = field(default_factory=SearchLimits)
     seed: int = 0
     store: RunStore | None = None
-    # Ask constraints that cost a model call (the LLM judge) only about children the target fails
+    # Ask constraints that call a model (the LLM judge) only about children the target fails
     # and about nodes about to be expanded: a child that is never expanded and never fools the
     # target needs no verdict. Every example and every expanded node is still checked.
     judge_last: bool = False
 
     def __post_init__(self) -> None:
-        self.constraints = sorted(self.constraints, key=lambda c: c.cost)
+        # Local checks first: a child they drop costs no model call (a stable sort keeps order).
+        self.constraints = sorted(self.constraints, key=lambda c: bool(c.calls_model))
 
     def _save(self, qid: str, node: Node, nodes: list[Node]) -> None:
         nodes.append(node)
@@ -189,8 +188,8 @@ class Searcher:
     async def _assess(self, q: Question, parent: Node, child: Node) -> None:
         first, last = self.constraints, []
         if self.judge_last:
-            first = [c for c in self.constraints if c.cost < MODEL_COST]
-            last = [c for c in self.constraints if c.cost >= MODEL_COST]
+            first = [c for c in self.constraints if not c.calls_model]
+            last = [c for c in self.constraints if c.calls_model]
         try:
             if not await self._check(q, parent, child, first):
                 return

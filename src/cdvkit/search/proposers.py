@@ -1,10 +1,15 @@
-"""Proposers write one distracting sentence aimed at one wrong option (error-guided expansion)."""
+"""Proposers write one distracting sentence aimed at one wrong option (error-guided expansion).
+
+Each registers a factory by name (``--proposer NAME:key=value``); a ``provider/model`` string is
+the ``llm`` proposer with that model.
+"""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.client import RoleClient
@@ -14,6 +19,8 @@ from cdvkit.prompts import (
     proposer_batch_request,
     proposer_request,
 )
+from cdvkit.registry import Registry
+from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
 
 
@@ -98,3 +105,29 @@ class LLMProposer:
         )
         text = await self.client.complete(req, sample=ctx.attempt)
         return clean_proposal(text)
+
+
+ProposerFactory = Callable[..., Proposer]  # factory(ctx: BuildContext, **options)
+PROPOSERS: Registry[ProposerFactory] = Registry("proposer", "cdvkit.proposers")
+
+
+@PROPOSERS.register("template", help="fixed phrasings naming the wrong option (offline, no model)")
+def _template(ctx: BuildContext, **_: Any) -> Proposer:
+    return TemplateProposer()
+
+
+@PROPOSERS.register(
+    "llm", help="an LLM writes one subtle sentence per wrong option (the paper's); model=..."
+)
+def _llm(
+    ctx: BuildContext,
+    *,
+    model: str,
+    temperature: float | None = None,
+    batch: bool | None = None,
+) -> Proposer:
+    return LLMProposer(
+        ctx.client("proposer", model),
+        temperature=ctx.cfg.proposer_temperature if temperature is None else temperature,
+        batch=ctx.cfg.proposer_batch if batch is None else batch,
+    )

@@ -1,12 +1,14 @@
-"""Search strategies: which node to expand next."""
+"""Search strategies: which node to expand next. Each registers by name (``--strategy NAME``)."""
 
 from __future__ import annotations
 
 import heapq
 import itertools
 import math
-from typing import Protocol
+from collections.abc import Callable
+from typing import Any, Protocol
 
+from cdvkit.registry import Registry
 from cdvkit.search.node import Node
 
 
@@ -85,14 +87,25 @@ class RandomShot:
         pass
 
 
-STRATEGIES = ("best-first", "greedy", "random")
+StrategyFactory = Callable[..., Strategy]
+STRATEGIES: Registry[StrategyFactory] = Registry("strategy", "cdvkit.strategies")
+
+
+@STRATEGIES.register("best-first", help="the paper's: highest exp(K/score) * depth**-N first")
+def _best_first(*, k: float = 2.0, n: float = 1.0, **_: Any) -> Strategy:
+    return BestFirst(k, n)
+
+
+@STRATEGIES.register("greedy", help="follow the best child of the last expansion (no backtracking)")
+def _greedy(*, k: float = 2.0, n: float = 1.0, **_: Any) -> Strategy:
+    return Greedy(k, n)
+
+
+@STRATEGIES.register("random", help="one random distraction per wrong option, no tree (a baseline)")
+def _random(**_: Any) -> Strategy:
+    return RandomShot()
 
 
 def make_strategy(name: str, *, k: float = 2.0, n: float = 1.0) -> Strategy:
-    if name == "best-first":
-        return BestFirst(k, n)
-    if name == "greedy":
-        return Greedy(k, n)
-    if name == "random":
-        return RandomShot()
-    raise ValueError(f"unknown strategy {name!r} (choose from {', '.join(STRATEGIES)})")
+    """A fresh strategy (one per question) by its registered name."""
+    return STRATEGIES.get(name)(k=k, n=n)

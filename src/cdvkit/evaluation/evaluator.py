@@ -1,0 +1,204 @@
+"""The Evaluator: asks each model every question of an evaluation, once.
+
+Every answer goes through a ``RoleClient`` (role ``eval``) bound to the run store, and each scored
+item is written with ``put_eval`` as soon as it is known, so an interrupted evaluation resumes
+where it stopped and a repeated one costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+from cdvkit.evaluation.defenses import Defense
+from cdvkit.evaluation.items import EvalItem, ExampleSet, Variant
+from cdvkit.evaluation.results import EvalProgress, ItemScore, Tally, assemble_results, eval_jobs
+from cdvkit.evaluation.settings import EvalSettings, eval_key
+from cdvkit.models.base import Model
+from cdvkit.models.budget import Budget
+from cdvkit.models.client import RoleClient, current_question
+from cdvkit.models.errors import (
+    AuthenticationError,
+    BackendUnavailableError,
+    ModelError,
+    OutageError,
+    UnsupportedError,
+)
+from cdvkit.models.registry import load_model, provider_of
+from cdvkit.protocol import Asker
+from cdvkit.store import RunStore
+
+# Errors no other question would escape (bad key, missing backend, a server that is down, an
+# exact protocol on a model without choice probabilities): stop at once instead of recording one
+# failure per answer.
+FATAL = (AuthenticationError, BackendUnavailableError, OutageError, UnsupportedError)
+
+
+def load_backend(spec: str, concurrency: int, base_url: str | None) -> Model:
+    opts: dict[str, Any] = {"concurrency": concurrency}
+    if base_url and provider_of(spec).takes_base_url:
+        # --base-url names an OpenAI-compatible server; other providers keep their own endpoint.
+        opts["base_url"] = base_url
+    return load_model(spec, **opts)
+
+
+class Evaluator:
+    """Scores items for several models under one defense; answers live in the run store."""
+
+    def __init__(
+        self,
+        models: list[str],
+        *,
+        store: RunStore | None,
+        defense: Defense,
+        settings: EvalSettings,
+        budget: Budget | None = None,
+        backends: dict[str, Model] | None = None,
+        extractor: str | Model | None = None,
+        base_url: str | None = None,
+    ) -> None:
+        if not models:
+            raise ValueError("give at least one model to evaluate (--models)")
+        self.models = list(dict.fromkeys(models))
+        self.store = store
+        self.defense = defense
+        self.settings = settings
+        self.budget = budget or Budget()
+        self._memory: dict[str, dict[str, Any]] = {}  # answers when no store is attached
+        self._owned: list[Model] = []
+        backends = dict(backends or {})
+        self.clients: dict[str, RoleClient] = {}
+        for spec in self.models:
+            model = backends.get(spec)
+            if model is None:
+                model = load_backend(spec, settings.concurrency, base_url)
+                self._owned.append(model)
+            self.clients[spec] = RoleClient(
+                model, "eval", store=store, budget=self.budget, phase="evaluate"
+            )
+        self.extractor: RoleClient | None = None
+        if extractor is not None:
+            ext = (
+                extractor
+                if isinstance(extractor, Model)
+                else load_backend(extractor, settings.concurrency, base_url)
+            )
+            if not isinstance(extractor, Model):
+                self._owned.append(ext)
+            self.extractor = RoleClient(
+                ext, "extractor", store=store, budget=self.budget, phase="evaluate"
+            )
+        protocol = settings.protocol(defense.text)
+        self.askers = {
+            spec: Asker(client, protocol, extractor=self.extractor)
+            for spec, client in self.clients.items()
+        }
+
+    async def aclose(self) -> None:
+        # Every backend's clients belong to this event loop, lent ones included: closing them
+        # here leaves nothing open when the loop ends (a later loop opens its own).
+        models = [c.model for c in self.clients.values()] + self._owned
+        if self.extractor is not None:
+            models.append(self.extractor.model)
+        for m in dict.fromkeys(models):
+            await m.aclose()
+
+    def _get(self, key: str) -> dict[str, Any] | None:
+        if self.store is not None:
+            return self.store.get_eval(key)
+        return self._memory.get(key)
+
+    def _put(self, key: str, data: dict[str, Any]) -> None:
+        if self.store is not None:
+            self.store.put_eval(key, data)
+        else:
+            self._memory[key] = data
+
+    async def score(self, model: str, item: EvalItem, variant: Variant) -> ItemScore:
+        ext = self.extractor.name if self.extractor else None
+        key = eval_key(model, item.id, variant, self.defense, self.settings, ext)
+        hit = self._get(key)
+        if hit is not None:
+            return ItemScore(float(hit["accuracy"]), hit["mode"], True)
+        current_question.set(item.id)
+        try:
+            out = await self.askers[model].ask(variant.question, variant.choices, variant.answer)
+        except UnsupportedError as exc:
+            raise UnsupportedError(
+                f"cannot evaluate {model} with --protocol {self.settings.scoring} ({exc}); exact "
+                "needs a backend with choice probabilities, sample one that generates text"
+            ) from exc
+        accuracy = 1.0 if out.correct else 0.0
+        self._put(
+            key,
+            {
+                "model": model,
+                "item": item.id,
+                "variant": variant.key,
+                "defense": self.defense.label,
+                "defense_sha": self.defense.sha,
+                "protocol": self.askers[model].protocol.describe(),
+                "samples": self.askers[model].protocol.samples,
+                "temperature": self.askers[model].protocol.temperature,
+                "scoring": self.settings.scoring,
+                "mode": out.mode,
+                "accuracy": accuracy,
+                "correct": out.correct,
+                "sample_accuracy": out.accuracy,
+                "outputs": out.to_dict(),
+                "created": time.time(),
+            },
+        )
+        return ItemScore(accuracy, out.mode, False)
+
+    async def run(
+        self,
+        sets: list[ExampleSet],
+        *,
+        on_progress: Callable[[EvalProgress], None] | None = None,
+    ) -> dict[str, Any]:
+        """Score every (set, model, item, variant) and return this defense's result entry."""
+        s = self.settings
+        jobs = eval_jobs(sets, self.models, s.all_examples)
+        tally = Tally(self.models, EvalProgress(total=len(jobs)), on_progress)
+        sem = asyncio.Semaphore(max(1, s.concurrency))
+
+        async def one(si: int, model: str, item: EvalItem, v: Variant) -> None:
+            async with sem:
+                try:
+                    sc = await self.score(model, item, v)
+                except FATAL:
+                    raise
+                except ModelError as exc:
+                    # One failed answer drops the question for this model (pairs must be whole).
+                    tally.progress.errors.append(f"{model} on {item.id} ({v.key}): {exc}")
+                    sc = None
+            tally.record(si, model, item.id, v.key, sc)
+
+        tasks = [asyncio.create_task(one(*j)) for j in jobs]
+        try:
+            # Let every job settle before raising: calls already in flight when the budget runs
+            # out are paid for, and their answers must reach the store so a rerun reuses them.
+            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
+        except BaseException:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        return self._assemble(sets, tally.scores, tally.modes, tally.progress)
+
+    def _assemble(
+        self,
+        sets: list[ExampleSet],
+        scores: dict[tuple[int, str, str, str], ItemScore | None],
+        modes: dict[str, set[str]],
+        progress: EvalProgress,
+    ) -> dict[str, Any]:
+        return assemble_results(
+            self.models, self.defense, self.settings, sets, scores, modes, progress
+        )

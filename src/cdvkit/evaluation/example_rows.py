@@ -1,0 +1,122 @@
+"""cdvkit's own example rows (``RunStore.examples()`` and its JSONL export) as evaluation items.
+
+Rows come in the order the search found them, so grouping keeps it: a question's first example
+stays its first, the one an evaluation without ``--all-examples`` uses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cdvkit.data.question import stable_id
+from cdvkit.evaluation.items import ORIGINAL, EvalItem, ExampleSet, Variant
+from cdvkit.evaluation.row_checks import (
+    IDENTICAL,
+    BadRow,
+    ExamplesFileError,
+    ReadRows,
+    Row,
+    answer_index,
+    checked_choices,
+    checked_text,
+    json_kind,
+    no_example_left,
+    optional_text,
+    same_text,
+)
+from cdvkit.store import RunStore
+
+
+def read_example_rows(rows: Iterable[Row]) -> ReadRows:
+    """Validate and group rows of cdvkit's example schema (``RunStore.examples()`` / its JSONL)
+    by question, keeping their order: rows come in the order the search found them, so a
+    question's first example stays first."""
+    grouped: dict[str, dict[str, Any]] = {}
+    problems: list[str] = []
+    for row in rows:
+        where = f"row {row.number}"
+        try:
+            if row.error is not None:
+                raise BadRow(row.error)
+            d = row.data
+            if not isinstance(d, dict):
+                raise BadRow(f"is not a JSON object but {json_kind(d)}")
+            oq = checked_text(d.get("original_question"), "original_question")
+            oc = checked_choices(d.get("original_choices"), "original_choices")
+            oa = answer_index(d.get("original_answer"), oc, "original_answer")
+            question = checked_text(d.get("question"), "question")
+            choices = checked_choices(d.get("choices"), "choices")
+            answer = answer_index(d.get("answer"), choices, "answer")
+            source = optional_text(d.get("source"), "source") or ""
+            qid = optional_text(d.get("question_id"), "question_id")
+            qid = qid or stable_id(source, oq, oc)
+            path = optional_text(d.get("path"), "path")
+            optional_text(d.get("target"), "target")
+            original = Variant(ORIGINAL, oq, tuple(oc), oa)
+            g = grouped.get(qid)
+            if g is not None and g["original"] != original:
+                raise BadRow(
+                    f"question_id {qid!r} names another original question in row {g['row']}"
+                )
+        except BadRow as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if g is None:
+            g = grouped[qid] = {
+                "row": row.number,
+                "dataset": source,
+                "original": original,
+                "examples": [],
+                "identical": [],
+            }
+        if same_text(question, oq):
+            g["identical"].append((row.number, f"{where}: {IDENTICAL}"))
+            continue
+        key = f"example:{path or len(g['examples'])}"
+        if any(v.key == key for v in g["examples"]):
+            key = f"{key}@row{row.number}"  # two rows with one path: keep both apart
+        g["examples"].append(Variant(key, question, tuple(choices), answer))
+    items = []
+    left_out: list[tuple[int, str]] = []
+    for qid, g in grouped.items():
+        if not g["examples"]:
+            left_out.append((g["row"], no_example_left(f"row {g['row']}", len(g["identical"]))))
+            continue
+        left_out.extend(g["identical"])
+        items.append(EvalItem(qid, g["dataset"], g["original"], tuple(g["examples"])))
+    skipped = [line for _, line in sorted(left_out, key=lambda x: x[0])]
+    return ReadRows(items, skipped, problems)
+
+
+def items_from_examples(rows: Iterable[dict[str, Any]]) -> list[EvalItem]:
+    """Group example rows (``RunStore.examples()`` / its JSONL) by question, keeping their order.
+
+    Examples identical to their original are left out (``from_store`` and ``load_examples_file``
+    also say so); malformed rows raise ExamplesFileError naming every one by its 1-based row.
+    """
+    read = read_example_rows(Row(n, row) for n, row in enumerate(rows, 1))
+    if read.problems:
+        raise ExamplesFileError("example rows", read.problems)
+    return read.items
+
+
+def from_store(store: RunStore, label: str | None = None) -> ExampleSet:
+    cfg = store.get_config() or {}
+    # Row numbers are those of the run's JSONL export, which writes the same rows in this order.
+    read = read_example_rows(Row(n, row) for n, row in enumerate(store.examples(), 1))
+    if read.problems:
+        raise ExamplesFileError(str(store.run_dir), read.problems)
+    return ExampleSet(
+        label=label or str(cfg.get("target") or store.run_dir.name),
+        kind="run",
+        path=str(store.run_dir),
+        items=read.items,
+        skipped=read.skipped,
+    )
+
+
+def from_run_dir(run_dir: str | Path, label: str | None = None) -> ExampleSet:
+    with RunStore(run_dir, lock=False, readonly=True) as store:
+        return from_store(store, label)

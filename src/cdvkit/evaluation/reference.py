@@ -1,0 +1,117 @@
+"""The reference implementation's output (a JSON list of questions with ``good_questions``).
+
+Its conventions are kept as it wrote them: the target model is the folder name, the dataset the
+file name, and a ``good_questions`` entry equal to its question marks a question the target
+already failed (no CDV example).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from cdvkit.data.question import stable_id
+from cdvkit.evaluation.items import ORIGINAL, EvalItem, Variant
+from cdvkit.evaluation.row_checks import (
+    IDENTICAL,
+    BadRow,
+    ReadRows,
+    Row,
+    answer_index,
+    checked_choices,
+    checked_text,
+    json_kind,
+    no_example_left,
+    optional_text,
+    same_text,
+)
+
+
+def reference_dataset_name(path: Path) -> str:
+    # The reference writes enhanced/<model>/<Dataset>_enhanced.json.
+    return re.sub(r"_enhanced$", "", path.stem)
+
+
+def reference_label(path: Path) -> str:
+    """The reference keeps the target model in the folder name: enhanced/<model>/<file>."""
+    if path.parent.parent.name == "enhanced" and path.parent.name:
+        return path.parent.name
+    return path.stem
+
+
+def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
+    items: list[EvalItem] = []
+    skipped: list[str] = []
+    problems: list[str] = []
+    for row in rows:
+        where = f"row {row.number}"
+        try:
+            if row.error is not None:
+                raise BadRow(row.error)
+            e = row.data
+            if not isinstance(e, dict):
+                raise BadRow(f"is not a JSON object but {json_kind(e)}")
+            question = checked_text(e.get("question"), "question")
+            choices = checked_choices(e.get("choices"), "choices", numbers=True)
+            answer = answer_index(e.get("answer"), choices, "answer")
+            source = optional_text(e.get("source"), "source") or dataset
+            qid = optional_text(e.get("id"), "id") or stable_id(source, question, choices)
+            if "good_questions" not in e:
+                skipped.append(f"{where}: not searched (no good_questions)")
+                continue
+            goods = [] if e["good_questions"] is None else e["good_questions"]
+            if not isinstance(goods, list):
+                raise BadRow(f"good_questions must be a list, got {json_kind(goods)}")
+            examples: list[Variant] = []
+            identical: list[str] = []
+            for k, g in enumerate(goods):
+                at = f"good_questions[{k}]"
+                if not isinstance(g, dict):
+                    raise BadRow(f"{at} is not a JSON object but {json_kind(g)}")
+                text = checked_text(g.get("question"), f"{at}.question")
+                gchoices = choices
+                if g.get("choices") is not None:
+                    gchoices = checked_choices(g["choices"], f"{at}.choices", numbers=True)
+                # Without a ground truth of its own, the example's is the original's answer text.
+                truth = g.get("ground_truth")
+                gt = answer_index(
+                    choices[answer] if truth is None else truth, gchoices, f"{at}.ground_truth"
+                )
+                if same_text(text, question):
+                    # Also the reference's marker for "the target already failed the original".
+                    identical.append(f"{where}, {at}: {IDENTICAL}")
+                    continue
+                examples.append(Variant(f"example:{k}", text, tuple(gchoices), gt))
+        except BadRow as exc:
+            problems.append(f"{where}: {exc}")
+            continue
+        if not examples:
+            if identical:
+                skipped.append(no_example_left(where, len(identical)))
+            else:
+                skipped.append(f"{where}: no CDV example (good_questions is empty)")
+            continue
+        skipped.extend(identical)
+        items.append(
+            EvalItem(
+                qid, source, Variant(ORIGINAL, question, tuple(choices), answer), tuple(examples)
+            )
+        )
+    return ReadRows(items, skipped, problems)
+
+
+def items_from_reference(
+    entries: list[dict[str, Any]], *, dataset: str = ""
+) -> tuple[list[EvalItem], list[str]]:
+    """Read the reference's output; returns the items and why other entries were left out.
+
+    The reference records a question its target already failed as a ``good_questions`` entry that
+    is the original question itself; that is no CDV example and is skipped (like any example
+    identical to its original), as is an entry the reference never processed (no
+    ``good_questions`` key). Here a malformed entry is listed with them, by its 1-based row;
+    ``load_examples_file`` refuses a file that has any.
+    """
+    read = read_reference_rows((Row(n, e) for n, e in enumerate(entries, 1)), dataset)
+    return read.items, read.problems + read.skipped

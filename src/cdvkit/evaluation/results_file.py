@@ -1,0 +1,48 @@
+"""The evaluation file (evaluation.json): every defense's result entry of a run, side by side.
+
+It is what ``cdv report`` reads, so it is replaced atomically and never holds half an entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+EVALUATION_FILE = "evaluation.json"
+RESULTS_VERSION = 1
+
+
+def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:
+    """The run's evaluation file, or None when the run was never evaluated."""
+    p = Path(run_dir) / EVALUATION_FILE
+    if not p.is_file():
+        return None
+    data = json.loads(p.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or "evaluations" not in data:
+        raise ValueError(f"{p} is not a cdvkit evaluation file")
+    return data
+
+
+def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
+    """Add or replace this defense's entry, keeping the others so defenses can be compared.
+
+    Entries are keyed by the defense's label; a defense file whose name is already taken by
+    another text (two ``prompt.txt`` in different folders, or an edited file) gets its own entry
+    under ``<label>@<sha>`` instead of replacing the other one's results.
+    """
+    p = Path(run_dir) / EVALUATION_FILE
+    data = load_evaluation(run_dir) or {"version": RESULTS_VERSION, "evaluations": {}}
+    old = data["evaluations"].get(entry["defense"])
+    if old is not None and old.get("defense_text") != entry.get("defense_text"):
+        sha = (
+            entry.get("defense_sha")
+            or hashlib.sha256(str(entry.get("defense_text")).encode()).hexdigest()[:12]
+        )
+        entry["defense"] = f"{entry['defense']}@{sha}"
+    data["evaluations"][entry["defense"]] = entry
+    tmp = p.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(p)  # atomic: a report never reads half a file
+    return p
