@@ -8,11 +8,11 @@ from typing import Annotated
 
 import typer
 
-from cdvkit import __version__
 from cdvkit.cli.common import (
     console,
     err,
 )
+from cdvkit.version import __version__
 
 app = typer.Typer(
     name="cdv",

@@ -5,10 +5,9 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 
 from __future__ import annotations
 
-import asyncio
-import hashlib
 import json
-import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -16,6 +15,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from cdvkit.api import RunHooks
 from cdvkit.cli.common import (
     USER_ERRORS,
     ExecutorOption,
@@ -32,20 +32,9 @@ from cdvkit.search.constraints import CONSTRAINTS
 from cdvkit.search.proposers import PROPOSERS
 from cdvkit.search.strategies import STRATEGIES
 
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
-
-
 # Exit codes: 0 every question has its result; 1 questions incomplete (calls failed, server down,
 # key refused); 2 bad input, option or model (nothing was run); 3 stopped by --max-calls/--max-cost.
 STOPPED_BY_BUDGET = 3
-
-
-def default_run_dir(data: str, target: str, seed: int) -> Path:
-    """Same command, same directory: rerunning it resumes instead of starting over."""
-    digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
-    return Path("runs") / f"{_slug(data)}-{_slug(target.split('/', 1)[-1])}-{digest}"
 
 
 def generate(
@@ -159,140 +148,69 @@ def generate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Search CDV examples for every question of a dataset against a target model."""
-    import functools
-
-    from cdvkit.data import load_questions
+    from cdvkit.api import generate as run_generate
     from cdvkit.executors import executor_from_options
     from cdvkit.models.preflight import PreflightError
-    from cdvkit.reporting.summary import summarize
-    from cdvkit.runs import prepare_store, run_search
-    from cdvkit.search.build import check_models
-    from cdvkit.search.config import GenerateConfig
-    from cdvkit.store import ReadOnlyRunError, RunStore
+    from cdvkit.store import ReadOnlyRunError
 
+    settings = {
+        "target": target,
+        "proposer": proposer,
+        "judge": judge,
+        "extractor": extractor,
+        "base_url": base_url,
+        "split": split,
+        "limit": limit,
+        "seed": seed,
+        "skip_invalid": skip_invalid,
+        "strict": strict,
+        "protocol": protocol,
+        "samples": samples,
+        "temperature": temperature,
+        "target_prompt": target_prompt,
+        "scoring": scoring,
+        "threshold": threshold,
+        "strategy": strategy,
+        "max_expansions": max_expansions,
+        "max_good": max_good,
+        "max_depth": max_depth,
+        "max_calls": max_calls,
+        "max_cost": max_cost,
+        "similarity_floor": similarity_floor,
+        "constraints": constraint or None,
+        "concurrency": concurrency,
+        "preset": preset,
+        "proposer_batch": proposer_batch,
+        "judge_last": judge_last,
+        "prefilter": str(prefilter) if prefilter is not None else None,
+        "prefilter_threshold": prefilter_threshold,
+    }
+    quiet = quiet or as_json
     try:
-        cfg = GenerateConfig.from_sources(
-            config,
-            data=data,
-            target=target,
-            proposer=proposer,
-            judge=judge,
-            extractor=extractor,
-            base_url=base_url,
-            split=split,
-            limit=limit,
-            seed=seed,
-            skip_invalid=skip_invalid,
-            strict=strict,
-            protocol=protocol,
-            samples=samples,
-            temperature=temperature,
-            target_prompt=target_prompt,
-            scoring=scoring,
-            threshold=threshold,
-            strategy=strategy,
-            max_expansions=max_expansions,
-            max_good=max_good,
-            max_depth=max_depth,
-            max_calls=max_calls,
-            max_cost=max_cost,
-            similarity_floor=similarity_floor,
-            constraints=constraint or None,
-            concurrency=concurrency,
-            preset=preset,
-            proposer_batch=proposer_batch,
-            judge_last=judge_last,
-            prefilter=str(prefilter) if prefilter is not None else None,
-            prefilter_threshold=prefilter_threshold,
-        )
         # Where the search runs is not part of the run: a run started here resumes on Ray.
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-    run_dir = run_dir or default_run_dir(cfg.data, cfg.target, cfg.seed)
-    quiet = quiet or as_json
-
-    def load() -> list[Any]:
-        result = load_questions(
-            cfg.data,
-            split=cfg.split,
-            limit=cfg.limit,
-            seed=cfg.seed,
-            skip_invalid=cfg.skip_invalid,
-            strict=cfg.strict,
+        result = run_generate(
+            data, run_dir=run_dir, config=config, executor=ex, hooks=CliHooks(quiet), **settings
         )
-        if result.warnings and not quiet:
-            err.print(f"[yellow]repaired {len(result.warnings)} rows:[/]")
-            for problem in result.warnings[:20]:
-                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        if result.skipped and not quiet:
-            err.print(f"[yellow]skipped {len(result.skipped)} invalid rows:[/]")
-            for problem in result.skipped[:20]:
-                err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
-        if not result.questions:
-            raise ValueError(f"no valid questions in {cfg.data}")
-        return result.questions
-
-    def open_store(load_questions: Any) -> tuple[RunStore, list[Any]]:
-        try:
-            store = RunStore(run_dir)
-        except ReadOnlyRunError as exc:
-            raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
-        except USER_ERRORS as exc:
-            raise _fail(str(exc)) from None
-        try:
-            return store, prepare_store(store, cfg, load_questions)
-        except USER_ERRORS as exc:
-            store.close()
-            raise _fail(str(exc)) from None
-
-    opened: tuple[RunStore, list[Any]] | None = None
-    preloaded: list[Any] = []
-    if (Path(run_dir) / "run.db").exists():
-        # An existing run is checked first (its version, lock and settings): nothing is created.
-        opened = open_store(load)
-    else:
-        # A dataset that cannot be read leaves no half-made run directory behind.
-        try:
-            preloaded = load()
-        except USER_ERRORS as exc:
-            raise _fail(str(exc)) from None
-    # Every role's model is checked before anything is written or paid: a missing key, a
-    # server that cannot be reached or an unknown model is one line, and no run directory.
-    try:
-        models = asyncio.run(check_models(cfg))
-    except PreflightError as exc:
-        if opened is not None:
-            opened[0].close()
+    except ReadOnlyRunError as exc:
+        raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
+    except (PreflightError, *USER_ERRORS) as exc:
         raise _fail(str(exc)) from None
-    if ex.distributed:
-        models = {}  # workers build their own backends (these cannot be shipped to them)
-    store, questions = opened or open_store(lambda: preloaded)
-    with store:
-        if not quiet:
-            console.print(
-                f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
-                f"proposer [cyan]{cfg.proposer}[/], judge [cyan]{cfg.judge or 'local checks'}[/], "
-                f"run dir [cyan]{run_dir}[/]",
-                highlight=False,
-            )
-            console.print(f"protocol: {cfg.protocol_spec().describe()}", highlight=False)
-        store.on_failure = FailurePrinter()
-        search = functools.partial(run_search, executor=ex, models=models)
-        outcome = _run_with_progress(cfg, store, search, len(questions), quiet)
-        summary = summarize(store)
-        summary["run_dir"] = str(run_dir)
-        summary["stopped"] = outcome.stopped
-        summary["fatal"] = outcome.fatal
+    summary = {
+        **result.summary,
+        "run_dir": str(result.run_dir),
+        "stopped": result.stopped,
+        "fatal": result.fatal,
+    }
     if as_json:
         print(json.dumps(summary, indent=2))
-    elif not quiet or outcome.fatal or summary["incomplete"]:
+    elif not quiet or result.fatal or summary["incomplete"]:
         print_summary(summary)
-    if outcome.fatal:
-        raise _fail(outcome.fatal, 1)
-    if outcome.stopped:
+    if result.fatal:
+        raise _fail(result.fatal, 1)
+    if result.stopped:
         # The user's own ceiling: no failure, but no complete result either.
-        raise _fail(f"stopped early: {outcome.stopped}. Rerun to continue.", STOPPED_BY_BUDGET)
+        raise _fail(f"stopped early: {result.stopped}. Rerun to continue.", STOPPED_BY_BUDGET)
     if summary["incomplete"]:
         # No result yet for these questions: the exit code says so until a rerun completes them.
         raise _fail(
@@ -302,27 +220,57 @@ def generate(
         )
 
 
-def _run_with_progress(cfg: Any, store: Any, run_search: Any, total: int, quiet: bool) -> Any:
-    from cdvkit.store.status import UNFINISHED
+class CliHooks(RunHooks):
+    """The run as the terminal shows it: repairs, a header, failures as they happen, progress."""
 
-    already = total - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
-    if quiet:
-        return asyncio.run(run_search(cfg, store))
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("{task.fields[examples]} examples"),
-        console=err,
-        transient=False,
-    ) as progress:
-        task = progress.add_task("searching", total=total, completed=already, examples=0)
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.failures = FailurePrinter()
 
-        def done(_qid: str, _status: str) -> None:
-            progress.update(task, advance=1, examples=len(store.nodes(status="good")))
+    def loaded(self, result: Any) -> None:
+        if self.quiet:
+            return
+        for what, problems in (("repaired", result.warnings), ("skipped", result.skipped)):
+            if problems:
+                rows = "rows" if what == "repaired" else "invalid rows"
+                err.print(f"[yellow]{what} {len(problems)} {rows}:[/]")
+                for problem in problems[:20]:
+                    err.print(f"  {problem}", highlight=False, markup=False, soft_wrap=True)
 
-        return asyncio.run(run_search(cfg, store, on_question_done=done))
+    def starting(self, cfg: Any, run_dir: Any, questions: list[Any]) -> None:
+        if self.quiet:
+            return
+        console.print(
+            f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
+            f"proposer [cyan]{cfg.proposer}[/], judge [cyan]{cfg.judge or 'local checks'}[/], "
+            f"run dir [cyan]{run_dir}[/]",
+            highlight=False,
+        )
+        console.print(f"protocol: {cfg.protocol_spec().describe()}", highlight=False)
+
+    def failure(self, failure: dict[str, Any]) -> None:
+        self.failures(failure)
+
+    @contextmanager
+    def running(self, total: int, done: int, store: Any) -> Iterator[Any]:
+        if self.quiet:
+            yield None
+            return
+        with Progress(
+            TextColumn("[progress.description]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[examples]} examples"),
+            console=err,
+            transient=False,
+        ) as progress:
+            task = progress.add_task("searching", total=total, completed=done, examples=0)
+
+            def ended(_qid: str, _status: str) -> None:
+                progress.update(task, advance=1, examples=len(store.nodes(status="good")))
+
+            yield ended
 
 
 def print_summary(s: dict[str, Any]) -> None:

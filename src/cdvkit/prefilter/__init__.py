@@ -241,7 +241,7 @@ def train_prefilter(
 
     ``cv_folds`` > 1 also records the cross-validated AUC in the metadata (costs that many fits).
     """
-    from cdvkit import __version__
+    from cdvkit.version import __version__
 
     if isinstance(data, Labelled):
         labelled, sources = data, sorted(set(data.sources))

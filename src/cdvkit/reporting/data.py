@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from cdvkit import __version__
 from cdvkit.evaluation.results_file import load_evaluation
 from cdvkit.reporting.summary import summarize
 from cdvkit.store import RunStore
+from cdvkit.version import __version__
 
 # Long replies are cut so a big run's report stays a file a browser opens quickly.
 REPLY_CHARS = 300

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cdvkit import __version__
+from cdvkit.version import __version__
 
 SCHEMA_VERSION = 1
 DB_NAME = "run.db"

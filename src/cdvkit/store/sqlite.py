@@ -19,7 +19,6 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from cdvkit import __version__
 from cdvkit.data.question import Question
 from cdvkit.store.calls import CallLog
 from cdvkit.store.readonly import ReadOnlyRunError, can_write, connect_readonly, is_readonly_error
@@ -33,6 +32,7 @@ from cdvkit.store.schema import (
     migrate,
     table_columns,
 )
+from cdvkit.version import __version__
 
 
 class RunLockedError(RuntimeError):

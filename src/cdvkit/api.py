@@ -1,0 +1,329 @@
+"""The one-call Python API: ``cdvkit.generate``, ``cdvkit.evaluate``, ``cdvkit.report``.
+
+Each does what its `cdv` command does, and the commands call them: the CLI only adds its
+progress bar, its printing and its exit codes (through ``RunHooks``).
+
+    import cdvkit
+    run = cdvkit.generate(data="sample", run_dir="runs/api")
+    print(run.summary["examples"], run.examples[0]["question"])
+    cdvkit.evaluate(run=run.run_dir, models=["embed/all-MiniLM-L6-v2"])
+    cdvkit.report(run.run_dir)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cdvkit.executors import Executor, LocalExecutor
+from cdvkit.models.base import Model
+from cdvkit.reporting.summary import summarize
+from cdvkit.runs import prepare_store, run_search
+from cdvkit.search.build import check_models
+from cdvkit.search.config import GenerateConfig
+from cdvkit.store import RunStore
+from cdvkit.store.status import UNFINISHED
+
+OnQuestionDone = Callable[[str, str], None]
+
+
+class RunHooks:
+    """What a caller sees of a run while it happens; every hook is optional (a no-op here)."""
+
+    def loaded(self, result: Any) -> None:
+        """The dataset was read (``result.warnings`` and ``result.skipped`` list its repairs)."""
+
+    def starting(self, cfg: GenerateConfig, run_dir: Path, questions: list[Any]) -> None:
+        """Everything is checked; the search starts."""
+
+    def failure(self, failure: dict[str, Any]) -> None:
+        """A request failed (kind, role, model, error), as it is recorded."""
+
+    @contextmanager
+    def running(self, total: int, done: int, store: RunStore) -> Iterator[OnQuestionDone | None]:
+        """Wraps the search; what it yields is called as each question ends."""
+        yield None
+
+
+@dataclass
+class RunResult:
+    """A finished (or stopped) run: where it is stored and its summary."""
+
+    run_dir: Path
+    summary: dict[str, Any]
+    stopped: str | None = None  # why a budget stopped it early
+    fatal: str | None = None  # why it could not go on (bad key, server down)
+
+    @property
+    def examples(self) -> list[dict[str, Any]]:
+        with RunStore(self.run_dir, lock=False, readonly=True) as store:
+            return list(store.examples())
+
+    @property
+    def complete(self) -> bool:
+        """Every question has its result (none incomplete, none left, nothing stopped)."""
+        return not (self.fatal or self.stopped or self.summary["unfinished"])
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
+
+
+def default_run_dir(data: str, target: str, seed: int) -> Path:
+    """Same command, same directory: rerunning it resumes instead of starting over."""
+    digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
+    return Path("runs") / f"{_slug(data)}-{_slug(target.split('/', 1)[-1])}-{digest}"
+
+
+def generate(
+    data: str | None = None,
+    *,
+    run_dir: str | Path | None = None,
+    config: str | Path | None = None,
+    executor: Executor | None = None,
+    models: dict[str, Model] | None = None,
+    hooks: RunHooks | None = None,
+    **settings: Any,
+) -> RunResult:
+    """Search CDV examples for ``data`` (a built-in name, ``sample`` or a file) and store them.
+
+    ``settings`` are GenerateConfig's fields (``target="openai/gpt-4o-mini"``, ``max_good=1``...),
+    over those of ``config`` (a TOML file). Rerunning with the same ``run_dir`` resumes. Every
+    model is checked before anything is written or paid (PreflightError), unless ``models``
+    hands in ready backends by role. Raises ValueError (bad settings or data), ReadOnlyRunError,
+    RunLockedError, IncompatibleRunError, PreflightError.
+    """
+    cfg = GenerateConfig.from_sources(config, data=data, **settings)
+    executor = executor or LocalExecutor()
+    hooks = hooks or RunHooks()
+    run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.data, cfg.target, cfg.seed)
+
+    def load() -> list[Any]:
+        from cdvkit.data import load_questions
+
+        result = load_questions(
+            cfg.data,
+            split=cfg.split,
+            limit=cfg.limit,
+            seed=cfg.seed,
+            skip_invalid=cfg.skip_invalid,
+            strict=cfg.strict,
+        )
+        hooks.loaded(result)
+        if not result.questions:
+            raise ValueError(f"no valid questions in {cfg.data}")
+        return result.questions
+
+    def open_store(questions: Callable[[], list[Any]]) -> tuple[RunStore, list[Any]]:
+        store = RunStore(run_dir)
+        try:
+            return store, prepare_store(store, cfg, questions)
+        except BaseException:
+            store.close()
+            raise
+
+    opened: tuple[RunStore, list[Any]] | None = None
+    preloaded: list[Any] = []
+    if (run_dir / "run.db").exists():
+        # An existing run is checked first (its version, lock and settings): nothing is created.
+        opened = open_store(load)
+    else:
+        # A dataset that cannot be read leaves no half-made run directory behind.
+        preloaded = load()
+    try:
+        # Every role's model is checked before anything is written or paid.
+        built = models if models is not None else asyncio.run(check_models(cfg))
+    except BaseException:
+        if opened is not None:
+            opened[0].close()
+        raise
+    if executor.distributed:
+        built = {}  # workers build their own backends (these cannot be shipped to them)
+    store, questions = opened or open_store(lambda: preloaded)
+    with store:
+        hooks.starting(cfg, run_dir, questions)
+        store.on_failure = hooks.failure
+        done = len(questions) - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
+        with hooks.running(len(questions), done, store) as on_question_done:
+            outcome = asyncio.run(
+                run_search(
+                    cfg,
+                    store,
+                    models=built,
+                    executor=executor,
+                    on_question_done=on_question_done,
+                )
+            )
+        summary = summarize(store)
+    return RunResult(run_dir, summary, outcome.stopped, outcome.fatal)
+
+
+def report(run_dir: str | Path, output: str | Path | None = None, fmt: str = "html") -> Path:
+    """Write the run's report (``html``: one self-contained file; ``md``); returns its path."""
+    from cdvkit.reporting import build_report
+
+    return build_report(run_dir, output, fmt)
+
+
+class EvalHooks:
+    """What a caller sees of an evaluation while it happens; every hook is optional."""
+
+    def loaded(self, sets: list[Any]) -> None:
+        """Every example set was read (``set.skipped`` says what was left out and why)."""
+
+    def starting(self, protocol: Any) -> None:
+        """Everything is checked; the answers are asked under ``protocol``."""
+
+    def failure(self, failure: dict[str, Any]) -> None:
+        """A request failed (kind, role, model, error), as it is recorded."""
+
+    @contextmanager
+    def running(self, defense: Any) -> Iterator[Callable[[Any], None] | None]:
+        """Wraps one defence's evaluation; what it yields is told the progress."""
+        yield None
+
+
+@dataclass
+class EvaluationRun:
+    """Where the answers and ``evaluation.json`` went, and one result entry per defence."""
+
+    results_dir: Path
+    entries: list[dict[str, Any]]
+
+
+def parse_examples_arg(value: str) -> tuple[str, str | None]:
+    """`PATH` or `LABEL=PATH` (the label names the row of the transfer matrix)."""
+    if "=" in value and not Path(value).exists():
+        label, path = value.split("=", 1)
+        return path, label or None
+    return value, None
+
+
+def default_eval_dir(paths: list[str]) -> Path:
+    digest = hashlib.sha256(json.dumps(sorted(paths)).encode()).hexdigest()[:8]
+    return Path("runs") / f"eval-{digest}"
+
+
+def evaluate(
+    models: list[str],
+    *,
+    run: str | Path | list[str | Path] | None = None,
+    examples: str | list[str] | None = None,
+    out: str | Path | None = None,
+    defense: str | list[str] = "none",
+    protocol: str | None = None,
+    samples: int | None = None,
+    temperature: float | None = None,
+    target_prompt: str | None = None,
+    threshold: float | None = None,
+    all_examples: bool = False,
+    extractor: str | None = None,
+    base_url: str | None = None,
+    max_calls: int | None = None,
+    max_cost: float | None = None,
+    concurrency: int = 16,
+    bootstrap: int = 10_000,
+    seed: int = 0,
+    executor: Executor | None = None,
+    backends: dict[str, Model] | None = None,
+    hooks: EvalHooks | None = None,
+) -> EvaluationRun:
+    """Accuracy of ``models`` on the original and distracted questions of runs (``run``) and
+    examples files (``examples``: paths, or ``LABEL=PATH``), under each ``defense``.
+
+    The protocol is the first run's unless given (``protocol``, ``samples``, ...). Everything is
+    read and every model checked before anything is written; answers are stored in ``out``
+    (default: the first run), so a rerun is free. Raises ValueError (bad input),
+    PreflightError, ReadOnlyRunError, BudgetExceeded, ModelError (a run-stopping failure).
+    """
+    from cdvkit.evaluation import (
+        EvalSettings,
+        check_eval_models,
+        from_run_dir,
+        load_examples_file,
+        resolve_defense,
+        run_protocol,
+        save_evaluation,
+    )
+    from cdvkit.evaluation import evaluate as evaluate_sets
+    from cdvkit.models.budget import Budget
+    from cdvkit.protocol import Protocol
+
+    hooks = hooks or EvalHooks()
+    runs = [Path(r) for r in ([run] if isinstance(run, str | Path) else list(run or []))]
+    files = [examples] if isinstance(examples, str) else list(examples or [])
+    if not models:
+        raise ValueError("give the models to evaluate")
+    if not runs and not files:
+        raise ValueError("give the examples to evaluate: a run directory and/or an examples file")
+    defenses = [resolve_defense(d) for d in ([defense] if isinstance(defense, str) else defense)]
+    results_dir = Path(out) if out else (runs[0] if runs else default_eval_dir(files))
+    for r in runs:
+        if not (r / "run.db").exists():
+            raise FileNotFoundError(f"{r} holds no cdvkit run (run.db is missing)")
+    # Every input is read before anything is written: a malformed file leaves nothing behind.
+    sets = [from_run_dir(r) for r in runs]
+    for f in files:
+        sets.append(load_examples_file(*parse_examples_arg(f)))
+    base = run_protocol(runs[0]) if runs else Protocol()
+    settings = EvalSettings(
+        samples=samples if samples is not None else base.samples,
+        temperature=temperature if temperature is not None else base.temperature,
+        scoring=protocol or base.scoring,
+        prompt=target_prompt or base.prompt,
+        threshold=threshold if threshold is not None else base.threshold,
+        all_examples=all_examples,
+        resamples=bootstrap,
+        seed=seed,
+        concurrency=concurrency,
+    )
+    labels = [s.label for s in sets]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"two example sets share the label {labels!r}; name them LABEL=PATH")
+    hooks.loaded(sets)
+    if not any(s.items for s in sets):
+        raise ValueError("no question with a CDV example to evaluate")
+    ext_model: Model | None = None
+    if backends is None:
+        backends, ext_model = asyncio.run(
+            check_eval_models(models, extractor, base_url, concurrency)
+        )
+    if executor is not None and executor.distributed:
+        backends, ext_model = {}, None  # Ray workers build their own
+    entries: list[dict[str, Any]] = []
+    with RunStore(results_dir) as store:
+        hooks.starting(settings.protocol())
+        store.on_failure = hooks.failure
+        budget = Budget(max_calls, max_cost)
+        for d in defenses:
+            paid_before = store.paid_calls("evaluate")
+            cost_before = store.total_cost("evaluate")
+            with hooks.running(d) as on_progress:
+                entry = asyncio.run(
+                    evaluate_sets(
+                        sets,
+                        models,
+                        store=store,
+                        defense=d,
+                        settings=settings,
+                        budget=budget,
+                        backends=backends,
+                        extractor=ext_model or extractor,
+                        base_url=base_url,
+                        on_progress=on_progress,
+                        executor=executor,
+                    )
+                )
+            # This evaluation's own paid calls (the search's are the run summary's).
+            entry["paid_calls"] = store.paid_calls("evaluate") - paid_before
+            entry["cost"] = store.total_cost("evaluate") - cost_before
+            save_evaluation(results_dir, entry)
+            entries.append(entry)
+    return EvaluationRun(results_dir, entries)
