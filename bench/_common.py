@@ -18,7 +18,7 @@ from cdvkit.data import load_file, sample_questions
 from cdvkit.data.question import Question
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -70,7 +70,7 @@ class Measured:
 
 async def measure(
     name: str,
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     questions: Sequence[Question],
     *,
     models: dict[str, Any] | None = None,

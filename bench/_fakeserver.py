@@ -43,7 +43,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -557,14 +557,41 @@ class FakeServer:
         return self._call("/fake/score", {"question": question, "choices": list(choices)})["probs"]
 
 
+DESCRIPTION = (
+    "A loopback OpenAI-compatible chat-completions server for the benchmarks: one seeded, "
+    "simulated LLM plays every cdvkit role (target, proposer, judge, extractor), its role read "
+    "from each request's system prompt. It prints 'PORT <n>' once it listens, then serves until "
+    "interrupted."
+)
+WORLD_KEYS = ", ".join(
+    f"{f.name} ({f.default})" for f in fields(World) if f.name not in ("questions", "seed")
+)
+
+
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--questions", required=True, help="JSON list of question/choices/answer")
-    ap.add_argument("--port", type=int, default=0)
-    ap.add_argument("--seed", type=int, default=0)
+    ap = argparse.ArgumentParser(description=DESCRIPTION)
+    ap.add_argument(
+        "--questions",
+        required=True,
+        metavar="FILE",
+        help="the original questions the simulated target knows: a JSON file holding a list of "
+        'objects {"question": text, "choices": [text, ...], "answer": the correct choice\'s '
+        "0-based index}",
+    )
+    ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the simulated world")
     ap.add_argument("--latency", type=float, default=0.0, help="seconds per completion request")
-    ap.add_argument("--no-logprobs", action="store_true")
-    ap.add_argument("--world", default="{}", help="JSON of World parameters")
+    ap.add_argument(
+        "--no-logprobs",
+        action="store_true",
+        help="refuse log-prob requests (400), like a server without them",
+    )
+    ap.add_argument(
+        "--world",
+        default="{}",
+        metavar="JSON",
+        help=f"JSON object of World parameters to override; defaults: {WORLD_KEYS}",
+    )
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main_async(ap.parse_args()))
 

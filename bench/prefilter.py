@@ -36,7 +36,7 @@ from cdvkit.prefilter import (
     load_run_outcomes,
     train_prefilter,
 )
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 
 # Shares of the questions to skip. Where P(enhanceable) sits depends on how many questions the
 # training target let through, so thresholds are set at these quantiles of the predicted
@@ -66,7 +66,7 @@ def cv_on_shared_file(folds: int, seed: int) -> Path:
 async def on_a_run(per_source: int, seed: int, shared_file: Path) -> None:
     questions = bench_questions(per_source, seed)
     earlier, later = questions[::2], questions[1::2]
-    base = GenerateConfig(seed=seed)  # the offline default target and proposer
+    base = SearchConfig(seed=seed)  # the offline default target and proposer
     with tempfile.TemporaryDirectory(prefix="cdv-bench-prefilter-") as tmp:
         tmpdir = Path(tmp)
         await measure("earlier run", base, earlier, keep_dir=tmpdir / "earlier")

@@ -7,7 +7,7 @@ Same questions, same models, one run each, every figure read back from the run s
 (b) a loopback OpenAI-compatible server (bench/_fakeserver.py) simulating a noisy LLM target,
     an LLM proposer, an LLM judge and an extractor, with log-probs and then without.
 
-Rows: ``reference`` (preset), cdvkit's ``default`` (GenerateConfig()), the ``efficient`` preset,
+Rows: ``reference`` (preset), cdvkit's ``default`` (SearchConfig()), the ``efficient`` preset,
 and the reference with ONE cost feature switched on at a time, so each is measured on its own.
 Every configuration shares one protocol (5 near-greedy step-by-step answers; fooled when none is
 right): it decides which originals count as originally correct, and every example a cheaper score
@@ -40,7 +40,7 @@ from _fakeserver import FakeServer
 from cdvkit.data.question import Question
 from cdvkit.models import scripted
 from cdvkit.models.base import MCQ, GenerateRequest
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.search.preset import apply_preset
 
 # Target: the default needs at most 1/5 of the reference's calls per example, and finds an
@@ -68,7 +68,7 @@ def truly_correct(
     return out
 
 
-def single_features(base: GenerateConfig) -> list[tuple[str, GenerateConfig]]:
+def single_features(base: SearchConfig) -> list[tuple[str, SearchConfig]]:
     ref = apply_preset(base, "reference")
     return [
         ("reference + extract only unparsable", replace(ref, always_extract=False)),
@@ -108,7 +108,7 @@ async def bench_embed(per_source: int, seed: int) -> None:
 
     truly = truly_correct(questions, probs)
 
-    base = GenerateConfig(
+    base = SearchConfig(
         target="embed/all-MiniLM-L6-v2",
         proposer="template",
         extractor="scripted/bench-letter-reader",
@@ -138,7 +138,7 @@ async def bench_server(per_source: int, seed: int) -> None:
     results: dict[bool, list[Measured]] = {}
     for logprobs in (True, False):
         with FakeServer(questions, seed=seed, logprobs=logprobs) as fs:
-            base = GenerateConfig(
+            base = SearchConfig(
                 target="openai-compatible/fake-target",
                 proposer="openai-compatible/fake-proposer",
                 judge="openai-compatible/fake-judge",

@@ -26,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import bench_questions, measure
 from _fakeserver import FakeServer
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 
 TARGET_SHARE = 0.8
 
@@ -37,7 +37,7 @@ async def run(args: argparse.Namespace) -> None:
     ideal = args.concurrency / args.latency
     with FakeServer(questions, seed=args.seed, latency=args.latency, logprobs=False) as fs:
         model = "openai-compatible/fake"
-        base = GenerateConfig(
+        base = SearchConfig(
             target=model,
             proposer=model,
             judge=model,

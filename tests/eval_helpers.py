@@ -9,7 +9,7 @@ from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.base import MCQ, GenerateRequest, Message
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, per_option, scripted
 
@@ -82,7 +82,7 @@ async def build_run(
     proposer=None,
     samples: int = 2,
 ) -> Path:
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/oracle",
         proposer="scripted/prop",
         similarity_floor=0,

@@ -104,3 +104,47 @@ def test_bad_model_string_is_one_clear_line(data_file, tmp_path):
     assert res.exit_code != 0
     assert "provider/model" in res.output
     assert "Traceback" not in res.output
+
+
+def test_every_setting_is_reachable_from_the_command_line(data_file, tmp_path):
+    from cdvkit.search.config import SearchConfig, parse_settings
+
+    settings = parse_settings(
+        ["k=3", "leak-check=false", "constraints=leak", "constraints=length:max_ratio=4",
+         "roles.target.concurrency=2", "proposer_temperature=0.3"]
+    )  # fmt: skip
+    cfg = SearchConfig.from_sources(**settings)
+    assert (cfg.k, cfg.leak_check, cfg.proposer_temperature) == (3, False, 0.3)
+    assert cfg.constraints == ["leak", "length:max_ratio=4"]
+    assert cfg.roles == {"target": {"concurrency": 2}}
+    # A config file's role options are kept beside the command line's.
+    toml = tmp_path / "c.toml"
+    toml.write_text("[roles.target]\ntimeout = 9\n")
+    merged = SearchConfig.from_sources(toml, roles={"target": {"concurrency": 2}})
+    assert merged.roles == {"target": {"timeout": 9, "concurrency": 2}}
+    res = runner.invoke(app, gen_args(data_file, tmp_path / "run", "-q", "--set", "k=3.5",
+                                      "--set", "max-depth=2"))  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with RunStore(tmp_path / "run", readonly=True, lock=False) as store:
+        stored = store.get_config()
+    assert (stored["k"], stored["max_depth"]) == (3.5, 2)
+    res = runner.invoke(app, gen_args(data_file, tmp_path / "r2", "--set", "nosuch=1"))
+    assert res.exit_code == 2 and "unknown configuration keys: nosuch" in res.output
+
+
+def test_result_tables_keep_whole_numbers_at_80_columns(tmp_path, monkeypatch):
+    from eval_helpers import make_run, register_models
+
+    register_models()
+    run = make_run(tmp_path / "run")
+    monkeypatch.setenv("COLUMNS", "80")
+    res = runner.invoke(
+        app, ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--bootstrap", "50"]
+    )
+    assert res.exit_code == 0, res.output
+    assert "…" not in res.output
+    lines = res.output.splitlines()
+    assert max(len(line) for line in lines) <= 80
+    # Each figure stays on one line, whole.
+    assert any("100.0% [100.0, 100.0]" in line for line in lines)
+    assert any("0.25 (exact, b=3, c=0)" in line for line in lines)

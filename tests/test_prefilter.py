@@ -28,7 +28,7 @@ from cdvkit.prefilter import (
 )
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.search.node import Node
 from cdvkit.store import RunStore
 from scripted_helpers import marking_proposer, oracle_responder, scripted
@@ -178,7 +178,7 @@ def test_labels_from_a_run_store(tmp_path):
 
 async def test_run_search_skips_what_the_prefilter_rejects(model_file, tmp_path):
     qs = [Question(f"q{i}", q, tuple(c), 0) for i, (q, c) in enumerate([HARD[-1], SIMPLE[-1]])]
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/t",
         proposer="scripted/p",
         similarity_floor=0,
@@ -201,7 +201,7 @@ async def test_run_search_skips_what_the_prefilter_rejects(model_file, tmp_path)
 
 async def test_missing_prefilter_model_stops_the_run(tmp_path):
     qs = [Question("q0", HARD[0][0], tuple(HARD[0][1]), 0)]
-    cfg = GenerateConfig(target="scripted/t", prefilter=str(tmp_path / "nope.joblib"))
+    cfg = SearchConfig(target="scripted/t", prefilter=str(tmp_path / "nope.joblib"))
     with RunStore(tmp_path / "run") as store:
         prepare_store(store, cfg, lambda: qs)
         outcome = await run_search(cfg, store, models={"target": scripted("t", lambda r, i: "")})

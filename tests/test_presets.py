@@ -15,7 +15,7 @@ from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search import node as ns
 from cdvkit.search.build import build_roles, build_searcher
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.search.goal import TargetGoal
 from cdvkit.search.node import Node
 from cdvkit.search.preset import PRESETS, apply_preset
@@ -37,7 +37,7 @@ def extractor_question(req: GenerateRequest) -> str:
 
 def reference_searcher(models: dict, **overrides):
     cfg = apply_preset(
-        GenerateConfig(
+        SearchConfig(
             target="scripted/t",
             proposer="scripted/p",
             extractor="scripted/x",
@@ -203,7 +203,7 @@ async def test_judge_last_asks_the_judge_only_about_failed_children():
         "proposer": scripted("p", marking_proposer),
         "judge": judge,
     }
-    cfg = GenerateConfig.from_sources(
+    cfg = SearchConfig.from_sources(
         target="scripted/t",
         proposer="scripted/p",
         judge="scripted/j",
@@ -237,7 +237,7 @@ async def test_judge_last_never_expands_an_invalid_node():
         "proposer": proposer,
         "judge": scripted("j", judge_says(changes=True)),
     }
-    cfg = GenerateConfig.from_sources(
+    cfg = SearchConfig.from_sources(
         target="scripted/t",
         proposer="scripted/p",
         judge="scripted/j",
@@ -259,7 +259,7 @@ async def test_judge_last_rejection_drops_the_example():
         "proposer": scripted("p", marking_proposer),
         "judge": scripted("j", judge_says(changes=True)),
     }
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/t", proposer="scripted/p", judge="scripted/j", similarity_floor=0
     )
     cfg = apply_preset(cfg, "efficient")
@@ -271,18 +271,18 @@ async def test_judge_last_rejection_drops_the_example():
 
 
 def test_preset_precedence_and_validation(tmp_path):
-    cfg = GenerateConfig.from_sources(preset="reference", samples=3)
+    cfg = SearchConfig.from_sources(preset="reference", samples=3)
     assert cfg.samples == 3  # the command line beats the preset
     assert cfg.always_extract and not cfg.batch_samples and cfg.scoring == "sample"
     toml = tmp_path / "c.toml"
     toml.write_text('preset = "reference"\nmax_good = 1\n')
-    cfg = GenerateConfig.from_sources(toml, max_expansions=4)
+    cfg = SearchConfig.from_sources(toml, max_expansions=4)
     assert (cfg.max_good, cfg.max_expansions, cfg.samples) == (1, 4, 5)
     # apply_preset overrides everything the preset names.
-    assert apply_preset(GenerateConfig(samples=2), "reference").samples == 5
-    assert GenerateConfig().preset is None and not GenerateConfig().always_extract
+    assert apply_preset(SearchConfig(samples=2), "reference").samples == 5
+    assert SearchConfig().preset is None and not SearchConfig().always_extract
     with pytest.raises(ValueError, match="unknown preset"):
-        GenerateConfig.from_sources(preset="fastest")
+        SearchConfig.from_sources(preset="fastest")
     assert set(PRESETS) == {"reference", "efficient"}
 
 
@@ -293,7 +293,7 @@ async def test_reference_run_costs_by_role(tmp_path):
         "proposer": scripted("p", marking_proposer),
         "extractor": scripted("x", letter_reader),
     }
-    cfg = GenerateConfig.from_sources(
+    cfg = SearchConfig.from_sources(
         preset="reference",
         target="scripted/t",
         proposer="scripted/p",
@@ -318,7 +318,7 @@ async def _one_expansion(proposer_reply, **cfg_options):
         "target": scripted("t", oracle_responder([SKY], fooled_at=1)),
         "proposer": proposer,
     }
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/t",
         proposer="scripted/p",
         similarity_floor=0,
@@ -349,8 +349,8 @@ async def test_a_batched_reply_that_is_not_json_rejects_its_children():
 
 
 def test_strategy_reference_is_the_reference_preset():
-    cfg = GenerateConfig.from_sources(strategy="reference")
+    cfg = SearchConfig.from_sources(strategy="reference")
     assert cfg.preset == "reference" and cfg.strategy == "best-first"
     assert not cfg.batch_samples and cfg.always_extract and not cfg.proposer_batch
     with pytest.raises(ValueError, match="reference preset"):
-        GenerateConfig.from_sources(strategy="reference", preset="efficient")
+        SearchConfig.from_sources(strategy="reference", preset="efficient")

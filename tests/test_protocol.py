@@ -19,7 +19,7 @@ from cdvkit.prompts import PAPER_SYSTEM
 from cdvkit.protocol import Protocol, exact_outcome
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, scripted
 
@@ -120,7 +120,7 @@ def probs_of(table: dict[bool, list[float]]):
     return probs
 
 
-async def search(tmp_path: Path, cfg: GenerateConfig, models: dict) -> dict:
+async def search(tmp_path: Path, cfg: SearchConfig, models: dict) -> dict:
     with RunStore(tmp_path / "run") as store:
         prepare_store(store, cfg, lambda: [SKY])
         outcome = await run_search(cfg, store, models=models)
@@ -133,7 +133,7 @@ async def test_a_root_the_target_gets_wrong_is_originally_failed_under_exact(tmp
     target = scripted(
         "t", lambda r, i: "", probs_fn=probs_of({False: [0.24, 0.5, 0.16, 0.1], True: [1, 1, 1, 1]})
     )
-    cfg = GenerateConfig(target="scripted/t", similarity_floor=0, protocol="exact")
+    cfg = SearchConfig(target="scripted/t", similarity_floor=0, protocol="exact")
     got = await search(tmp_path, cfg, {"target": target})
     assert got["q"]["status"] == "original_failed"
     assert got["summary"]["examples"] == 0 and got["summary"]["originally_failed"] == 1
@@ -147,7 +147,7 @@ async def test_a_root_wrong_in_every_sample_is_originally_failed(tmp_path):
         lambda r, i: "Thinking it over, the answer is (B).",
         probs_fn=probs_of({False: [0.9, 0.05, 0.03, 0.02], True: [0.9, 0.05, 0.03, 0.02]}),
     )
-    cfg = GenerateConfig(target="scripted/t", similarity_floor=0)
+    cfg = SearchConfig(target="scripted/t", similarity_floor=0)
     got = await search(tmp_path, cfg, {"target": target})
     assert got["q"]["status"] == "original_failed"
     (root,) = got["nodes"]
@@ -170,7 +170,7 @@ async def test_candidates_the_protocol_rejects_are_not_examples(tmp_path):
         judge_calls.append(i)
         return json.dumps({"changes_answer": False, "reason": "ok"})
 
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/t",
         proposer="scripted/p",
         judge="scripted/j",
@@ -200,7 +200,7 @@ async def test_a_verified_candidate_is_an_example(tmp_path):
         oracle_responder([SKY]),
         probs_fn=probs_of({False: [0.9, 0.05, 0.03, 0.02], True: [0.1, 0.8, 0.05, 0.05]}),
     )
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/t", proposer="scripted/p", similarity_floor=0, max_expansions=2
     )
     models = {"target": target, "proposer": scripted("p", marking_proposer)}

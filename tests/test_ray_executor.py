@@ -28,7 +28,7 @@ from cdvkit.data.question import LETTERS
 from cdvkit.executors import make_executor
 from cdvkit.executors.base import RunOutcome
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 from test_resume import log_lines, write_data
 
@@ -86,13 +86,13 @@ def write_rules(path: Path, data: Path, *, delay: float = 0.0, log: Path | None 
     return path
 
 
-def config(rules: Path, data: Path) -> GenerateConfig:
+def config(rules: Path, data: Path) -> SearchConfig:
     spec = f"scripted/{rules}"
-    return GenerateConfig(data=str(data), target=spec, proposer=spec, concurrency=8, **SETTINGS)
+    return SearchConfig(data=str(data), target=spec, proposer=spec, concurrency=8, **SETTINGS)
 
 
 def run(
-    cfg: GenerateConfig, run_dir: Path, executor: str = "local", *, complete: bool = True, **opts
+    cfg: SearchConfig, run_dir: Path, executor: str = "local", *, complete: bool = True, **opts
 ) -> RunOutcome:
     with RunStore(run_dir) as store:
         prepare_store(store, cfg, lambda: load_questions(cfg.data).questions)

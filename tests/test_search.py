@@ -12,7 +12,7 @@ from cdvkit.models.client import RoleClient
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search import node as ns
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import LLMJudge
 from cdvkit.search.engine import Searcher, SearchLimits
 from cdvkit.search.goal import TargetGoal
@@ -244,7 +244,7 @@ async def test_run_search_writes_everything_to_the_store(tmp_path):
         Question("grass", "What color is fresh grass?", ("purple", "green", "black"), 1),
         Question("snow", "What color is fresh snow?", ("white", "blue", "orange"), 0),
     ]
-    cfg = GenerateConfig(
+    cfg = SearchConfig(
         target="scripted/oracle", proposer="scripted/prop", similarity_floor=0, samples=2
     )
     models = {

@@ -21,7 +21,7 @@ import pytest
 
 from cdvkit.models.http_api import server_message
 from cdvkit.prompts import JUDGE_SYSTEM, PROPOSER_BATCH_SYSTEM, PROPOSER_SYSTEM
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from loopback_server import Reply, Seen, completion, oracle_letter, serving
 
 pytestmark = pytest.mark.timeout(90)
@@ -165,7 +165,7 @@ def test_no_key_in_store_logs_exports_or_report(tmp_path: Path) -> None:
 def test_a_config_file_key_is_used_but_not_kept_in_the_stored_settings(tmp_path: Path) -> None:
     config = tmp_path / "cdv.toml"
     config.write_text(f'[roles.judge]\napi_key = "{CFG_KEY}"\nconcurrency = 4\n')
-    cfg = GenerateConfig.from_sources(config, judge="openai/gpt-4o-mini")
+    cfg = SearchConfig.from_sources(config, judge="openai/gpt-4o-mini")
     assert cfg.roles["judge"]["api_key"] == CFG_KEY  # what builds the backend
     stored = cfg.to_dict()  # what the run store keeps, and the report shows
     assert stored["roles"]["judge"] == {"api_key": "***", "concurrency": 4}
@@ -190,7 +190,7 @@ def test_a_misplaced_key_in_the_config_file_is_refused(
     config = tmp_path / "cdv.toml"
     config.write_text(toml)
     with pytest.raises(ValueError, match=re.escape(says)) as info:
-        GenerateConfig.from_sources(config)
+        SearchConfig.from_sources(config)
     assert '"k"' not in str(info.value) and "'k'" not in str(info.value)  # never the value
 
 

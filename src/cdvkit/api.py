@@ -27,7 +27,7 @@ from cdvkit.models.base import Model
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.build import check_models
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 from cdvkit.store.status import UNFINISHED
 
@@ -40,7 +40,7 @@ class RunHooks:
     def loaded(self, result: Any) -> None:
         """The dataset was read (``result.warnings`` and ``result.skipped`` list its repairs)."""
 
-    def starting(self, cfg: GenerateConfig, run_dir: Path, questions: list[Any]) -> None:
+    def starting(self, cfg: SearchConfig, run_dir: Path, questions: list[Any]) -> None:
         """Everything is checked; the search starts."""
 
     def failure(self, failure: dict[str, Any]) -> None:
@@ -94,13 +94,13 @@ def generate(
 ) -> RunResult:
     """Search CDV examples for ``data`` (a built-in name, ``sample`` or a file) and store them.
 
-    ``settings`` are GenerateConfig's fields (``target="openai/gpt-4o-mini"``, ``max_good=1``...),
+    ``settings`` are SearchConfig's fields (``target="openai/gpt-4o-mini"``, ``max_good=1``...),
     over those of ``config`` (a TOML file). Rerunning with the same ``run_dir`` resumes. Every
     model is checked before anything is written or paid (PreflightError), unless ``models``
     hands in ready backends by role. Raises ValueError (bad settings or data), ReadOnlyRunError,
     RunLockedError, IncompatibleRunError, PreflightError.
     """
-    cfg = GenerateConfig.from_sources(config, data=data, **settings)
+    cfg = SearchConfig.from_sources(config, data=data, **settings)
     executor = executor or LocalExecutor()
     hooks = hooks or RunHooks()
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.data, cfg.target, cfg.seed)

@@ -13,7 +13,7 @@ from cdvkit.executors import LocalExecutor
 from cdvkit.executors.base import Executor, ExecutorUnavailableError, RunOutcome
 from cdvkit.models.base import Model
 from cdvkit.models.errors import ModelError
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
 from cdvkit.store.status import UNFINISHED
 
@@ -23,7 +23,7 @@ class ConfigMismatchError(ValueError):
 
 
 def prepare_store(
-    store: RunStore, cfg: GenerateConfig, load: Callable[[], list[Question]]
+    store: RunStore, cfg: SearchConfig, load: Callable[[], list[Question]]
 ) -> list[Question]:
     """Record config and questions on a new run; on an existing one, check it is the same run."""
     stored = store.get_config()
@@ -43,7 +43,7 @@ def prepare_store(
 
 
 async def run_search(
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     store: RunStore,
     *,
     models: dict[str, Model] | None = None,

@@ -10,7 +10,8 @@ import typer
 
 from cdvkit.cli.common import (
     console,
-    err,
+    exit_interrupted,
+    was_interrupted,
 )
 from cdvkit.version import __version__
 
@@ -43,15 +44,19 @@ def _register_commands() -> None:
         evaluate_cmd,
         export_cmd,
         generate_cmd,
+        init_cmd,
         listing_cmd,
         prefilter_cmd,
         report_cmd,
+        show_cmd,
         train_cmd,
     )
 
     # One module per command; the order here is the order `cdv --help` lists them in.
     for module in (
+        init_cmd,
         generate_cmd,
+        show_cmd,
         listing_cmd,
         evaluate_cmd,
         report_cmd,
@@ -73,8 +78,13 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        err.print("interrupted: the run is saved; rerun the same command to resume")
-        sys.exit(130)
+        exit_interrupted(sys.argv)
+    except SystemExit as exc:
+        # typer turns Ctrl-C into a silent exit 130 (click: "Aborted!", exit 1); the
+        # KeyboardInterrupt is still in the exception chain.
+        if was_interrupted(exc):
+            exit_interrupted(sys.argv)
+        raise
 
 
 if __name__ == "__main__":

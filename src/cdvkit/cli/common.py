@@ -5,7 +5,8 @@ A module of its own so each command module can import it without importing the a
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+import sys
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -28,6 +29,31 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     # Messages often start with "[provider/model]", which rich would read as markup.
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+# Commands whose work is stored as it is done, so rerunning them after Ctrl-C resumes.
+RESUMABLE_COMMANDS = ("generate", "evaluate")
+
+
+def was_interrupted(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is, or was raised while handling, a KeyboardInterrupt (Ctrl-C)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def exit_interrupted(argv: list[str]) -> NoReturn:
+    """Say how to go on after Ctrl-C, and exit with 130 (128 + SIGINT)."""
+    command = next((a for a in argv[1:] if not a.startswith("-")), None)
+    if command in RESUMABLE_COMMANDS:
+        err.print("interrupted: the run is saved; rerun the same command to resume")
+    else:
+        err.print("interrupted")
+    sys.exit(130)
 
 
 def _command_name(info: Any) -> str | None:

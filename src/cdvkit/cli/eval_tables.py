@@ -13,17 +13,12 @@ from rich.table import Table
 
 from cdvkit.cli.common import console
 
-
-def fmt_pct(v: float | None, ci: list[float] | None = None) -> str:
-    if v is None:
-        return "–"
-    if not ci:
-        return f"{v:.1%}"
-    return f"{v:.1%} [{ci[0] * 100:.1f}, {ci[1] * 100:.1f}]"
+# Below this many columns the accuracy table is shown as one block per row.
+WIDE = 140
 
 
 def print_evaluation(entry: dict[str, Any]) -> None:
-    from cdvkit.reporting.html import protocol_line
+    from cdvkit.reporting.tables import ACC_HEADERS, accuracy_rows, pct, protocol_line
 
     st = entry["settings"]
     conf = round(st["confidence"] * 100)
@@ -32,41 +27,30 @@ def print_evaluation(entry: dict[str, Any]) -> None:
         f"{'all examples' if st['all_examples'] else 'first example'} per question",
         title_justify="left",
     )
-    for col in (
-        "examples from",
-        "model",
-        "dataset",
-        "n",
-        "original",
-        "distracted",
-        f"drop [{conf}% CI]",
-        f"rel. drop [{conf}% CI]",
-        "McNemar p",
-    ):
-        t.add_column(
-            col, justify="left" if col in ("examples from", "model", "dataset") else "right"
-        )
-    for source, per_model in entry["results"].items():
-        for model, r in per_model.items():
-            named = [("overall", r["overall"]), *r["by_dataset"].items()]
-            if len(r["by_dataset"]) < 2:
-                named = named[:1]  # one dataset: its row would repeat the overall one
-            for name, s in named:
-                m = s["mcnemar"]
-                p = "–" if m["method"] == "none" else f"{m['p_value']:.3g} ({m['method']})"
-                t.add_row(
-                    source,
-                    model,
-                    name,
-                    str(s["n"]),
-                    fmt_pct(s["original"]),
-                    fmt_pct(s["distracted"]),
-                    fmt_pct(s["drop"], s["drop_ci"]),
-                    fmt_pct(s["relative_drop"], s["relative_drop_ci"]),
-                    p,
-                    style="bold" if name == "overall" else None,
-                )
-    console.print(t)
+    # The same rows as the reports' accuracy table (cdvkit.reporting.tables).
+    rows, classes = accuracy_rows(entry)
+    headers = [h.replace("95%", f"{conf}%") for h in ACC_HEADERS]
+    if console.width < WIDE:
+        # A narrow terminal: one block per row, so no number is cut or folded mid-figure.
+        console.print(t.title, highlight=False)
+        for row, cls in zip(rows, classes, strict=True):
+            block = Table(
+                title=" · ".join(escape(c) for c in row[:3]),
+                title_justify="left",
+                title_style="bold" if cls == "overall" else None,
+                show_header=False,
+            )
+            block.add_column(no_wrap=True)
+            block.add_column(justify="right")
+            for h, v in zip(headers[3:], row[3:], strict=True):
+                block.add_row(h, escape(v))
+            console.print(block)
+    else:
+        for i, col in enumerate(headers):
+            t.add_column(col, justify="left" if i < 3 else "right")
+        for row, cls in zip(rows, classes, strict=True):
+            t.add_row(*(escape(c) for c in row), style="bold" if cls == "overall" else None)
+        console.print(t)
     tr = entry["transfer"]
     if len(tr["rows"]) > 1 or len(tr["cols"]) > 1:
         m = Table(
@@ -80,7 +64,7 @@ def print_evaluation(entry: dict[str, Any]) -> None:
             m.add_row(
                 row,
                 *(
-                    f"{fmt_pct(tr['distracted'][i][j])} ({fmt_pct(tr['drop'][i][j])})"
+                    f"{pct(tr['distracted'][i][j])} ({pct(tr['drop'][i][j])})"
                     for j in range(len(tr["cols"]))
                 ),
             )
@@ -98,7 +82,7 @@ def print_evaluation(entry: dict[str, Any]) -> None:
 
 def print_defense_comparison(entries: list[dict[str, Any]]) -> None:
     """One table: per model, original → distracted accuracy (drop) under each defense."""
-    from cdvkit.reporting.html import defense_comparison
+    from cdvkit.reporting.tables import defense_comparison
 
     _, rows, _ = defense_comparison(entries)
     t = Table(

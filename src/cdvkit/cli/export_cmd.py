@@ -5,12 +5,13 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cdvkit.cli.common import USER_ERRORS, add_command, console
+from cdvkit.cli.common import USER_ERRORS, add_command, console, err
 from cdvkit.cli.common import fail as _fail
 
 
@@ -21,7 +22,10 @@ def export_command(
         typer.Option("--format", help="jsonl | hf | reference | lm-eval | sft | dpo"),
     ] = "jsonl",
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Output file or folder.")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Output file or folder; - writes jsonl or reference to stdout."
+        ),
     ] = None,
     task_name: Annotated[
         str | None, typer.Option(help="lm-eval: task name (default cdv_<run dir name>).")
@@ -57,6 +61,9 @@ def export_command(
     """Export a run's CDV examples (or SFT / DPO training data split by question)."""
     from cdvkit.export import export_run
 
+    if output is not None and str(output) == "-":
+        _export_to_stdout(run, fmt)
+        return
     if fmt in ("sft", "dpo"):
         _export_training(run, fmt, output, chat, test_share, seed, response, first_only)
         return
@@ -72,6 +79,27 @@ def export_command(
             f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...",
             highlight=False,
         )
+
+
+def _export_to_stdout(run: Path, fmt: str) -> None:
+    """`-o -`: the export alone on stdout, the message on stderr."""
+    from cdvkit.export import EXPORTERS, TEXT_EXPORTS, export_text
+
+    if fmt not in TEXT_EXPORTS:
+        if fmt not in (*EXPORTERS, "sft", "dpo"):
+            raise _fail(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
+        raise _fail(
+            f"--format {fmt} writes a folder, not one file: give it one with -o DIR "
+            f"(-o - takes {' or '.join(TEXT_EXPORTS)})"
+        )
+    try:
+        text, count = export_text(run, fmt)
+    except USER_ERRORS as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(text)
+    sys.stdout.flush()
+    what = "questions with examples" if fmt == "reference" else "examples"
+    err.print(f"wrote {count} {what} to stdout", highlight=False)
 
 
 def _export_training(

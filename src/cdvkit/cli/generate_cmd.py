@@ -140,6 +140,14 @@ def generate(
     ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--set",
+            help="Any other setting, KEY=VALUE (repeatable): e.g. --set k=3, --set "
+            "roles.target.concurrency=64. The config file's keys; `cdv init` lists them.",
+        ),
+    ] = None,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     ray_workers: RayWorkersOption = None,
@@ -151,6 +159,7 @@ def generate(
     from cdvkit.api import generate as run_generate
     from cdvkit.executors import executor_from_options
     from cdvkit.models.preflight import PreflightError
+    from cdvkit.search.config import parse_settings
     from cdvkit.store import ReadOnlyRunError
 
     settings = {
@@ -187,6 +196,11 @@ def generate(
     }
     quiet = quiet or as_json
     try:
+        # Dedicated options win over --set, which wins over the config file.
+        settings = {
+            **parse_settings(set_ or []),
+            **{k: v for k, v in settings.items() if v is not None},
+        }
         # Where the search runs is not part of the run: a run started here resumes on Ray.
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
         result = run_generate(
@@ -274,7 +288,7 @@ class CliHooks(RunHooks):
 
 
 def print_summary(s: dict[str, Any]) -> None:
-    from cdvkit.reporting.html import summary_rows, usage_row
+    from cdvkit.reporting.tables import summary_rows, usage_row
 
     t = Table(title="CDV search summary", show_header=False, title_justify="left")
     t.add_column("what")

@@ -6,13 +6,16 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from cdvkit.cli.common import USER_ERRORS, console
+from cdvkit.cli.common import USER_ERRORS, console, err
 from cdvkit.cli.common import fail as _fail
 
 DATA_HELP = (
@@ -32,24 +35,23 @@ def _load(paths: list[Path]) -> Any:
     return data
 
 
-def threshold_rows(labels: list[int], probs: list[float], thresholds: list[float]) -> list[dict]:
-    """What skipping below each threshold would do: share skipped, enhanceable ones lost."""
-    n, pos = len(labels), sum(labels)
-    rows = []
-    for t in thresholds:
-        skipped = [y for y, p in zip(labels, probs, strict=True) if p < t]
-        lost = sum(skipped)
-        rows.append(
-            {
-                "threshold": t,
-                "skipped": len(skipped),
-                "skipped_share": len(skipped) / n if n else 0.0,
-                "enhanceable_lost": lost,
-                "enhanceable_lost_share": lost / pos if pos else 0.0,
-                "precision_of_skip": (len(skipped) - lost) / len(skipped) if skipped else None,
-            }
-        )
-    return rows
+@contextmanager
+def _fold_progress(folds: int, show: bool, what: str) -> Iterator[Any]:
+    """A progress bar on stderr advanced once per fold (``None`` when not shown)."""
+    if not show or folds < 2:
+        yield None
+        return
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("folds"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=False,
+    ) as bar:
+        task = bar.add_task(what, total=folds)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
 def register(app: typer.Typer) -> None:
@@ -68,6 +70,7 @@ def register(app: typer.Typer) -> None:
             int, typer.Option(help="Also record a k-fold cross-validated AUC (0: skip).")
         ] = 5,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print metadata as JSON.")] = False,
     ) -> None:
         """Train the prefilter (MiniLM embeddings + logistic regression) and save it."""
@@ -75,7 +78,8 @@ def register(app: typer.Typer) -> None:
 
         try:
             labelled = _load(data)
-            model = train_prefilter(labelled, c=c, seed=seed, cv_folds=cv)
+            with _fold_progress(cv, not (quiet or as_json), "training, cross-validating") as bar:
+                model = train_prefilter(labelled, c=c, seed=seed, cv_folds=cv, progress=bar)
             model.metadata["trained_on"] = [str(p) for p in data]
             model.save(output)
         except USER_ERRORS as exc:
@@ -104,13 +108,11 @@ def register(app: typer.Typer) -> None:
         ] = "0.2,0.3,0.4,0.5",
         c: Annotated[float, typer.Option("--C", help="C when cross-validating.")] = 0.1,
         seed: Annotated[int, typer.Option(help="Random seed.")] = 0,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
         """AUC of a saved model on labelled data, or a cross-validated AUC of a fresh one."""
-        import numpy as np
-        from sklearn.model_selection import StratifiedKFold
-
-        from cdvkit.prefilter import Prefilter, auc, embed_texts, train_prefilter
+        from cdvkit.prefilter import Prefilter, auc, out_of_fold_probs, threshold_rows
 
         try:
             ts = [float(t) for t in thresholds.split(",") if t.strip()]
@@ -121,14 +123,8 @@ def register(app: typer.Typer) -> None:
                 how = f"model {model}"
             else:
                 # Out-of-fold probabilities: each question is scored by a model that never saw it.
-                y = np.asarray(labels)
-                embed_texts(labelled.texts)  # warm the embedding cache once for every fold
-                oof = np.zeros(len(y))
-                split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y)
-                for train_idx, test_idx in split:
-                    fold = train_prefilter(labelled.subset(train_idx), c=c, seed=seed)
-                    oof[test_idx] = fold.predict_proba(labelled.subset(test_idx).texts)
-                probs = oof.tolist()
+                with _fold_progress(folds, not (quiet or as_json), "cross-validating") as bar:
+                    probs = out_of_fold_probs(labelled, folds=folds, c=c, seed=seed, progress=bar)
                 how = f"{folds}-fold cross-validation"
         except USER_ERRORS as exc:
             raise _fail(str(exc)) from None

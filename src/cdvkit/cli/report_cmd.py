@@ -5,19 +5,23 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from cdvkit.cli.common import USER_ERRORS, add_command, console
+from cdvkit.cli.common import USER_ERRORS, add_command, console, err
 from cdvkit.cli.common import fail as _fail
 
 
 def report_command(
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     output: Annotated[
-        Path | None, typer.Option("--output", "-o", help="Report file (default: in the run).")
+        Path | None,
+        typer.Option(
+            "--output", "-o", help="Report file (default: in the run); - writes md to stdout."
+        ),
     ] = None,
     fmt: Annotated[str, typer.Option("--format", help="html | md")] = "html",
     png: Annotated[
@@ -25,14 +29,26 @@ def report_command(
     ] = None,
 ) -> None:
     """A self-contained HTML report (or Markdown summary) of a run, with its search trees."""
-    from cdvkit.reporting import build_report, collect, write_pngs
+    from cdvkit.reporting import FORMATS, build_report, collect, render_markdown, write_pngs
 
+    to_stdout = output is not None and str(output) == "-"
+    if to_stdout and fmt != "md":
+        if fmt not in FORMATS:
+            raise _fail(f"unknown report format {fmt!r} (available: {', '.join(FORMATS)})")
+        raise _fail(f"-o - (stdout) takes --format md only; write {fmt} to a file: -o report.{fmt}")
+    # With -o -, stdout holds the report alone: every message goes to stderr.
+    say = err if to_stdout else console
     try:
-        path = build_report(run, output, fmt)
-        console.print(f"wrote {path}", highlight=False)
+        data = collect(run) if to_stdout else None
+        if data is not None:
+            sys.stdout.write(render_markdown(data))
+            sys.stdout.flush()
+        else:
+            path = build_report(run, output, fmt)
+            say.print(f"wrote {path}", highlight=False, markup=False)
         if png is not None:
-            written = write_pngs(collect(run), png)
-            console.print(f"wrote {len(written)} PNG plots to {png}", highlight=False)
+            written = write_pngs(data if data is not None else collect(run), png)
+            say.print(f"wrote {len(written)} PNG plots to {png}", highlight=False, markup=False)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
 

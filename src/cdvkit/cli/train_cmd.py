@@ -63,6 +63,12 @@ def train_command(
     """Fine-tune a local model on CDV training data; `hf/<output>` then loads the result."""
     from cdvkit.mitigation.train import TrainOptions, train
 
+    name = model.split("/", 1)[1].strip() if model.startswith("hf/") else ""
+    if not name:
+        raise _fail(
+            f"--model {model!r}: cdv train fine-tunes a local transformers model, given as "
+            "hf/<path-or-hub-id> (e.g. hf/Qwen/Qwen2.5-0.5B-Instruct or hf/./my-model)"
+        )
     modules: Any = target_modules
     if target_modules != "all-linear":
         modules = [m.strip() for m in target_modules.split(",") if m.strip()]
@@ -90,8 +96,10 @@ def train_command(
             quiet=quiet or as_json,
         )
         res = train(opts, warn=lambda m: err.print(f"[yellow]warning:[/] {escape(m)}"))
-    except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+    except (*USER_ERRORS, OSError) as exc:
+        # Library errors (a model folder without weights, a hub id not in the offline cache)
+        # may run over several lines; the error is one.
+        raise _fail(" ".join(str(exc).split()) or type(exc).__name__) from None
     if as_json:
         print(json.dumps(res.to_dict(), indent=2))
         return

@@ -25,7 +25,7 @@ from cdvkit.store.status import QuestionStatus
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
-    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.config import SearchConfig
     from cdvkit.search.engine import Searcher
     from cdvkit.store import RunStore
 
@@ -153,7 +153,7 @@ class Executor(ABC):
 
     @abstractmethod
     async def open(
-        self, cfg: GenerateConfig, store: RunStore, models: dict[str, Model] | None
+        self, cfg: SearchConfig, store: RunStore, models: dict[str, Model] | None
     ) -> None:
         """Build the model backends; errors here (ValueError, ModelError) stop the run unpaid."""
 

@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     from cdvkit.executors.base import RunOutcome
     from cdvkit.models.base import Model
     from cdvkit.search.build import Roles
-    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.config import SearchConfig
     from cdvkit.search.engine import Searcher
     from cdvkit.store import RunStore
 
@@ -21,12 +21,12 @@ class LocalExecutor(Executor):
     name = "local"
 
     def __init__(self) -> None:
-        self.cfg: GenerateConfig | None = None
+        self.cfg: SearchConfig | None = None
         self.roles: Roles | None = None
         self.searcher: Searcher | None = None
 
     async def open(
-        self, cfg: GenerateConfig, store: RunStore, models: dict[str, Model] | None
+        self, cfg: SearchConfig, store: RunStore, models: dict[str, Model] | None
     ) -> None:
         from cdvkit.search.build import build_roles, build_searcher
 

@@ -47,7 +47,7 @@ from cdvkit.models.errors import (
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
-    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.config import SearchConfig
     from cdvkit.store import RunStore
 
 INSTALL_HINT = "pip install 'cdvkit[ray]'"
@@ -168,7 +168,7 @@ class RayExecutor(Executor):
 
     # --- search ---------------------------------------------------------------------------------
     async def open(
-        self, cfg: GenerateConfig, store: RunStore, models: dict[str, Model] | None
+        self, cfg: SearchConfig, store: RunStore, models: dict[str, Model] | None
     ) -> None:
         self.cfg = cfg
         budget = Budget(

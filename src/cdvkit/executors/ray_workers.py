@@ -19,7 +19,7 @@ from cdvkit.models.errors import BudgetExceeded, ModelError
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
-    from cdvkit.search.config import GenerateConfig
+    from cdvkit.search.config import SearchConfig
 
 
 async def _stream(queue: asyncio.Queue[Event], work: asyncio.Task[Any]) -> Any:
@@ -43,7 +43,7 @@ class SearchWorker:
 
     def __init__(
         self,
-        cfg: GenerateConfig,
+        cfg: SearchConfig,
         models: dict[str, Model] | None,
         budget: Any,
         limiter: Any,

@@ -4,6 +4,7 @@ from cdvkit.export.formats import (
     DEFAULT_NAMES,
     EXPORTERS,
     FORMATS,
+    TEXT_EXPORTS,
     Exporter,
     ExportResult,
     example_rows,
@@ -12,6 +13,7 @@ from cdvkit.export.formats import (
     export_lm_eval,
     export_reference,
     export_run,
+    export_text,
     exporter,
     reference_entries,
 )
@@ -20,6 +22,7 @@ __all__ = [
     "DEFAULT_NAMES",
     "EXPORTERS",
     "FORMATS",
+    "TEXT_EXPORTS",
     "ExportResult",
     "Exporter",
     "example_rows",
@@ -28,6 +31,7 @@ __all__ = [
     "export_lm_eval",
     "export_reference",
     "export_run",
+    "export_text",
     "exporter",
     "reference_entries",
 ]

@@ -57,15 +57,20 @@ def example_rows(store: RunStore) -> list[dict[str, Any]]:
     return [{**ex, "target": target} for ex in store.examples()]
 
 
+def jsonl_text(store: RunStore) -> tuple[str, int]:
+    """The ``jsonl`` export as text, and the number of examples in it."""
+    rows = example_rows(store)
+    return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), len(rows)
+
+
 @exporter("jsonl", "examples.jsonl", help="one example per line (cdv evaluate --examples reads it)")
 def export_jsonl(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    rows = example_rows(store)
+    text, count = jsonl_text(store)
     with open(p, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return ExportResult(p, len(rows), [p])
+        f.write(text)
+    return ExportResult(p, count, [p])
 
 
 def _hf_features() -> Any:
@@ -166,17 +171,23 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
     return out
 
 
-@exporter("reference", "reference.json", help="the reference implementation's JSON")
-def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+def reference_text(store: RunStore) -> tuple[str, int]:
+    """The ``reference`` export as text, and the number of questions with an example."""
     entries = reference_entries(store)
-    p.write_text(json.dumps(entries, indent=4, ensure_ascii=False), encoding="utf-8")
     with_examples = sum(
         1
         for e in entries
         if any(g["question"] != e["question"] for g in e.get("good_questions", []))
     )
+    return json.dumps(entries, indent=4, ensure_ascii=False), with_examples
+
+
+@exporter("reference", "reference.json", help="the reference implementation's JSON")
+def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    text, with_examples = reference_text(store)
+    p.write_text(text, encoding="utf-8")
     return ExportResult(p, with_examples, [p])
 
 
@@ -290,6 +301,24 @@ def export_run(
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     with RunStore(run_dir, lock=False, readonly=True) as store:
         return fmt_.write(store, out, task=task, all_examples=all_examples)
+
+
+# Formats that are one text file, so `cdv export -o -` can write them to stdout.
+TEXT_EXPORTS: dict[str, Callable[[RunStore], tuple[str, int]]] = {
+    "jsonl": jsonl_text,
+    "reference": reference_text,
+}
+
+
+def export_text(run_dir: str | Path, fmt: str) -> tuple[str, int]:
+    """A run's export in a one-file format as text (what ``export_run`` would write), and its
+    count: examples, or questions with one for ``reference``. Nothing is written anywhere."""
+    if fmt not in TEXT_EXPORTS:
+        raise ValueError(
+            f"--format {fmt} cannot go to stdout (one that can: {', '.join(TEXT_EXPORTS)})"
+        )
+    with RunStore(run_dir, lock=False, readonly=True) as store:
+        return TEXT_EXPORTS[fmt](store)
 
 
 def __getattr__(name: str) -> Any:

@@ -268,23 +268,35 @@ def _quiet_libraries(quiet: bool) -> Iterator[None]:
 
 def train(opts: TrainOptions, *, warn: Callable[[str], None] | None = None) -> TrainResult:
     """Train and save; see the module docstring for what the output directory holds."""
+    # The data first: a wrong path or format is reported before the slow import of TRL.
+    rows, data_file = read_rows(opts.data)
+    check_columns(rows, opts.method, data_file)
     _require_train_extra()
     with _quiet_libraries(opts.quiet), warnings.catch_warnings():
         # Library notices about their own internals, not about the user's data or settings.
         for pattern in (".*fan_in_fan_out.*", ".*is_gradient_checkpointing.*"):
             warnings.filterwarnings("ignore", message=pattern)
-        return _train(opts, warn or log.warning)
+        return _train(opts, rows, data_file, warn or log.warning)
 
 
-def _train(opts: TrainOptions, warn: Callable[[str], None]) -> TrainResult:
+def _load(spec: str, load: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``load(*args, **kwargs)``; a model or tokenizer that cannot be loaded is a ValueError
+    naming the model, in one line (transformers' own messages run over several)."""
+    try:
+        return load(*args, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot load {spec}: {' '.join(str(exc).split())}") from None
+
+
+def _train(
+    opts: TrainOptions, rows: list[dict[str, Any]], data_file: Path, warn: Callable[[str], None]
+) -> TrainResult:
     torch, trl, peft = _require_train_extra()
     import datasets
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from cdvkit.models.hf_loading import dtype_kwarg
 
-    rows, data_file = read_rows(opts.data)
-    check_columns(rows, opts.method, data_file)
     base = model_path(opts.model)
     output = Path(opts.output) if opts.output else Path("runs") / f"trained-{opts.method}"
     if output.exists() and any(output.iterdir()) and not (output / TRAIN_INFO_FILE).exists():
@@ -294,13 +306,13 @@ def _train(opts: TrainOptions, warn: Callable[[str], None]) -> TrainResult:
         raise RuntimeError("--device cuda asked for but CUDA is not available")
     use_cpu = opts.device == "cpu" or not cuda
     bf16 = (not use_cpu) and torch.cuda.is_bf16_supported()
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = _load(opts.model, AutoTokenizer.from_pretrained, base)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     # Float32 on CPU (half precision is slow there); the checkpoint's own dtype on GPU, where
     # mixed precision does the rest.
     dtype = torch.float32 if use_cpu else "auto"
-    model = AutoModelForCausalLM.from_pretrained(base, **{dtype_kwarg(): dtype})
+    model = _load(opts.model, AutoModelForCausalLM.from_pretrained, base, **{dtype_kwarg(): dtype})
     rows = fit_rows_to_tokenizer(rows, opts.method, tokenizer, warn)
     dataset = datasets.Dataset.from_list(rows)
 

@@ -22,7 +22,7 @@ import ast
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +43,7 @@ DEFAULT_THRESHOLD = 0.3
 _INSTRUCTION_RE = re.compile(r"Question:\s*(?P<q>.*?)\nChoices:\s*(?P<c>.*)\Z", re.S)
 
 QuestionLike = Question | tuple[str, Sequence[str]] | str
+Progress = Callable[[int, int], None]  # (folds done, folds in all)
 
 
 def question_text(question: str, choices: Sequence[str]) -> str:
@@ -236,10 +237,12 @@ def train_prefilter(
     embedder: str = DEFAULT_EMBEDDER,
     seed: int = 0,
     cv_folds: int = 0,
+    progress: Progress | None = None,
 ) -> Prefilter:
     """Fit a prefilter on labelled questions, or on files/run directories to load them from.
 
-    ``cv_folds`` > 1 also records the cross-validated AUC in the metadata (costs that many fits).
+    ``cv_folds`` > 1 also records the cross-validated AUC in the metadata (costs that many fits);
+    ``progress(done, folds)`` is called after each fold.
     """
     from cdvkit.version import __version__
 
@@ -274,7 +277,9 @@ def train_prefilter(
         "sklearn": sklearn.__version__,
     }
     if cv_folds > 1:
-        aucs = cross_validated_auc(labelled, folds=cv_folds, c=c, embedder=embedder, seed=seed)
+        aucs = cross_validated_auc(
+            labelled, folds=cv_folds, c=c, embedder=embedder, seed=seed, progress=progress
+        )
         metadata["cv_auc"] = float(np.mean(aucs))
         metadata["cv_auc_folds"] = [float(a) for a in aucs]
     return Prefilter(clf, metadata)
@@ -287,8 +292,10 @@ def cross_validated_auc(
     c: float = DEFAULT_C,
     embedder: str = DEFAULT_EMBEDDER,
     seed: int = 0,
+    progress: Progress | None = None,
 ) -> list[float]:
-    """ROC AUC of each of ``folds`` stratified folds (a fresh fit per fold)."""
+    """ROC AUC of each of ``folds`` stratified folds (a fresh fit per fold);
+    ``progress(done, folds)`` is called after each fold."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold
 
@@ -299,7 +306,55 @@ def cross_validated_auc(
         clf = _classifier(c, seed).fit(X[train], y[train])
         col = list(clf.classes_).index(1)
         aucs.append(float(roc_auc_score(y[test], clf.predict_proba(X[test])[:, col])))
+        if progress is not None:
+            progress(len(aucs), folds)
     return aucs
+
+
+def out_of_fold_probs(
+    data: Labelled,
+    *,
+    folds: int = 5,
+    c: float = DEFAULT_C,
+    seed: int = 0,
+    progress: Progress | None = None,
+) -> list[float]:
+    """P(enhanceable) of every question from a model fitted on the other folds, so each one is
+    scored by a model that never saw it; ``progress(done, folds)`` is called after each fold."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(data.labels)
+    embed_texts(data.texts)  # warm the embedding cache once for every fold
+    oof = np.zeros(len(y))
+    split = StratifiedKFold(folds, shuffle=True, random_state=seed).split(y, y)
+    for done, (train_idx, test_idx) in enumerate(split, 1):
+        fold = train_prefilter(data.subset(train_idx), c=c, seed=seed)
+        oof[test_idx] = fold.predict_proba(data.subset(test_idx).texts)
+        if progress is not None:
+            progress(done, folds)
+    return oof.tolist()
+
+
+def threshold_rows(
+    labels: Sequence[int], probs: Sequence[float], thresholds: Sequence[float]
+) -> list[dict[str, Any]]:
+    """What skipping below each threshold would do: share skipped, enhanceable ones lost."""
+    n, pos = len(labels), sum(labels)
+    rows = []
+    for t in thresholds:
+        skipped = [y for y, p in zip(labels, probs, strict=True) if p < t]
+        lost = sum(skipped)
+        rows.append(
+            {
+                "threshold": t,
+                "skipped": len(skipped),
+                "skipped_share": len(skipped) / n if n else 0.0,
+                "enhanceable_lost": lost,
+                "enhanceable_lost_share": lost / pos if pos else 0.0,
+                "precision_of_skip": (len(skipped) - lost) / len(skipped) if skipped else None,
+            }
+        )
+    return rows
 
 
 def auc(labels: Sequence[int], scores: Sequence[float]) -> float | None:
@@ -359,8 +414,10 @@ __all__ = [
     "load_labelled",
     "load_reference_file",
     "load_run_outcomes",
+    "out_of_fold_probs",
     "parse_instruction",
     "question_text",
     "skip_in_store",
+    "threshold_rows",
     "train_prefilter",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.reporting.html import (
+from cdvkit.reporting.tables import (
     ACC_HEADERS,
     USAGE_HEADERS,
     accuracy_rows,

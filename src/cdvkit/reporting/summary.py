@@ -7,6 +7,7 @@ from typing import Any
 
 from cdvkit.protocol import protocol_from_config
 from cdvkit.store import RunStore
+from cdvkit.store.records import FailureGroup, RunStats
 from cdvkit.store.status import UNFINISHED, QuestionStatus
 
 
@@ -18,7 +19,7 @@ def failure_reason(error: str) -> str:
     return text[:200]
 
 
-def failures_by_reason(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def failures_by_reason(rows: list[dict[str, Any]]) -> list[FailureGroup]:
     """Failed requests grouped by kind, role, model and reason, most frequent first."""
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for r in rows:
@@ -33,7 +34,7 @@ def failures_by_reason(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{**g, "questions": len(g["questions"])} for g in out]
 
 
-def summarize(store: RunStore) -> dict[str, Any]:
+def summarize(store: RunStore) -> RunStats:
     """The run's summary, computed from the store's rows alone so both always agree.
 
     Only the search's own calls are counted here (``cdv evaluate`` reports its calls itself).

@@ -16,7 +16,7 @@ from cdvkit.models.client import CallStore, RoleClient
 from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.models.registry import is_model, load_model, provider_of
 from cdvkit.registry import parse_spec
-from cdvkit.search.config import GenerateConfig
+from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import CONSTRAINTS, Constraint
 from cdvkit.search.context import BuildContext
 from cdvkit.search.engine import Searcher, SearchLimits
@@ -57,14 +57,14 @@ class Roles:
 ROLES = ("target", "proposer", "judge", "extractor")
 
 
-def proposer_spec(cfg: GenerateConfig) -> tuple[str, dict[str, Any]]:
+def proposer_spec(cfg: SearchConfig) -> tuple[str, dict[str, Any]]:
     """The proposer as (registered name, options); a model string is the ``llm`` proposer."""
     if is_model(cfg.proposer):
         return "llm", {"model": cfg.proposer}
     return parse_spec(cfg.proposer)
 
 
-def constraint_specs(cfg: GenerateConfig) -> list[tuple[str, dict[str, Any]]]:
+def constraint_specs(cfg: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
     """The constraints a run applies: the built-in checks its settings turn on, then any given
     by name (``--constraint NAME:key=value``), in that order."""
     specs: list[tuple[str, dict[str, Any]]] = [("length", {})]
@@ -77,7 +77,7 @@ def constraint_specs(cfg: GenerateConfig) -> list[tuple[str, dict[str, Any]]]:
     return specs + [parse_spec(s) for s in cfg.constraints]
 
 
-def role_models(cfg: GenerateConfig) -> dict[str, str]:
+def role_models(cfg: SearchConfig) -> dict[str, str]:
     """Every model the run will call, by the role it is paid under."""
     out = {"target": cfg.target}
     _, options = proposer_spec(cfg)
@@ -92,7 +92,7 @@ def role_models(cfg: GenerateConfig) -> dict[str, str]:
     return out
 
 
-def _load_role_model(cfg: GenerateConfig, role: str, spec: str) -> Model:
+def _load_role_model(cfg: SearchConfig, role: str, spec: str) -> Model:
     opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
     if cfg.base_url and provider_of(spec).takes_base_url:
         # --base-url names an OpenAI-compatible server; other providers keep their own.
@@ -101,7 +101,7 @@ def _load_role_model(cfg: GenerateConfig, role: str, spec: str) -> Model:
     return load_model(spec, **opts)
 
 
-async def check_models(cfg: GenerateConfig) -> dict[str, Model]:
+async def check_models(cfg: SearchConfig) -> dict[str, Model]:
     """Build every role's backend and check it once (key, server, model name) before anything
     is paid or written; returns them by role for ``run_search(models=...)``.
 
@@ -122,7 +122,7 @@ async def check_models(cfg: GenerateConfig) -> dict[str, Model]:
 
 
 def build_roles(
-    cfg: GenerateConfig,
+    cfg: SearchConfig,
     store: CallStore | None,
     budget: Budget,
     models: dict[str, Model] | None = None,
@@ -156,7 +156,7 @@ def build_roles(
     )
 
 
-def build_searcher(cfg: GenerateConfig, roles: Roles, store: Any | None) -> Searcher:
+def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Searcher:
     """The search of one question; ``store`` is the run store or a worker's EventRecorder."""
     ctx = BuildContext(cfg, roles.client)
     name, options = proposer_spec(cfg)

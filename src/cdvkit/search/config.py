@@ -1,7 +1,12 @@
-"""Configuration of a `cdv generate` run: defaults < config file < command line."""
+"""The settings of a search run (`cdv generate`): defaults < preset < config file < command line.
+
+Named SearchConfig, not after the command, to keep it apart from GenerateRequest (one request to
+a model); ``GenerateConfig`` is kept as an alias for code written before the rename.
+"""
 
 from __future__ import annotations
 
+import json
 import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -15,7 +20,7 @@ SECRET_OPTIONS = frozenset({"api_key"})
 
 
 @dataclass
-class GenerateConfig:
+class SearchConfig:
     preset: str | None = None  # a named bundle of the settings below; see cdvkit.search.preset
     data: str = "sample"
     split: str | None = None
@@ -86,13 +91,18 @@ class GenerateConfig:
         return d
 
     @classmethod
-    def from_sources(
-        cls, config_file: str | Path | None = None, **overrides: Any
-    ) -> GenerateConfig:
+    def from_sources(cls, config_file: str | Path | None = None, **overrides: Any) -> SearchConfig:
         values: dict[str, Any] = {}
         if config_file is not None:
             values.update(load_toml(config_file))
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(values.get("roles"), dict) and isinstance(overrides.get("roles"), dict):
+            # A role option given on the command line adds to the file's, role by role.
+            roles = {r: dict(o) for r, o in values["roles"].items() if isinstance(o, dict)}
+            for role, opts in overrides["roles"].items():
+                roles[role] = {**roles.get(role, {}), **opts}
+            overrides["roles"] = roles
+        values.update(overrides)
         if values.get("strategy") == "reference":
             # `--strategy reference` names the reference implementation's whole call pattern,
             # which is more than a search order: it is the `reference` preset (best-first).
@@ -180,6 +190,35 @@ class GenerateConfig:
         )
 
 
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``--set KEY=VALUE`` items as settings: any field by name (``k=3``, ``leak-check=false``),
+    role options by path (``roles.target.concurrency=64``); values read as JSON when they are
+    (numbers, booleans, lists), else as text. Unknown keys are refused by ``from_sources``."""
+    out: dict[str, Any] = {}
+    names = {f.name: f for f in fields(SearchConfig)}
+    for item in items:
+        key, eq, raw = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not eq or not key:
+            raise ValueError(f"--set {item!r}: not KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        path = key.split(".")
+        if path[0] == "roles":
+            if len(path) != 3:
+                raise ValueError(f"--set {item!r}: role options are roles.ROLE.OPTION=VALUE")
+            out.setdefault("roles", {}).setdefault(path[1], {})[path[2]] = value
+            continue
+        if len(path) != 1:
+            raise ValueError(f"--set {item!r}: unknown setting {key!r}")
+        if key in names and "list" in str(names[key].type) and not isinstance(value, list):
+            value = [*out.get(key, []), raw]  # a list setting given one item at a time
+        out[key] = value
+    return out
+
+
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file; keys may sit at the top level or under a [generate] table."""
     p = Path(path)
@@ -194,3 +233,6 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         **{k.replace("-", "_"): v for k, v in raw.items()},
         **{k.replace("-", "_"): v for k, v in section.items()},
     }
+
+
+GenerateConfig = SearchConfig  # the name before it was SearchConfig

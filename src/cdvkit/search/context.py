@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class BuildContext:
-    # The run's GenerateConfig (typed loosely: the config validates part names against these
+    # The run's SearchConfig (typed loosely: the config validates part names against these
     # parts' registries, so the parts must not import it back).
     cfg: Any
     # client(role, "provider/model"): the role names the calls in the run's cost per role.

@@ -69,9 +69,9 @@ def preset_values(name: str) -> dict[str, Any]:
 
 
 def apply_preset(cfg: Any, name: str) -> Any:
-    """A copy of ``cfg`` (a GenerateConfig) with the preset's settings, recorded as ``preset``.
+    """A copy of ``cfg`` (a SearchConfig) with the preset's settings, recorded as ``preset``.
 
-    Unlike ``GenerateConfig.from_sources(preset=...)`` this overrides every setting the preset
+    Unlike ``SearchConfig.from_sources(preset=...)`` this overrides every setting the preset
     names, whatever ``cfg`` held: use it to derive a comparison run from an existing config.
     """
     from dataclasses import replace

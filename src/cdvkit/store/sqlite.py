@@ -22,6 +22,7 @@ from filelock import FileLock, Timeout
 from cdvkit.data.question import Question
 from cdvkit.store.calls import CallLog
 from cdvkit.store.readonly import ReadOnlyRunError, can_write, connect_readonly, is_readonly_error
+from cdvkit.store.records import Example
 from cdvkit.store.schema import (
     DB_NAME,
     LOCK_NAME,
@@ -284,7 +285,7 @@ class RunStore(CallLog):
         )
 
     # --- results ----------------------------------------------------------------------------------
-    def examples(self) -> Iterator[dict[str, Any]]:
+    def examples(self) -> Iterator[Example]:
         """Every CDV example (a node the target failed that passed every constraint)."""
         qs = {d["id"]: d for d in self.questions()}
         for n in self.nodes(status="good"):

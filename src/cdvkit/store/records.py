@@ -1,0 +1,66 @@
+"""The typed shape of what a run log holds, as every reader receives it.
+
+They are TypedDicts: the store, the reports and the exports pass them around as plain JSON-able
+dicts (so a row on disk, in an export and in memory is the same thing), while a type checker and
+a reader see every field, its type and its meaning in one place.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypedDict
+
+
+class Example(TypedDict):
+    """One CDV example: a distracted question the target answers wrong under the protocol."""
+
+    question_id: str
+    source: str
+    subject: str | None
+    original_question: str
+    original_choices: list[str]
+    original_answer: int  # index into original_choices
+    original_rate: float | None  # share of the protocol's answers to the original that are right
+    question: str  # the distracted question
+    choices: list[str]  # shuffled
+    answer: int  # index into choices
+    answer_text: str
+    rate: float | None  # the search's score of this node (P(correct), or share right)
+    depth: int  # distraction sentences stacked, plus one
+    path: str  # the node's place in the question's search tree
+    distraction: str | None  # the sentence this node added
+    placement: str | None  # prefix | suffix
+    target_option: str | None  # the wrong option the sentence was written to push
+
+
+class FailureGroup(TypedDict):
+    kind: str  # lost | retried | refused
+    role: str
+    reason: str
+    count: int  # requests
+    questions: int  # distinct questions they served
+
+
+class RunStats(TypedDict):
+    """The summary of a run (``cdvkit.reporting.summary.summarize``); what every view shows."""
+
+    questions: int
+    searched: int
+    originally_correct: int
+    originally_failed: int
+    with_example: int
+    examples: int
+    success_rate: float  # with_example / originally_correct
+    candidates: int  # nodes the search's score called fooled
+    verified: int  # of those, confirmed under the protocol
+    rejected_by_verification: int
+    incomplete: int  # questions whose search lost a call (or stopped): no result yet
+    pending: int  # never started
+    skipped: int  # left out by the prefilter
+    unfinished: int  # incomplete + pending
+    calls: int  # the search's paid calls
+    requests_failed: int  # requests that brought no usable answer
+    cost: float  # USD, the search's
+    calls_per_example: float | None
+    failures: list[FailureGroup]
+    by_role: dict[str, dict[str, Any]]  # calls, samples, tokens and cost per role
+    protocol: str | None  # how the target was asked and judged, in words
