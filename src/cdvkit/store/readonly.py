@@ -108,12 +108,19 @@ class ReadOnlyConnection(sqlite3.Connection):
 
 
 def connect_readonly(run_dir: Path) -> sqlite3.Connection:
-    """Open run.db for reading only (``mode=ro``): cdv adds no lock, pragma or schema.
+    """Open run.db for reading only: cdv adds no lock, journal mode or schema.
 
     Only SQLite itself may add the -wal/-shm it needs to read beside a writer, and only in a
     directory this process can write; a read-only directory is left exactly as it is.
     """
     db_path = run_dir.resolve() / DB_NAME
+    if can_write(run_dir):
+        # A directory we may write: an ordinary connection that refuses writes, so SQLite
+        # removes the -wal/-shm it needed when the last connection closes, as after any run
+        # (mode=ro would leave them behind in every run a report was made of).
+        db = _connect(f"file:{quote(str(db_path))}", run_dir)
+        sqlite3.Connection.execute(db, "PRAGMA query_only = 1")
+        return db
     uri = f"file:{quote(str(db_path))}?mode=ro"
     db = _connect(uri, run_dir)
     try:
