@@ -123,11 +123,11 @@ def _role_defaults() -> dict[str, Any]:
 def starter_config() -> str:
     """The text `cdv init` writes: every main setting with its default, commented."""
     from cdvkit.search.config import SearchConfig
-    from cdvkit.search.preset import PRESETS
+    from cdvkit.search.preset import PRESETS, preset_values
     from cdvkit.version import __version__
 
     defaults = SearchConfig()
-    preset_keys = {k for values in PRESETS.values() for k in values}
+    preset_keys = {k for name in PRESETS for k in preset_values(name)}
     out = [
         f"# cdvkit {__version__} configuration for `cdv generate --config FILE`, written by",
         "# `cdv init`. Each value shown is the default, or an example where a setting is unset by",

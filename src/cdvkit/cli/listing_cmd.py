@@ -81,6 +81,7 @@ def parts(
     from cdvkit.export import EXPORTERS
     from cdvkit.models.registry import PROVIDERS
     from cdvkit.prompts import DEFENSES
+    from cdvkit.search.preset import PRESETS
 
     kinds = [
         ("proposer", "--proposer", PROPOSERS),
@@ -89,6 +90,7 @@ def parts(
         ("provider", "provider/model", PROVIDERS),
         ("export format", "cdv export --format", EXPORTERS),
         ("defense", "cdv evaluate --defense", DEFENSES),
+        ("preset", "--preset", PRESETS),
     ]
     rows = [
         {"kind": kind, "name": e.name, "used as": used, "about": e.help}

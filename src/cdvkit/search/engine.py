@@ -86,7 +86,7 @@ class Searcher:
             return QuestionResult(q.id, ORIGINAL_FAILED, original.accuracy, nodes=nodes)
         res = await self.goal.evaluate(root)
         original = original or await self.goal.verify(root, res)
-        root.rate = res.rate
+        root.rate = res.score
         root.outputs = {**res.to_outputs(), "verify": original.to_dict()}
         self._save(q.id, root, nodes)
         if original.fooled:
@@ -194,9 +194,9 @@ class Searcher:
             if not await self._check(q, parent, child, first):
                 return
             res: GoalResult = await self.goal.evaluate(child)
-            child.rate, child.outputs = res.rate, res.to_outputs()
+            child.rate, child.outputs = res.score, res.to_outputs()
             fooled = False
-            if res.success:
+            if res.candidate:
                 # A candidate: it counts only if the target also fails it under the protocol.
                 outcome = await self.goal.verify(child, res)
                 child.outputs["verify"] = outcome.to_dict()

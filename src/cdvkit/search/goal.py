@@ -23,15 +23,26 @@ SEARCH_SCORINGS = ("auto", "sample", "exact")
 
 @dataclass
 class GoalResult:
-    """The search's score of a node: ``rate`` orders the search (P(correct) with exact scoring,
-    the share of right answers with sampled), ``success`` makes it a candidate."""
+    """The search's score of a node, with what it was computed from, each under its own name."""
 
-    rate: float
-    success: bool
+    score: float  # orders the search: p_correct (exact scoring) or accuracy (sampled)
+    candidate: bool  # the score says the target is fooled; only the protocol can confirm it
     mode: str  # "sample" | "exact"
-    answers: list[dict[str, Any]] = field(default_factory=list)
-    probs: list[float] | None = None
+    answers: list[dict[str, Any]] = field(default_factory=list)  # the answers read (sampled)
+    probs: list[float] | None = None  # every choice's probability (exact)
+    p_correct: float | None = None  # the right choice's probability (exact)
+    accuracy: float | None = None  # the share of right answers (sampled)
     outcome: Outcome | None = None  # set when the score is the protocol's own answer
+
+    @property
+    def rate(self) -> float:
+        """The score's name before it was ``score`` (kept for code written against it)."""
+        return self.score
+
+    @property
+    def success(self) -> bool:
+        """``candidate``'s name before it was ``candidate``."""
+        return self.candidate
 
     def to_outputs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "answers": self.answers}
@@ -114,10 +125,11 @@ class TargetGoal:
                 out = exact_outcome(probs, node.answer, self.protocol.threshold)
                 same = self.protocol.scoring == "exact"
                 return GoalResult(
-                    probs[node.answer],
-                    out.fooled,
-                    "exact",
+                    score=probs[node.answer],
+                    candidate=out.fooled,
+                    mode="exact",
                     probs=probs,
+                    p_correct=probs[node.answer],
                     outcome=out if same else None,
                 )
         if self.protocol.scoring == "exact":
@@ -128,7 +140,14 @@ class TargetGoal:
                 model=self.client.name,
             )
         out = await self.asker.sampled(node.question, node.choices, node.answer)
-        return GoalResult(out.accuracy, out.fooled, "sample", out.answers, outcome=out)
+        return GoalResult(
+            score=out.accuracy,
+            candidate=out.fooled,
+            mode="sample",
+            answers=out.answers,
+            accuracy=out.accuracy,
+            outcome=out,
+        )
 
     async def verify(self, node: Node, scored: GoalResult | None = None) -> Outcome:
         """The target's answer to ``node`` under the protocol (free when ``scored`` is it)."""

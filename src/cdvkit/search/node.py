@@ -29,7 +29,9 @@ class Node:
     placement: str | None = None
     target_option: str | None = None
     status: str = OPEN
-    rate: float | None = None  # the search's score (see cdvkit.search.goal.GoalResult)
+    # The search's score (GoalResult.score: P(correct) or the share of right answers); stored and
+    # exported under the name "rate", as the reference implementation called it.
+    rate: float | None = None
     # None: never a candidate; True: the protocol confirmed the target fails it; False: the
     # search's score said so but the protocol did not (the node stays open).
     verified: bool | None = None

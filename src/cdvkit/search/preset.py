@@ -17,13 +17,28 @@ user did not set.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
+
+from cdvkit.registry import Registry
 
 # The reference's target settings: "near-zero temperature", five simulations.
 REFERENCE_TEMPERATURE = 0.01
 
-PRESETS: dict[str, dict[str, Any]] = {
-    "reference": {
+Recipe = Callable[[], dict[str, Any]]
+# Presets are recipes registered by name (``--preset NAME``, entry point group cdvkit.recipes):
+# each returns the settings it stands for, which fill in what the user left unset.
+PRESETS: Registry[Recipe] = Registry("preset", "cdvkit.recipes")
+
+
+@PRESETS.register("reference", help="the reference implementation's call pattern (to compare)")
+def reference() -> dict[str, Any]:
+    """The reference implementation: every node asked five times at a near-zero temperature,
+    one request per sample, every answer sent to the extractor; one proposer call per wrong
+    option; the judge on every child; best-first with exp(K / rate) * depth ** -N (K=2, N=1);
+    max_try = 10 expansions, max_good = 3 examples. It has no depth limit; ten expansions stack
+    at most ten sentences."""
+    return {
         "samples": 5,
         "temperature": REFERENCE_TEMPERATURE,
         "scoring": "sample",
@@ -37,15 +52,22 @@ PRESETS: dict[str, dict[str, Any]] = {
         "n": 1.0,
         "max_expansions": 10,
         "max_good": 3,
-        # The reference has no depth limit; ten expansions can stack at most ten sentences.
         "max_depth": 10,
-    },
-    "efficient": {
+    }
+
+
+@PRESETS.register("efficient", help="cdvkit's cheap settings (the defaults)")
+def efficient() -> dict[str, Any]:
+    """cdvkit's defaults: choice probabilities where the backend gives them (one call per node,
+    examples confirmed under the protocol), n samples in one request, the extractor only when
+    the local reader cannot decide, one proposer call per node, the judge asked last.
+
+    Sequential sampling is not part of it: with backends that return n samples from one request
+    it costs more calls than it saves, and its coarse rates (a node right at once scores 2/3
+    whatever its accuracy) steer best-first worse; see bench/search_efficiency.py."""
+    return {
         "samples": 5,
         "scoring": "auto",
-        # Sequential sampling is not part of it: with backends that return n samples from one
-        # request it costs more calls than it saves, and its coarse rates (a node right at once
-        # scores 2/3 whatever its accuracy) steer best-first worse; see bench/search_efficiency.py.
         "sequential": False,
         "batch_samples": True,
         "always_extract": False,
@@ -54,18 +76,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "strategy": "best-first",
         "max_expansions": 10,
         "max_good": 3,
-    },
-}
+    }
 
 
 def preset_values(name: str) -> dict[str, Any]:
     """The settings a preset stands for; raises ValueError on an unknown name."""
-    try:
-        return dict(PRESETS[name])
-    except KeyError:
-        raise ValueError(
-            f"unknown preset {name!r} (choose from {', '.join(sorted(PRESETS))})"
-        ) from None
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r} (choose from {', '.join(sorted(PRESETS))})")
+    return dict(PRESETS.get(name)())
 
 
 def apply_preset(cfg: Any, name: str) -> Any:
