@@ -148,3 +148,23 @@ def test_result_tables_keep_whole_numbers_at_80_columns(tmp_path, monkeypatch):
     # Each figure stays on one line, whole.
     assert any("100.0% [100.0, 100.0]" in line for line in lines)
     assert any("0.25 (exact, b=3, c=0)" in line for line in lines)
+
+
+def test_every_setting_is_a_generate_option_declared_once():
+    from dataclasses import fields
+
+    from typer.main import get_command
+
+    from cdvkit.search.config import SearchConfig
+
+    command = get_command(app).commands["generate"]
+    options = {p.name: p for p in command.params}
+    settings = {f.name: f for f in fields(SearchConfig)}
+    # Every setting but the per-role table is an option, with the help its declaration gives.
+    for name, f in settings.items():
+        if name == "roles":
+            continue
+        assert name in options, name
+        assert options[name].help == f.metadata["help"], name
+    assert "--no-judge-last" in options["judge_last"].secondary_opts
+    assert options["constraints"].opts == ["--constraint"] and options["constraints"].multiple

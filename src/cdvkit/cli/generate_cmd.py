@@ -5,11 +5,13 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -28,9 +30,7 @@ from cdvkit.cli.common import (
     err,
 )
 from cdvkit.cli.common import fail as _fail
-from cdvkit.search.constraints import CONSTRAINTS
-from cdvkit.search.proposers import PROPOSERS
-from cdvkit.search.strategies import STRATEGIES
+from cdvkit.search.config import SearchConfig
 
 # Exit codes: 0 every question has its result; 1 questions incomplete (calls failed, server down,
 # key refused); 2 bad input, option or model (nothing was run); 3 stopped by --max-calls/--max-cost.
@@ -38,114 +38,14 @@ STOPPED_BY_BUDGET = 3
 
 
 def generate(
-    data: Annotated[
-        str | None, typer.Option(help="Built-in dataset name, 'sample' (default), or a file.")
-    ] = None,
-    target: Annotated[str | None, typer.Option(help="Model under attack (provider/model).")] = None,
-    proposer: Annotated[
-        str | None,
-        typer.Option(
-            help="A provider/model that writes distractions, or a registered proposer with "
-            f"options, e.g. llm:model=openai/gpt-4o,temperature=0.9 ({', '.join(PROPOSERS)})."
-        ),
-    ] = None,
-    judge: Annotated[str | None, typer.Option(help="provider/model for the LLM judge.")] = None,
-    extractor: Annotated[
-        str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
-    ] = None,
-    base_url: Annotated[
-        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
-    ] = None,
-    split: Annotated[str | None, typer.Option(help="Dataset split (built-ins).")] = None,
-    limit: Annotated[int | None, typer.Option(help="Seeded sample of N questions.")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
-    skip_invalid: Annotated[
-        bool | None, typer.Option("--skip-invalid", help="Skip and report bad rows.")
-    ] = None,
-    strict: Annotated[
-        bool | None,
-        typer.Option("--strict", help="Repeated choices are an error, not collapsed."),
-    ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="When the target counts as right/fooled: sample (n step-by-step answers, "
-            "fooled when none is right; default) | exact (the most likely choice)."
-        ),
-    ] = None,
-    samples: Annotated[int | None, typer.Option(help="Protocol: answers per question (n).")] = None,
-    temperature: Annotated[
-        float | None, typer.Option(help="Protocol: sampling temperature (default 0.01).")
-    ] = None,
-    target_prompt: Annotated[
-        str | None,
-        typer.Option(help="letter (lettered choices) | paper (the paper's: answer by text)."),
-    ] = None,
-    scoring: Annotated[
-        str | None,
-        typer.Option(
-            help="The search's cheaper guide: auto (choice probabilities where the model gives "
-            "them) | sample | exact. Examples are always confirmed under the protocol."
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(help="Exact scoring: fooled only when P(correct) is also below this."),
-    ] = None,
-    strategy: Annotated[
-        str | None,
-        typer.Option(help=f"{' | '.join(STRATEGIES)} | reference (the reference preset)."),
-    ] = None,
-    max_expansions: Annotated[int | None, typer.Option(help="Expansions per question.")] = None,
-    max_good: Annotated[int | None, typer.Option(help="Stop a question after N examples.")] = None,
-    max_depth: Annotated[int | None, typer.Option(help="Most distractions stacked.")] = None,
-    max_calls: Annotated[int | None, typer.Option(help="Run-wide ceiling on paid calls.")] = None,
-    max_cost: Annotated[float | None, typer.Option(help="Run-wide ceiling on cost (USD).")] = None,
-    similarity_floor: Annotated[
-        float | None, typer.Option(help="Embedding similarity floor; 0 turns it off.")
-    ] = None,
-    constraint: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--constraint",
-            help="Another check a distraction must pass, by name with options (repeatable), "
-            f"e.g. judge:model=openai/gpt-4o ({', '.join(CONSTRAINTS)}).",
-        ),
-    ] = None,
-    concurrency: Annotated[int | None, typer.Option(help="Questions searched at once.")] = None,
-    preset: Annotated[
-        str | None,
-        typer.Option(help="efficient (cheap defaults) | reference (the paper's call pattern)."),
-    ] = None,
-    proposer_batch: Annotated[
-        bool | None,
-        typer.Option(
-            "--proposer-batch/--no-proposer-batch",
-            help="One proposer call per node for all wrong options (default), or one per option.",
-        ),
-    ] = None,
-    judge_last: Annotated[
-        bool | None,
-        typer.Option(
-            "--judge-last/--no-judge-last",
-            help="Ask the LLM judge only about examples and nodes to expand (default), or all.",
-        ),
-    ] = None,
-    prefilter: Annotated[
-        Path | None,
-        typer.Option(help="Enhanceability model from `cdv prefilter train`: skip hopeless ones."),
-    ] = None,
-    prefilter_threshold: Annotated[
-        float | None, typer.Option(help="Skip questions with P(enhanceable) below this.")
-    ] = None,
     run_dir: Annotated[Path | None, typer.Option(help="Run directory (resumable).")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML config file.")] = None,
     set_: Annotated[
         list[str] | None,
         typer.Option(
             "--set",
-            help="Any other setting, KEY=VALUE (repeatable): e.g. --set k=3, --set "
-            "roles.target.concurrency=64. The config file's keys; `cdv init` lists them.",
+            help="A setting by its config file key, KEY=VALUE (repeatable), e.g. "
+            "--set roles.target.concurrency=64. `cdv init` lists them.",
         ),
     ] = None,
     executor: ExecutorOption = "local",
@@ -154,6 +54,7 @@ def generate(
     ray_gpus_per_worker: RayGpusOption = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    **settings: Any,
 ) -> None:
     """Search CDV examples for every question of a dataset against a target model."""
     from cdvkit.api import generate as run_generate
@@ -162,44 +63,14 @@ def generate(
     from cdvkit.search.config import parse_settings
     from cdvkit.store import ReadOnlyRunError
 
-    settings = {
-        "target": target,
-        "proposer": proposer,
-        "judge": judge,
-        "extractor": extractor,
-        "base_url": base_url,
-        "split": split,
-        "limit": limit,
-        "seed": seed,
-        "skip_invalid": skip_invalid,
-        "strict": strict,
-        "protocol": protocol,
-        "samples": samples,
-        "temperature": temperature,
-        "target_prompt": target_prompt,
-        "scoring": scoring,
-        "threshold": threshold,
-        "strategy": strategy,
-        "max_expansions": max_expansions,
-        "max_good": max_good,
-        "max_depth": max_depth,
-        "max_calls": max_calls,
-        "max_cost": max_cost,
-        "similarity_floor": similarity_floor,
-        "constraints": constraint or None,
-        "concurrency": concurrency,
-        "preset": preset,
-        "proposer_batch": proposer_batch,
-        "judge_last": judge_last,
-        "prefilter": str(prefilter) if prefilter is not None else None,
-        "prefilter_threshold": prefilter_threshold,
-    }
+    data = settings.pop("data", None)
     quiet = quiet or as_json
     try:
         # Dedicated options win over --set, which wins over the config file.
         settings = {
             **parse_settings(set_ or []),
-            **{k: v for k, v in settings.items() if v is not None},
+            # Not given: None (a repeatable option: an empty list), so the file's value stays.
+            **{k: v for k, v in settings.items() if v is not None and v != []},
         }
         # Where the search runs is not part of the run: a run started here resumes on Ray.
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
@@ -317,6 +188,41 @@ def print_summary(s: dict[str, Any]) -> None:
         console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)
 
 
+def _config_options() -> list[inspect.Parameter]:
+    """One option per SearchConfig setting, from its declaration (help and spelling): the
+    command declares none of them itself, so a new setting is an option at once."""
+    hints = get_type_hints(SearchConfig)
+    params = []
+    for f in fields(SearchConfig):
+        if "help" not in f.metadata:
+            continue  # roles: a table, set in the config file or with --set roles.ROLE.X=...
+        kind = hints[f.name]
+        base = bool if kind in (bool, bool | None) else kind
+        decls = [f.metadata["flag"]] if f.metadata.get("flag") else []
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=None,
+                annotation=Annotated[
+                    base if "None" in str(base) else base | None,
+                    typer.Option(*decls, help=f.metadata["help"], show_default=False),
+                ],
+            )
+        )
+    return params
+
+
+def _with_config_options(command: Any) -> Any:
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    # Settings first (as `cdv generate --help` always listed them), then the run's own options.
+    params = [*_config_options(), *[p.replace(kind=p.KEYWORD_ONLY) for p in own]]
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add `generate` to ``app``, replacing any command of that name."""
-    add_command(app, "generate", generate)
+    add_command(app, "generate", _with_config_options(generate))

@@ -19,58 +19,123 @@ DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 SECRET_OPTIONS = frozenset({"api_key"})
 
 
+def setting(default: Any = None, help: str = "", *, flag: str | None = None, **kw: Any) -> Any:
+    """A field of SearchConfig that is also a `cdv generate` option: declared once, here.
+
+    ``flag`` overrides the option's spelling (``--judge-last/--no-judge-last``, ``--constraint``
+    for the list ``constraints``); ``kw`` goes to ``dataclasses.field`` (default_factory).
+    """
+    if "default_factory" not in kw:
+        kw["default"] = default
+    return field(metadata={"help": help, "flag": flag}, **kw)
+
+
 @dataclass
 class SearchConfig:
-    preset: str | None = None  # a named bundle of the settings below; see cdvkit.search.preset
-    data: str = "sample"
-    split: str | None = None
-    limit: int | None = None
-    seed: int = 0
-    skip_invalid: bool = False
-    strict: bool = False
+    preset: str | None = setting(
+        None, "A recipe of settings: efficient (cheap, the defaults) | reference (the paper's)."
+    )
+    data: str = setting("sample", "Built-in dataset name, 'sample' (default), or a file.")
+    split: str | None = setting(None, "Dataset split (built-ins).")
+    limit: int | None = setting(None, "Seeded sample of N questions.")
+    seed: int = setting(0, "Random seed.")
+    skip_invalid: bool = setting(False, "Skip and report bad rows.", flag="--skip-invalid")
+    strict: bool = setting(False, "Repeated choices are an error, not collapsed.", flag="--strict")
     # roles
-    target: str = DEFAULT_TARGET
+    target: str = setting(DEFAULT_TARGET, "Model under attack (provider/model).")
     # A registered proposer ("template", "llm:model=...,temperature=0.9") or a provider/model
     # string (the LLM proposer with that model).
-    proposer: str = "template"
-    judge: str | None = None  # a provider/model string; None means local checks only
-    extractor: str | None = None
-    base_url: str | None = None
-    roles: dict[str, dict[str, Any]] = field(default_factory=dict)  # per-role backend options
+    proposer: str = setting(
+        "template",
+        "A provider/model that writes distractions, or a registered proposer with options, "
+        "e.g. llm:model=openai/gpt-4o,temperature=0.9 (cdv parts lists them).",
+    )
+    judge: str | None = setting(None, "provider/model for the LLM judge (default: local checks).")
+    extractor: str | None = setting(
+        None, "provider/model mapping replies the reader cannot decide to a choice."
+    )
+    base_url: str | None = setting(None, "Base URL of an OpenAI-compatible server.")
+    # Per-role backend options; in the config file or with --set roles.ROLE.OPTION=VALUE.
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The protocol (cdvkit.protocol): how the target is asked and when it counts as fooled.
-    protocol: str = "sample"  # sample (n step-by-step answers, none right) | exact (argmax)
-    samples: int = 5
-    temperature: float = NEAR_GREEDY
-    target_prompt: str = "letter"  # letter | paper (the paper's wording: answer by text)
-    threshold: float | None = None  # exact: fooled only when P(correct) is also below it
+    protocol: str = setting(
+        "sample",
+        "When the target counts as right/fooled: sample (n step-by-step answers, fooled when "
+        "none is right) | exact (the most likely choice).",
+    )
+    samples: int = setting(5, "Protocol: answers per question (n).")
+    temperature: float = setting(NEAR_GREEDY, "Protocol: sampling temperature.")
+    target_prompt: str = setting(
+        "letter", "letter (lettered choices) | paper (the paper's: answer by text)."
+    )
+    threshold: float | None = setting(
+        None, "Exact scoring: fooled only when P(correct) is also below this."
+    )
     # The search's own, cheaper score; every example is confirmed under the protocol.
-    scoring: str = "auto"  # auto (exact where log-probs exist) | sample | exact
-    sequential: bool = False
-    batch_samples: bool = True  # False: one request per sample (the reference's pattern)
-    always_extract: bool = False  # True: every answer goes to the extractor (the reference's)
-    judge_last: bool = True  # the LLM judge sees only children the target fails and nodes expanded
+    scoring: str = setting(
+        "auto",
+        "The search's cheaper guide: auto (choice probabilities where the model gives them) | "
+        "sample | exact. Examples are always confirmed under the protocol.",
+    )
+    sequential: bool = setting(
+        False,
+        "Stop sampling a node at its first right answer.",
+        flag="--sequential/--no-sequential",
+    )
+    batch_samples: bool = setting(
+        True,
+        "n samples in one request (default), or one request each (the reference's).",
+        flag="--batch-samples/--no-batch-samples",
+    )
+    always_extract: bool = setting(
+        False,
+        "Send every reply to the extractor (the reference's), not only undecided ones.",
+        flag="--always-extract/--no-always-extract",
+    )
+    judge_last: bool = setting(
+        True,
+        "Ask the LLM judge only about examples and nodes to expand (default), or all.",
+        flag="--judge-last/--no-judge-last",
+    )
     # strategy and budgets
-    strategy: str = "best-first"
-    k: float = 2.0
-    n: float = 1.0
-    max_expansions: int = 10
-    max_good: int = 3
-    max_depth: int = 5
-    max_calls: int | None = None
-    max_cost: float | None = None
+    strategy: str = setting(
+        "best-first", "How the tree is searched (cdv parts lists them); reference: the preset."
+    )
+    k: float = setting(2.0, "Best-first priority exp(K / score) * depth**-N: K.")
+    n: float = setting(1.0, "Best-first priority exp(K / score) * depth**-N: N.")
+    max_expansions: int = setting(10, "Expansions per question.")
+    max_good: int = setting(3, "Stop a question after N examples.")
+    max_depth: int = setting(5, "Most distractions stacked.")
+    max_calls: int | None = setting(None, "Run-wide ceiling on paid calls.")
+    max_cost: float | None = setting(None, "Run-wide ceiling on cost (USD).")
     # constraints
-    length_ratio: float = 10.0
-    similarity_floor: float = 0.5  # 0 turns the similarity constraint off
-    leak_check: bool = True
-    constraints: list[str] = field(default_factory=list)  # more, by name: "judge:model=..."
+    length_ratio: float = setting(10.0, "A distracted question is at most this x its parent.")
+    similarity_floor: float = setting(0.5, "Embedding similarity floor; 0 turns it off.")
+    leak_check: bool = setting(
+        True,
+        "Drop distractions that name the answer or label options (default).",
+        flag="--leak-check/--no-leak-check",
+    )
+    constraints: list[str] = setting(  # noqa: RUF009 - a dataclasses.field, via setting()
+        help="Another check a distraction must pass, by name with options (repeatable), e.g. "
+        "judge:model=openai/gpt-4o (cdv parts lists them).",
+        flag="--constraint",
+        default_factory=list,
+    )
     # enhanceability prefilter: questions with P(enhanceable) below the threshold are skipped
-    prefilter: str | None = None  # path of a model saved by `cdv prefilter train`
-    prefilter_threshold: float = 0.3
-    proposer_temperature: float = 0.7
-    proposer_batch: bool = True  # one proposer call per node for all its wrong options
+    prefilter: str | None = setting(
+        None, "Enhanceability model from `cdv prefilter train`: skip hopeless questions."
+    )
+    prefilter_threshold: float = setting(0.3, "Skip questions with P(enhanceable) below this.")
+    proposer_temperature: float = setting(0.7, "The LLM proposer's sampling temperature.")
+    proposer_batch: bool = setting(
+        True,
+        "One proposer call per node for all wrong options (default), or one per option.",
+        flag="--proposer-batch/--no-proposer-batch",
+    )
     # throughput
-    concurrency: int = 16
-    model_concurrency: int = 8
+    concurrency: int = setting(16, "Questions searched at once.")
+    model_concurrency: int = setting(8, "Requests in flight per model (a role may set its own).")
 
     # Fields a resumed run may change without invalidating what is stored.
     RESUMABLE_CHANGES = frozenset(
