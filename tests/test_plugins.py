@@ -147,3 +147,16 @@ def test_other_packages_add_parts_through_entry_points(monkeypatch: pytest.Monke
     assert things.get("shout") is json.dumps and seen == ["cdvkit.things"]
     with pytest.raises(ValueError, match=r"unknown thing 'nope' \(registered: shout\)"):
         things.get("nope")
+
+
+def test_a_plugin_that_fails_to_load_is_a_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    broken = EntryPoint("bad", "no_such_module_anywhere:thing", "cdvkit.things2")
+    monkeypatch.setattr(
+        registry_module,
+        "entry_points",
+        lambda *, group: [broken] if group == "cdvkit.things2" else [],
+    )
+    things: Registry[Any] = Registry("thing", "cdvkit.things2")
+    things.add("good", json.dumps)
+    with pytest.warns(UserWarning, match="thing plugin 'bad'"):
+        assert list(things) == ["good"]

@@ -13,6 +13,7 @@ when loaded; it is loaded the first time a name is not found.
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -84,7 +85,14 @@ class Registry(Generic[T]):
             return
         self._plugins_loaded = True
         for ep in entry_points(group=self.group):
-            loaded = ep.load()
+            try:
+                loaded = ep.load()
+            except Exception as exc:  # a broken plugin must not break every cdv command
+                warnings.warn(
+                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {exc}",
+                    stacklevel=2,
+                )
+                continue
             if ep.name not in self._entries and callable(loaded):
                 self.add(ep.name, loaded)
 
