@@ -105,6 +105,12 @@ def test_lower_layers_never_import_upper_ones() -> None:
         for name in (n for n in g if n == low or n.startswith(low + ".")):
             bad = {m for m in reachable(g, name) if m.startswith(upper)}
             assert not bad, f"{name} reaches {sorted(bad)}"
+    # Executors only execute: what a job does comes from the package that defines the job.
+    for name in (n for n in g if n.startswith("cdvkit.executors")):
+        bad = {
+            m for m in reachable(g, name) if m.startswith(("cdvkit.search", "cdvkit.evaluation"))
+        }
+        assert not bad, f"{name} reaches {sorted(bad)}"
     # Reports read a run; they never need to know how it was executed.
     for name in (n for n in g if n.startswith("cdvkit.reporting")):
         assert not {m for m in reachable(g, name) if m.startswith("cdvkit.executors")}, name

@@ -10,10 +10,12 @@ from collections.abc import Callable
 
 from cdvkit.data.question import Question
 from cdvkit.executors import LocalExecutor
-from cdvkit.executors.base import Executor, ExecutorUnavailableError, RunOutcome
+from cdvkit.executors.base import Executor
+from cdvkit.jobs import JobEnd, RunOutcome
 from cdvkit.models.base import Model
-from cdvkit.models.errors import ModelError
+from cdvkit.models.budget import Budget
 from cdvkit.search.config import SearchConfig
+from cdvkit.search.work import SearchWork
 from cdvkit.store import RunStore
 from cdvkit.store.status import UNFINISHED
 
@@ -55,27 +57,29 @@ async def run_search(
     Whatever the executor, this process is the only writer of ``store``.
     """
     executor = executor or LocalExecutor()
-    outcome = RunOutcome()
     try:
-        try:
-            await executor.open(cfg, store, models)
-        except (ValueError, ModelError, ExecutorUnavailableError) as exc:
-            # A model (or worker) that cannot be built stops the run before anything is paid.
-            outcome.fatal = str(exc)
-            return outcome
         if cfg.prefilter:
             try:
                 from cdvkit.prefilter import skip_in_store
 
                 skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
             except (ImportError, OSError, ValueError) as exc:
-                outcome.fatal = f"prefilter: {exc}"
-                return outcome
+                return RunOutcome(fatal=f"prefilter: {exc}")
         todo = [d["question"] for d in store.questions() if d["status"] in UNFINISHED]
-        await executor.run(todo, store, outcome, on_question_done)
+        # Calls paid by earlier sessions of this run count against its ceiling.
+        budget = Budget(
+            cfg.max_calls,
+            cfg.max_cost,
+            calls=store.paid_calls("search"),
+            cost=store.total_cost("search"),
+        )
+
+        def ended(end: JobEnd) -> None:
+            if on_question_done:
+                on_question_done(end.key, end.status)
+
+        return await executor.map(
+            SearchWork(cfg, models), todo, store, budget, concurrency=cfg.concurrency, on_end=ended
+        )
     finally:
         await executor.aclose()
-    return outcome
-
-
-# Statuses of a question that is not a result yet: a rerun searches it (again).

@@ -33,6 +33,11 @@ class Question:
             )
 
     @property
+    def key(self) -> str:
+        """The question as a job for an executor (cdvkit.jobs): its calls are cached under it."""
+        return self.id
+
+    @property
     def answer_text(self) -> str:
         return self.choices[self.answer]
 

@@ -1,7 +1,7 @@
 """Evaluate models on original vs. distracted questions: accuracy, drop, significance, transfer.
 
-The entry points: check every model before anything is paid, then evaluate one defense, here or
-on a distributed executor's workers.
+The entry points: check every model before anything is paid, then evaluate one defense: the
+stored answers are reused, the others asked as one job per question on an executor.
 """
 
 from __future__ import annotations
@@ -11,12 +11,15 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.evaluation.defenses import Defense, resolve_defense
-from cdvkit.evaluation.evaluator import Evaluator, load_backend
+from cdvkit.evaluation.evaluator import load_backend
 from cdvkit.evaluation.items import ExampleSet
-from cdvkit.evaluation.results import EvalProgress
-from cdvkit.evaluation.settings import EvalSettings
+from cdvkit.evaluation.results import EvalProgress, ItemScore, Tally, assemble_results, eval_jobs
+from cdvkit.evaluation.settings import EvalSettings, eval_key
+from cdvkit.evaluation.work import Answer, EvalJob, EvalWork
+from cdvkit.jobs import JobEnd, run_here
 from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
+from cdvkit.models.errors import BudgetExceeded, error_named
 from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
@@ -39,26 +42,51 @@ async def evaluate(
     """Evaluate ``models`` on every example set under one defense; returns the result entry.
 
     ``backends`` maps a model string to a ready backend (tests, the Python API); other strings
-    are loaded with ``load_model``. A distributed ``executor`` (cdvkit.executors) scores on its
-    workers, this process still the only writer of ``store``.
+    are loaded with ``load_model``. ``executor`` (cdvkit.executors; default: this process) runs
+    the questions' answers; this process tallies them and is the only writer of ``store``.
+    Raises BudgetExceeded, or the ModelError that stopped every answer (a bad key...).
     """
+    if not models:
+        raise ValueError("give at least one model to evaluate (--models)")
+    models = list(dict.fromkeys(models))
     d = defense if isinstance(defense, Defense) else resolve_defense(defense)
-    options: dict[str, Any] = {
-        "store": store,
-        "defense": d,
-        "settings": settings or EvalSettings(),
-        "budget": budget,
-        "backends": backends,
-        "extractor": extractor,
-        "base_url": base_url,
-    }
-    if executor is not None and executor.distributed:
-        return await executor.evaluate(sets, models, **options, on_progress=on_progress)
-    ev = Evaluator(models, **options)
-    try:
-        return await ev.run(sets, on_progress=on_progress)
-    finally:
-        await ev.aclose()
+    settings = settings or EvalSettings()
+    budget = budget or Budget()
+    ext_name = getattr(extractor, "name", extractor)
+    answers = eval_jobs(sets, models, settings.all_examples)
+    tally = Tally(models, EvalProgress(total=len(answers)), on_progress)
+
+    # Answers already stored cost nothing and need no job; the rest go out per question.
+    todo: dict[str, list[Answer]] = {}
+    for si, model, item, v in answers:
+        key = eval_key(model, item.id, v, d, settings, ext_name)
+        hit = store.get_eval(key) if store is not None else None
+        if hit is not None:
+            tally.record(si, model, item.id, v.key, ItemScore(hit["accuracy"], hit["mode"], True))
+        else:
+            todo.setdefault(item.id, []).append((si, model, item, v))
+
+    def scored(end: JobEnd) -> None:
+        for si, model, item_id, vkey, sc, error in end.value:
+            if error:
+                tally.progress.errors.append(error)
+            tally.record(si, model, item_id, vkey, sc)
+
+    work = EvalWork(models, d, settings, backends, extractor, base_url)
+    jobs = [EvalJob(k, tuple(a)) for k, a in todo.items()]
+    if executor is None:
+        outcome = await run_here(
+            work, jobs, store, budget, concurrency=settings.concurrency, on_end=scored
+        )
+    else:
+        outcome = await executor.map(
+            work, jobs, store, budget, concurrency=settings.concurrency, on_end=scored
+        )
+    if outcome.stopped:
+        raise BudgetExceeded(outcome.stopped)
+    if outcome.fatal:
+        raise error_named(outcome.fatal_error, outcome.fatal)
+    return assemble_results(models, d, settings, sets, tally.scores, tally.modes, tally.progress)
 
 
 def run_protocol(run_dir: str | Path) -> Protocol:

@@ -7,14 +7,12 @@ where it stopped and a repeated one costs nothing.
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Callable
 from typing import Any
 
 from cdvkit.evaluation.defenses import Defense
-from cdvkit.evaluation.items import EvalItem, ExampleSet, Variant
-from cdvkit.evaluation.results import EvalProgress, ItemScore, Tally, assemble_results, eval_jobs
+from cdvkit.evaluation.items import EvalItem, Variant
+from cdvkit.evaluation.results import ItemScore
 from cdvkit.evaluation.settings import EvalSettings, eval_key
 from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
@@ -22,7 +20,6 @@ from cdvkit.models.client import RoleClient, current_question
 from cdvkit.models.errors import (
     AuthenticationError,
     BackendUnavailableError,
-    ModelError,
     OutageError,
     UnsupportedError,
 )
@@ -152,53 +149,3 @@ class Evaluator:
             },
         )
         return ItemScore(accuracy, out.mode, False)
-
-    async def run(
-        self,
-        sets: list[ExampleSet],
-        *,
-        on_progress: Callable[[EvalProgress], None] | None = None,
-    ) -> dict[str, Any]:
-        """Score every (set, model, item, variant) and return this defense's result entry."""
-        s = self.settings
-        jobs = eval_jobs(sets, self.models, s.all_examples)
-        tally = Tally(self.models, EvalProgress(total=len(jobs)), on_progress)
-        sem = asyncio.Semaphore(max(1, s.concurrency))
-
-        async def one(si: int, model: str, item: EvalItem, v: Variant) -> None:
-            async with sem:
-                try:
-                    sc = await self.score(model, item, v)
-                except FATAL:
-                    raise
-                except ModelError as exc:
-                    # One failed answer drops the question for this model (pairs must be whole).
-                    tally.progress.errors.append(f"{model} on {item.id} ({v.key}): {exc}")
-                    sc = None
-            tally.record(si, model, item.id, v.key, sc)
-
-        tasks = [asyncio.create_task(one(*j)) for j in jobs]
-        try:
-            # Let every job settle before raising: calls already in flight when the budget runs
-            # out are paid for, and their answers must reach the store so a rerun reuses them.
-            outcomes = await asyncio.gather(*tasks, return_exceptions=True)
-        except BaseException:
-            for t in tasks:
-                t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
-        failures = [o for o in outcomes if isinstance(o, BaseException)]
-        if failures:
-            raise failures[0]
-        return self._assemble(sets, tally.scores, tally.modes, tally.progress)
-
-    def _assemble(
-        self,
-        sets: list[ExampleSet],
-        scores: dict[tuple[int, str, str, str], ItemScore | None],
-        modes: dict[str, set[str]],
-        progress: EvalProgress,
-    ) -> dict[str, Any]:
-        return assemble_results(
-            self.models, self.defense, self.settings, sets, scores, modes, progress
-        )

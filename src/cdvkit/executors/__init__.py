@@ -1,16 +1,17 @@
-"""Where a run's questions are searched.
+"""Where jobs run: a search's questions, an evaluation's answers.
 
 ``local`` (the default) runs them concurrently in this process; ``ray`` partitions them over a
-pool of Ray actors (``pip install 'cdvkit[ray]'``). Either way the search code is the same
-(``base.search_question``) and this process is the single writer of the run store: a Ray worker
-streams its writes back as events (``events``) that the driver stores as they arrive.
+pool of Ray actors (``pip install 'cdvkit[ray]'``). An executor only executes: the jobs and the
+work that runs them come from the search and evaluation packages (``cdvkit.jobs``), and this
+process is the single writer of the run store: a Ray worker streams its writes back as events
+(``events``) that the driver stores as they arrive.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.executors.base import Executor, ExecutorUnavailableError, QuestionEnd, search_question
+from cdvkit.executors.base import Executor, ExecutorUnavailableError
 from cdvkit.executors.local import LocalExecutor
 
 EXECUTORS = ("local", "ray")
@@ -47,8 +48,6 @@ __all__ = [
     "Executor",
     "ExecutorUnavailableError",
     "LocalExecutor",
-    "QuestionEnd",
     "executor_from_options",
     "make_executor",
-    "search_question",
 ]

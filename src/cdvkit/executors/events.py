@@ -18,21 +18,20 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdvkit.executors.base import QuestionEnd
+from cdvkit.jobs import JobEnd
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import current_question
 from cdvkit.models.errors import BudgetExceeded
 from cdvkit.store import RunStore
 
 Event = tuple[Any, ...]
-CALLS, NODE, CLEAR, STATUS, FAILURE, EVAL, RESULT, END = (
+CALLS, NODE, CLEAR, STATUS, FAILURE, EVAL, END = (
     "calls",
     "node",
     "clear",
     "status",
     "failure",
     "eval",
-    "result",
     "end",
 )
 
@@ -78,19 +77,19 @@ class EventRecorder:
             raise RuntimeError(f"event {event[0]!r} for question {qid!r}, which is not running")
         oq.queue.put_nowait(event)
 
-    async def end(self, end: QuestionEnd) -> None:
-        """Close the question's stream once every call it paid for is on it.
+    async def end(self, end: JobEnd) -> None:
+        """Close the job's stream once every call it paid for is on it.
 
         A search can return while calls it started are still running (asyncio.gather leaves the
         siblings of a failed call running): locally they still reach the store, so here the END
         waits for them, and calls that have not started yet are refused.
         """
-        oq = self._open[end.question_id]
+        oq = self._open[end.key]
         oq.ending = True
         while oq.inflight:
             oq.idle.clear()
             await oq.idle.wait()
-        self.emit(end.question_id, (END, end.question_id, end.kind, end.status, end.message))
+        self.emit(end.key, (END, end.key, end))
 
     def track(self, budget: Budget) -> Budget:
         """``budget`` as the worker's clients should use it: counting each question's calls."""
@@ -206,8 +205,8 @@ class _QuestionBudget(Budget):
             oq.idle.set()
 
 
-def apply_event(store: RunStore, event: Event) -> QuestionEnd | None:
-    """Write one worker event to the run store; returns the question's end when it is one."""
+def apply_event(store: RunStore, event: Event) -> JobEnd | None:
+    """Write one worker event to the run store; returns the job's end when it is one."""
     kind, qid = event[0], event[1]
     if kind == CALLS:
         # One request's samples together, as RoleClient writes them locally.
@@ -233,7 +232,8 @@ def apply_event(store: RunStore, event: Event) -> QuestionEnd | None:
     elif kind == EVAL:
         store.put_eval(event[2], event[3])
     elif kind == END:
-        return QuestionEnd(qid, event[2], event[3], event[4])
-    elif kind != RESULT:  # results are for the caller, not the store
+        end: JobEnd = event[2]
+        return end
+    else:
         raise ValueError(f"unknown worker event {kind!r}")
     return None

@@ -1,11 +1,12 @@
-"""Scale-out on Ray: questions partitioned over a pool of actors, the driver the single writer.
+"""Scale-out on Ray: jobs partitioned over a pool of actors, the driver the single writer.
 
 Design:
 
-- A pool of ``SearchWorker`` actors (``ray_workers``), each building its own model backends from
-  the run's config once (a local ``hf/`` or ``embed/`` model is loaded once per actor and serves
-  every question sent to it). Each question is one streaming call on an actor.
-- The driver ships a question's cached calls with it, and the worker streams every write back as
+- A pool of ``Worker`` actors (``ray_workers``), each building the work (a search's or an
+  evaluation's, from its picklable recipe) once, with its own model backends (a local ``hf/`` or
+  ``embed/`` model is loaded once per actor and serves every job sent to it). Each job (one
+  question) is one streaming call on an actor.
+- The driver ships a job's cached calls with it, and the worker streams every write back as
   it happens (``cdvkit.executors.events``): a paid call is stored by the driver before the search
   goes on, so a killed driver resumes without paying again for anything it received. Workers never
   open the SQLite file, so they can run on machines that do not see it.
@@ -21,33 +22,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from cdvkit.data.question import Question
-from cdvkit.executors.base import (
-    Executor,
-    ExecutorUnavailableError,
-    OnQuestionDone,
-    QuestionEnd,
-    RunOutcome,
-    RunStopped,
-    search_all,
-)
-from cdvkit.executors.events import RESULT, Event, apply_event
+from cdvkit.executors.base import Executor, ExecutorUnavailableError
+from cdvkit.executors.events import apply_event
 from cdvkit.executors.ray_actors import BudgetActor, LimiterActor
-from cdvkit.executors.ray_workers import EvalWorker, SearchWorker
+from cdvkit.executors.ray_workers import Worker
+from cdvkit.jobs import JobEnd, OnEnd, RunOutcome, RunStopped, schedule
 from cdvkit.models.budget import Budget
-from cdvkit.models.errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    BudgetExceeded,
-    UnsupportedError,
-)
 
 if TYPE_CHECKING:
-    from cdvkit.models.base import Model
-    from cdvkit.search.config import SearchConfig
+    from cdvkit.jobs import WorkSpec
     from cdvkit.store import RunStore
 
 INSTALL_HINT = "pip install 'cdvkit[ray]'"
@@ -78,7 +64,7 @@ def connect(address: str | None) -> bool:
 
 # --- the driver ----------------------------------------------------------------------------------
 class RayExecutor(Executor):
-    """Runs a search (or an evaluation) on a pool of Ray actors; this process writes the store."""
+    """Runs jobs on a pool of Ray actors, one streaming call each; this process writes the store."""
 
     name = "ray"
     distributed = True
@@ -98,6 +84,7 @@ class RayExecutor(Executor):
         self._actors: list[Any] = []
         self._shared: list[Any] = []
         self.budget_actor: Any = None
+        self._load: list[int] = []
 
     # --- pool ---------------------------------------------------------------------------------
     def _pool_size(self, ray: Any) -> int:
@@ -111,7 +98,7 @@ class RayExecutor(Executor):
             n = min(n, int(res.get("GPU", 0) // self.gpus_per_worker))
         return max(1, n)
 
-    async def _start_pool(self, cls: type, budget: Budget, *args: Any) -> None:
+    async def _start_pool(self, spec: WorkSpec, budget: Budget) -> None:
         ray = import_ray()
         self._started = connect(self.address) or self._started
         if self.gpus_per_worker > ray.cluster_resources().get("GPU", 0):
@@ -129,14 +116,14 @@ class RayExecutor(Executor):
             )
         limiter = ray.remote(LimiterActor).options(num_cpus=0, max_concurrency=100_000).remote()
         self._shared = [a for a in (self.budget_actor, limiter) if a is not None]
-        remote_cls = ray.remote(cls).options(
+        remote_cls = ray.remote(Worker).options(
             num_cpus=self.cpus_per_worker,
             num_gpus=self.gpus_per_worker,
-            max_concurrency=10_000,  # questions at once are bounded by the driver
+            max_concurrency=10_000,  # jobs at once are bounded by the driver
         )
         try:
             self._actors = [
-                remote_cls.remote(*args, self.budget_actor, limiter)
+                remote_cls.remote(spec, self.budget_actor, limiter)
                 for _ in range(self._pool_size(ray))
             ]
             errors = await asyncio.gather(*(a.ready.remote() for a in self._actors))
@@ -146,156 +133,70 @@ class RayExecutor(Executor):
         problem = next((e for e in errors if e), None)
         if problem:
             raise ValueError(problem)
+        self._load = [0] * len(self._actors)
 
-    async def _stream(
-        self, store: RunStore, actor_call: Callable[[Any], Any], on_event: Callable[[Event], None]
-    ) -> QuestionEnd:
-        """Run one streaming call on the least busy actor and store its events as they come."""
+    async def _stream(self, store: RunStore, job: Any) -> JobEnd:
+        """Run one job on the least busy actor and store its events as they come."""
         i = min(range(len(self._actors)), key=self._load.__getitem__)
         self._load[i] += 1
-        end: QuestionEnd | None = None
+        end: JobEnd | None = None
         try:
-            gen = actor_call(self._actors[i])
+            # The job travels with the calls stored under its key: a replay pays for none of them.
+            gen = (
+                self._actors[i]
+                .run.options(num_returns="streaming")
+                .remote(job, store.calls_for_question(job.key))
+            )
             async for ref in gen:
                 for ev in await ref:
                     end = apply_event(store, ev) or end
-                    on_event(ev)
         finally:
             self._load[i] -= 1
         if end is None:
-            raise RuntimeError("a Ray worker's stream ended without its result")
+            raise RuntimeError("a Ray worker's stream ended without its job's end")
         return end
 
-    # --- search ---------------------------------------------------------------------------------
-    async def open(
-        self, cfg: SearchConfig, store: RunStore, models: dict[str, Model] | None
-    ) -> None:
-        self.cfg = cfg
-        budget = Budget(
-            cfg.max_calls,
-            cfg.max_cost,
-            calls=store.paid_calls("search"),
-            cost=store.total_cost("search"),
-        )
-        await self._start_pool(SearchWorker, budget, cfg, models)
-        self._load = [0] * len(self._actors)
-
-    async def run(
+    # --- the map --------------------------------------------------------------------------------
+    async def map(
         self,
-        todo: list[Question],
-        store: RunStore,
-        outcome: RunOutcome,
-        on_question_done: OnQuestionDone | None = None,
-    ) -> None:
-        ray = import_ray()
-
-        async def one(q: Question) -> QuestionEnd:
-            cached = store.calls_for_question(q.id)
-            try:
-                return await self._stream(
-                    store,
-                    lambda a: a.search.options(num_returns="streaming").remote(q, cached),
-                    lambda ev: None,
-                )
-            except ray.exceptions.RayError as exc:
-                # The question stays "running": a rerun replays it from the stored calls.
-                raise RunStopped(f"Ray worker lost on question {q.id}: {exc}") from exc
-
-        await search_all(todo, self.cfg.concurrency, one, outcome, on_question_done)
-
-    # --- evaluation -----------------------------------------------------------------------------
-    async def evaluate(self, sets: list[Any], models: list[str], **kwargs: Any) -> dict[str, Any]:
-        """`cdv evaluate` on the pool: one streaming call per question id, the driver storing
-        every answer and paid call as it arrives; statistics are computed here as locally."""
-        from cdvkit.evaluation.defenses import resolve_defense
-        from cdvkit.evaluation.results import (
-            EvalProgress,
-            ItemScore,
-            Tally,
-            assemble_results,
-            eval_jobs,
-        )
-        from cdvkit.evaluation.settings import EvalSettings, eval_key
-
-        store: RunStore | None = kwargs.pop("store")
+        spec: WorkSpec,
+        jobs: Sequence[Any],
+        store: RunStore | None,
+        budget: Budget,
+        *,
+        concurrency: int,
+        on_end: OnEnd | None = None,
+    ) -> RunOutcome:
+        outcome = RunOutcome()
+        if not jobs:
+            return outcome
         if store is None:
-            raise ValueError("the ray executor evaluates into a run store (store=None given)")
-        on_progress = kwargs.pop("on_progress", None)
-        budget: Budget = kwargs.pop("budget", None) or Budget()
-        defense = kwargs["defense"]
-        kwargs["defense"] = defense = (
-            defense if not isinstance(defense, str) else resolve_defense(defense)
-        )
-        settings: EvalSettings = kwargs.setdefault("settings", None) or EvalSettings()
-        kwargs["settings"] = settings
-        models = list(dict.fromkeys(models))
-        extractor = kwargs.get("extractor")
-        ext_name = getattr(extractor, "name", extractor)
-
-        jobs = eval_jobs(sets, models, settings.all_examples)
-        tally = Tally(models, EvalProgress(total=len(jobs)), on_progress)
-        record, progress = tally.record, tally.progress
-        failures: list[tuple[str, str]] = []
-
-        # Answers already stored cost nothing and need no worker; the rest go out per question.
-        remote: dict[str, list[tuple[int, str, Any, Any]]] = {}
-        for si, model, item, v in jobs:
-            hit = store.get_eval(eval_key(model, item.id, v, defense, settings, ext_name))
-            if hit is not None:
-                record(si, model, item.id, v.key, ItemScore(hit["accuracy"], hit["mode"], True))
-            else:
-                remote.setdefault(item.id, []).append((si, model, item, v))
-        if remote:
-            ray = import_ray()
-            await self._start_pool(EvalWorker, budget, models, kwargs)
-            self._load = [0] * len(self._actors)
-            sem = asyncio.Semaphore(max(1, settings.concurrency))
-
-            def on_event(ev: Event) -> None:
-                if ev[0] != RESULT:
-                    return
-                _, item_id, si, model, vkey, res = ev
-                if res[0] == "ok":
-                    record(si, model, item_id, vkey, ItemScore(res[1], res[2], res[3]))
-                    return
-                if res[0] not in ("budget", *_FATAL_EVAL):
-                    # One failed answer drops the question for this model (pairs must be whole).
-                    progress.errors.append(f"{model} on {item_id} ({vkey}): {res[1]}")
-                else:
-                    failures.append(res)
-                record(si, model, item_id, vkey, None)
-
-            async def one(item_id: str, group: list[tuple[int, str, Any, Any]]) -> None:
-                async with sem:
-                    try:
-                        end = await self._stream(
-                            store,
-                            lambda a: a.score.options(num_returns="streaming").remote(
-                                item_id, group, store.calls_for_question(item_id), {}
-                            ),
-                            on_event,
-                        )
-                    except ray.exceptions.RayError as exc:
-                        failures.append(("RuntimeError", f"Ray worker lost on {item_id}: {exc}"))
-                        return
-                if end.kind == "fatal":
-                    failures.append(("RuntimeError", end.message or "worker error"))
-
+            outcome.fatal = "the ray executor records into a run store (store=None given)"
+            return outcome
+        try:
             try:
-                await asyncio.gather(*(one(i, g) for i, g in remote.items()))
-            finally:
-                if self.budget_actor is not None:
+                await self._start_pool(spec, budget)
+            except (ValueError, ExecutorUnavailableError) as exc:
+                # Workers that cannot build their backends stop the map before anything is paid.
+                outcome.fatal, outcome.fatal_error = str(exc), type(exc).__name__
+                return outcome
+            ray = import_ray()
+
+            async def one(job: Any) -> JobEnd:
+                try:
+                    return await self._stream(store, job)
+                except ray.exceptions.RayError as exc:
+                    # The job's question stays "running": a rerun replays it from stored calls.
+                    raise RunStopped(f"Ray worker lost on question {job.key}: {exc}") from exc
+
+            await schedule(jobs, concurrency, one, outcome, on_end)
+        finally:
+            if self.budget_actor is not None:
+                with contextlib.suppress(Exception):
                     budget.calls, budget.cost = await self.budget_actor.state.remote()
-                # Ray stays connected for the next defense; it shuts down when this process ends.
-                await self._close_pool()
-        for kind, message in failures:
-            if kind == "budget":
-                raise BudgetExceeded(message)
-        for kind, message in failures:
-            raise _FATAL_EVAL.get(kind, RuntimeError)(message)
-        return assemble_results(
-            models, defense, settings, sets, tally.scores, tally.modes, tally.progress
-        )
+            # Ray stays connected for the next map; it shuts down with aclose().
+            await self._close_pool()
+        return outcome
 
     # --- shutdown -------------------------------------------------------------------------------
     async def aclose(self) -> None:
@@ -317,9 +218,3 @@ class RayExecutor(Executor):
         for a in [*self._actors, *self._shared]:
             ray.kill(a)
         self._actors, self._shared = [], []
-
-
-# Errors that stop an evaluation at once, rebuilt on the driver from their names.
-_FATAL_EVAL: dict[str, type[Exception]] = {
-    cls.__name__: cls for cls in (AuthenticationError, BackendUnavailableError, UnsupportedError)
-}

@@ -66,3 +66,21 @@ class OutageError(ModelError):
 
 # Errors that stop a whole run (or evaluation) where it is: no other question would escape them.
 STOPS_RUN: tuple[type[BaseException], ...] = (AuthenticationError, OutageError, BudgetExceeded)
+
+
+def error_named(name: str | None, message: str) -> Exception:
+    """The error ``name`` (a class above) carrying ``message``, as raised where the work ran (a
+    Ray worker, whose exceptions do not cross as themselves); an unknown name is a RuntimeError."""
+    known: dict[str, type[Exception]] = {
+        cls.__name__: cls
+        for cls in (
+            ModelError,
+            AuthenticationError,
+            BadResponseError,
+            UnsupportedError,
+            BackendUnavailableError,
+            OutageError,
+            BudgetExceeded,
+        )
+    }
+    return known.get(name or "", RuntimeError)(message)
