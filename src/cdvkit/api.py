@@ -29,6 +29,7 @@ from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.build import check_models
 from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
+from cdvkit.store.records import EvaluationResult, Example, RunSpec, RunStats
 from cdvkit.store.status import UNFINISHED
 
 OnQuestionDone = Callable[[str, str], None]
@@ -57,12 +58,18 @@ class RunResult:
     """A finished (or stopped) run: where it is stored and its summary."""
 
     run_dir: Path
-    summary: dict[str, Any]
+    summary: RunStats
     stopped: str | None = None  # why a budget stopped it early
     fatal: str | None = None  # why it could not go on (bad key, server down)
 
     @property
-    def examples(self) -> list[dict[str, Any]]:
+    def spec(self) -> RunSpec:
+        """The run's settings and the schema and cdvkit version that wrote it."""
+        with RunStore(self.run_dir, lock=False, readonly=True) as store:
+            return store.run_spec()
+
+    @property
+    def examples(self) -> list[Example]:
         with RunStore(self.run_dir, lock=False, readonly=True) as store:
             return list(store.examples())
 
@@ -195,7 +202,7 @@ class EvaluationRun:
     """Where the answers and ``evaluation.json`` went, and one result entry per defence."""
 
     results_dir: Path
-    entries: list[dict[str, Any]]
+    entries: list[EvaluationResult]
 
 
 def parse_examples_arg(value: str) -> tuple[str, str | None]:
@@ -297,7 +304,7 @@ def evaluate(
         )
     if executor is not None and executor.distributed:
         backends, ext_model = {}, None  # Ray workers build their own
-    entries: list[dict[str, Any]] = []
+    entries: list[EvaluationResult] = []
     with RunStore(results_dir) as store:
         hooks.starting(settings.protocol())
         store.on_failure = hooks.failure

@@ -23,6 +23,7 @@ from cdvkit.models.errors import BudgetExceeded, error_named
 from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
+from cdvkit.store.records import EvaluationResult
 
 
 async def evaluate(
@@ -38,7 +39,7 @@ async def evaluate(
     base_url: str | None = None,
     on_progress: Callable[[EvalProgress], None] | None = None,
     executor: Any | None = None,
-) -> dict[str, Any]:
+) -> EvaluationResult:
     """Evaluate ``models`` on every example set under one defense; returns the result entry.
 
     ``backends`` maps a model string to a ready backend (tests, the Python API); other strings

@@ -9,12 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from cdvkit.evaluation.defenses import Defense
 from cdvkit.evaluation.items import EvalItem, ExampleSet, Variant
 from cdvkit.evaluation.settings import EvalSettings
 from cdvkit.evaluation.stats import paired_bootstrap
+from cdvkit.store.records import EvaluationResult, ModelResult, PairedResult, Transfer
 
 OVERALL = "overall"
 
@@ -80,12 +80,12 @@ def assemble_results(
     scores: dict[tuple[int, str, str, str], ItemScore | None],
     modes: dict[str, set[str]],
     progress: EvalProgress,
-) -> dict[str, Any]:
-    """One defense's result entry from the scores; shared by the local and distributed paths."""
+) -> EvaluationResult:
+    """One defense's result entry from the scores, wherever they were computed."""
     s = settings
-    results: dict[str, dict[str, Any]] = {}
+    results: dict[str, dict[str, ModelResult]] = {}
     for si, es in enumerate(sets):
-        per_model: dict[str, Any] = {}
+        per_model: dict[str, ModelResult] = {}
         for model in models:
             pairs: dict[str, list[tuple[float, float]]] = {OVERALL: []}
             items_out = []
@@ -103,7 +103,7 @@ def assemble_results(
                 pairs[OVERALL].append((orig.accuracy, d))
                 pairs.setdefault(item.dataset or "(none)", []).append((orig.accuracy, d))
                 items_out.append([item.id, item.dataset, orig.accuracy, d])
-            summary = {
+            summary: dict[str, PairedResult] = {
                 name: paired_bootstrap(
                     [p[0] for p in ps],
                     [p[1] for p in ps],
@@ -113,40 +113,38 @@ def assemble_results(
                 ).to_dict()
                 for name, ps in pairs.items()
             }
-            per_model[model] = {
-                "mode": "/".join(sorted(modes[model])) or None,
-                OVERALL: summary.pop(OVERALL),
-                "by_dataset": dict(sorted(summary.items())),
-                "dropped": dropped,
-                # [question id, dataset, original accuracy, distracted accuracy]
-                "items": items_out,
-            }
+            per_model[model] = ModelResult(
+                mode="/".join(sorted(modes[model])) or None,
+                overall=summary.pop(OVERALL),
+                by_dataset=dict(sorted(summary.items())),
+                dropped=dropped,
+                items=items_out,
+            )
         results[es.label] = per_model
     rows = [es.label for es in sets]
-    transfer = {
-        "rows": rows,
-        "cols": models,
-        **{
-            metric: [[results[r][m][OVERALL][metric] for m in models] for r in rows]
-            for metric in ("original", "distracted", "drop", "relative_drop")
-        },
-    }
-    return {
-        "defense": defense.label,
-        "defense_text": defense.text,
-        "defense_path": defense.path,
-        "defense_sha": defense.sha,
-        "settings": {
+    return EvaluationResult(
+        defense=defense.label,
+        defense_text=defense.text,
+        defense_path=defense.path,
+        defense_sha=defense.sha,
+        settings={
             **asdict(s),
             "samples": s.protocol().samples,
             "temperature": s.effective_temperature,
             "protocol": s.protocol(defense.text).describe(),
         },
-        "models": models,
-        "sources": [es.describe() for es in sets],
-        "results": results,
-        "transfer": transfer,
-        "answers": {"total": progress.total, "cached": progress.cached},
-        "errors": progress.errors,
-        "created": time.time(),
-    }
+        models=models,
+        sources=[es.describe() for es in sets],
+        results=results,
+        transfer=Transfer(
+            rows=rows,
+            cols=models,
+            **{
+                metric: [[results[r][m][OVERALL][metric] for m in models] for r in rows]
+                for metric in ("original", "distracted", "drop", "relative_drop")
+            },
+        ),
+        answers={"total": progress.total, "cached": progress.cached},
+        errors=progress.errors,
+        created=time.time(),
+    )

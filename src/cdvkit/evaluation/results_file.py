@@ -22,6 +22,13 @@ def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:
     data = json.loads(p.read_text(encoding="utf-8"))
     if not isinstance(data, dict) or "evaluations" not in data:
         raise ValueError(f"{p} is not a cdvkit evaluation file")
+    version = data.get("version", RESULTS_VERSION)
+    if not isinstance(version, int) or version > RESULTS_VERSION:
+        # Entries of a newer layout would be shown with missing or misread numbers.
+        raise ValueError(
+            f"{p} was written by a newer cdvkit (evaluation file version {version}; this one "
+            f"reads up to {RESULTS_VERSION}): upgrade cdvkit to read it"
+        )
     return data
 
 

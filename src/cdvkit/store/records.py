@@ -64,3 +64,75 @@ class RunStats(TypedDict):
     failures: list[FailureGroup]
     by_role: dict[str, dict[str, Any]]  # calls, samples, tokens and cost per role
     protocol: str | None  # how the target was asked and judged, in words
+
+
+class RunSpec(TypedDict):
+    """What a run is: its settings, and which schema and cdvkit version wrote it."""
+
+    schema_version: int | None  # None: a run directory from before versions were recorded
+    created_by: str | None  # "cdvkit X.Y.Z"
+    config: dict[str, Any] | None  # SearchConfig.to_dict(); None before the first search
+
+
+# --- evaluation.json ------------------------------------------------------------------------------
+class McNemarResult(TypedDict):
+    b: int  # right on the original, wrong distracted
+    c: int  # wrong on the original, right distracted
+    statistic: float | None
+    p_value: float
+    method: str  # exact | chi2 | none
+
+
+class PairedResult(TypedDict):
+    """Accuracy on the original and distracted questions, paired per question, with CIs."""
+
+    n: int  # questions paired
+    original: float | None
+    distracted: float | None
+    drop: float | None  # original - distracted, in accuracy points
+    relative_drop: float | None  # drop / original
+    original_ci: list[float] | None
+    distracted_ci: list[float] | None
+    drop_ci: list[float] | None
+    relative_drop_ci: list[float] | None
+    mcnemar: McNemarResult
+    confidence: float
+    resamples: int
+
+
+class ModelResult(TypedDict):
+    mode: str | None  # how the answers were read (letters, probabilities...)
+    overall: PairedResult
+    by_dataset: dict[str, PairedResult]
+    dropped: int  # questions left out because one of their answers failed
+    items: list[list[Any]]  # [question id, dataset, original accuracy, distracted accuracy]
+
+
+class Transfer(TypedDict):
+    """Rows: example sets; columns: models; each metric a rows x cols matrix."""
+
+    rows: list[str]
+    cols: list[str]
+    original: list[list[float | None]]
+    distracted: list[list[float | None]]
+    drop: list[list[float | None]]
+    relative_drop: list[list[float | None]]
+
+
+class EvaluationResult(TypedDict, total=False):
+    """One defense's evaluation (an entry of evaluation.json); what every view of it shows."""
+
+    defense: str
+    defense_text: str | None
+    defense_path: str | None
+    defense_sha: str | None
+    settings: dict[str, Any]  # EvalSettings, with the protocol in words
+    models: list[str]
+    sources: list[dict[str, Any]]  # the example sets, described
+    results: dict[str, dict[str, ModelResult]]  # example set -> model -> result
+    transfer: Transfer
+    answers: dict[str, int]  # total, cached
+    errors: list[str]  # answers that failed (their questions dropped for that model)
+    created: float
+    paid_calls: int  # this evaluation's own paid calls
+    cost: float

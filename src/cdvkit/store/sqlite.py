@@ -22,7 +22,7 @@ from filelock import FileLock, Timeout
 from cdvkit.data.question import Question
 from cdvkit.store.calls import CallLog
 from cdvkit.store.readonly import ReadOnlyRunError, can_write, connect_readonly, is_readonly_error
-from cdvkit.store.records import Example
+from cdvkit.store.records import Example, RunSpec
 from cdvkit.store.schema import (
     DB_NAME,
     LOCK_NAME,
@@ -164,6 +164,15 @@ class RunStore(CallLog):
 
     def set_config(self, config: dict[str, Any]) -> None:
         self.set_meta("config", json.dumps(config, sort_keys=True))
+
+    def run_spec(self) -> RunSpec:
+        """What this run is: its settings, and the schema and cdvkit version that wrote it."""
+        version = self.get_meta("schema_version")
+        return RunSpec(
+            schema_version=int(version) if version is not None else None,
+            created_by=self.get_meta("created_by"),
+            config=self.get_config(),
+        )
 
     # --- questions -----------------------------------------------------------------------------
     def add_questions(self, questions: list[Question]) -> None:
