@@ -113,7 +113,7 @@ def test_priority_order_matches_the_formula():
     strategy = BestFirst(k, n)
     for i, (rate, depth) in enumerate(specs):
         strategy.push(
-            Node(path=f"n{i}", depth=depth, question="", choices=("a", "b"), answer=0, rate=rate)
+            Node(path=f"n{i}", depth=depth, question="", choices=("a", "b"), answer=0, score=rate)
         )
     popped = []
     while (node := strategy.pop()) is not None:

@@ -80,13 +80,13 @@ class Searcher:
         # when the search scores with the protocol itself, the verdict is that same answer.
         original = await self.goal.verify(root) if self.goal.scores_apart() else None
         if original is not None and original.fooled:
-            root.rate, root.outputs = original.accuracy, {"verify": original.to_dict()}
+            root.score, root.outputs = original.accuracy, {"verify": original.to_dict()}
             self._save(q.id, root, nodes)
             # Already failed without any distraction: recorded, not searched.
             return QuestionResult(q.id, ORIGINAL_FAILED, original.accuracy, nodes=nodes)
         res = await self.goal.evaluate(root)
         original = original or await self.goal.verify(root, res)
-        root.rate = res.score
+        root.score = res.score
         root.outputs = {**res.to_outputs(), "verify": original.to_dict()}
         self._save(q.id, root, nodes)
         if original.fooled:
@@ -194,7 +194,7 @@ class Searcher:
             if not await self._check(q, parent, child, first):
                 return
             res: GoalResult = await self.goal.evaluate(child)
-            child.rate, child.outputs = res.score, res.to_outputs()
+            child.score, child.outputs = res.score, res.to_outputs()
             fooled = False
             if res.candidate:
                 # A candidate: it counts only if the target also fails it under the protocol.

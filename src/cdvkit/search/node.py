@@ -29,9 +29,9 @@ class Node:
     placement: str | None = None
     target_option: str | None = None
     status: str = OPEN
-    # The search's score (GoalResult.score: P(correct) or the share of right answers); stored and
-    # exported under the name "rate", as the reference implementation called it.
-    rate: float | None = None
+    # The search's score (GoalResult.score: P(correct), or the share of right answers); stored
+    # and exported under the name "rate", as the reference implementation called it.
+    score: float | None = None
     # None: never a candidate; True: the protocol confirmed the target fails it; False: the
     # search's score said so but the protocol did not (the node stays open).
     verified: bool | None = None
@@ -44,6 +44,11 @@ class Node:
         return cls(
             path="r", depth=1, question=q.question, choices=q.choices, answer=q.answer, status=ROOT
         )
+
+    @property
+    def rate(self) -> float | None:
+        """The node's score under the name the store, the exports and the paper give it."""
+        return self.score
 
     @property
     def wrong_indices(self) -> list[int]:
@@ -65,7 +70,7 @@ class Node:
             "placement": self.placement,
             "target_option": self.target_option,
             "status": self.status,
-            "rate": self.rate,
+            "rate": self.score,
             "verified": self.verified,
             "verdicts": self.verdicts,
             "outputs": self.outputs,

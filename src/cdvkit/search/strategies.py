@@ -43,7 +43,9 @@ class BestFirst:
         self._tie = itertools.count()  # equal priorities pop in insertion order: deterministic
 
     def push(self, node: Node) -> None:
-        prio = log_priority(node.rate if node.rate is not None else 1.0, node.depth, self.k, self.n)
+        prio = log_priority(
+            node.score if node.score is not None else 1.0, node.depth, self.k, self.n
+        )
         heapq.heappush(self._heap, (-prio, next(self._tie), node))
 
     def pop(self) -> Node | None:
