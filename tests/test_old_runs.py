@@ -1,12 +1,14 @@
 """Run directories written by earlier cdvkit versions still open: reported, exported and
 evaluated as they are. `tests/data/old_run` was made by cdvkit before the store gained the
-call phases, failure kinds and node verification (3 questions, offline default target)."""
+call phases, failure kinds and node verification (3 questions, offline default target); its
+database is kept as the SQL text of `sqlite3 .dump` (run.sql) and rebuilt for each test."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -20,21 +22,28 @@ OLD = Path(__file__).resolve().parent / "data" / "old_run"
 runner = CliRunner()
 
 
-@pytest.fixture
-def old_run(tmp_path: Path) -> Path:
-    run = tmp_path / "old_run"
-    shutil.copytree(OLD, run)
+def make_old_run(run: Path) -> Path:
+    """The old run directory at ``run``: its files, and run.db rebuilt from its dump."""
+    run.mkdir(parents=True)
+    shutil.copy(OLD / "evaluation.json", run)
+    with closing(sqlite3.connect(run / "run.db")) as db:
+        db.executescript((OLD / "run.sql").read_text(encoding="utf-8"))
     return run
 
 
+@pytest.fixture
+def old_run(tmp_path: Path) -> Path:
+    return make_old_run(tmp_path / "old_run")
+
+
 def columns(run: Path, table: str) -> set[str]:
-    with sqlite3.connect(run / "run.db") as db:
+    with closing(sqlite3.connect(run / "run.db")) as db:
         return {r[1] for r in db.execute(f"PRAGMA table_info({table})")}
 
 
-def test_the_fixture_is_an_old_store() -> None:
+def test_the_fixture_is_an_old_store(old_run: Path) -> None:
     # If this fails the fixture was rewritten by a newer cdvkit and tests nothing any more.
-    assert "phase" not in columns(OLD, "calls") and "verified" not in columns(OLD, "nodes")
+    assert "phase" not in columns(old_run, "calls") and "verified" not in columns(old_run, "nodes")
 
 
 def test_an_old_run_is_summarised_reported_and_exported(old_run: Path, tmp_path: Path) -> None:

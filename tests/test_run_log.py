@@ -4,7 +4,6 @@ objects produced match it field for field (so a reader of the types reads the tr
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 from typing import get_type_hints
 
@@ -22,8 +21,7 @@ from cdvkit.store.records import (
 )
 from eval_helpers import QUESTIONS, build_run
 from scripted_helpers import oracle_responder, scripted
-
-OLD = Path(__file__).resolve().parent / "data" / "old_run"
+from test_old_runs import make_old_run
 
 
 def fields(td: type) -> set[str]:
@@ -53,8 +51,7 @@ async def test_an_evaluation_entry_has_exactly_the_declared_fields(tmp_path: Pat
 def test_the_run_spec_of_an_old_and_a_new_run(tmp_path: Path) -> None:
     import cdvkit
 
-    run = tmp_path / "old"
-    shutil.copytree(OLD, run)
+    run = make_old_run(tmp_path / "old")
     with RunStore(run, lock=False, readonly=True) as store:
         spec = store.run_spec()
     assert set(spec) == fields(RunSpec)
