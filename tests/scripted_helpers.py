@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.base import GenerateRequest
@@ -17,6 +18,18 @@ SKY = Question(
     answer=0,
     source="test",
 )
+
+
+def write_questions(path: Path, questions: list[Question]) -> Path:
+    """``questions`` as a JSONL dataset file (question, choices, answer index), for `--data`."""
+    path.write_text(
+        "".join(
+            json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer})
+            + "\n"
+            for q in questions
+        )
+    )
+    return path
 
 
 def oracle_responder(questions: list[Question], *, fooled_at: int = 1, mark: str = MARK):

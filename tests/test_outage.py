@@ -21,6 +21,7 @@ from cdvkit.cli.app import app
 from cdvkit.data import load_questions
 from cdvkit.store import RunStore
 from loopback_server import Reply, completion, serving
+from scripted_helpers import write_questions
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _fakeserver import FakeServer
@@ -32,14 +33,7 @@ CDV = [sys.executable, "-m", "cdvkit.cli.app"]
 
 def write_inputs(tmp_path: Path) -> tuple[list, Path, Path]:
     questions = load_questions("sample").questions
-    data = tmp_path / "q.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer})
-            + "\n"
-            for q in questions
-        )
-    )
+    data = write_questions(tmp_path / "q.jsonl", questions)
     config = tmp_path / "cdv.toml"
     # Fast retries, so the test does not wait out the default back-off; an outage is declared
     # once nothing has answered for a second.

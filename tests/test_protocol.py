@@ -21,7 +21,14 @@ from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
-from scripted_helpers import MARK, SKY, marking_proposer, oracle_responder, scripted
+from scripted_helpers import (
+    MARK,
+    SKY,
+    marking_proposer,
+    oracle_responder,
+    scripted,
+    write_questions,
+)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from _fakeserver import FakeServer
@@ -73,14 +80,7 @@ def test_offline_default_generate_then_evaluate_agree(tmp_path, protocol):
 def test_simulated_llm_generate_then_evaluate_agree(tmp_path, monkeypatch, protocol):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     questions = load_questions("sample").questions[:12]
-    data = tmp_path / "q.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer})
-            + "\n"
-            for q in questions
-        )
-    )
+    data = write_questions(tmp_path / "q.jsonl", questions)
     run = tmp_path / "run"
     with FakeServer(questions) as fs:
         res = runner.invoke(
@@ -242,14 +242,7 @@ def test_paper_prompt_is_sent_and_its_text_answers_are_read(tmp_path):
 
     REGISTRY["paper-target"] = by_text
     REGISTRY["paper-prop"] = marking_proposer
-    data = tmp_path / "q.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer})
-            + "\n"
-            for q in questions
-        )
-    )
+    data = write_questions(tmp_path / "q.jsonl", questions)
     run = tmp_path / "run"
     res = runner.invoke(
         app,

@@ -81,11 +81,6 @@ class Protocol:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def same_answers(self, other: Protocol) -> bool:
-        """Whether ``other`` asks the same requests, so its answers are this protocol's."""
-        keys = ("scoring", "samples", "temperature", "prompt", "defense")
-        return all(getattr(self, k) == getattr(other, k) for k in keys)
-
 
 @dataclass
 class Outcome:

@@ -11,9 +11,24 @@ from typing import Annotated, Any, NoReturn
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
 err = Console(stderr=True)
+
+
+def progress_bar(count: str) -> Progress:
+    """The progress bar every long command shows on stderr; ``count`` is its last column (a
+    template over the task's fields, such as ``"{task.fields[examples]} examples"``)."""
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn(count),
+        console=err,
+    )
+
 
 # Errors a user can act on (a bad option or file, a missing extra): one line, never a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from cdvkit.api import EvalHooks
 from cdvkit.cli.common import (
@@ -26,6 +25,7 @@ from cdvkit.cli.common import (
     add_command,
     console,
     err,
+    progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
 from cdvkit.cli.eval_tables import print_defense_comparison, print_evaluation
@@ -211,14 +211,7 @@ class CliEvalHooks(EvalHooks):
         if self.quiet:
             yield None
             return
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[cached]} cached"),
-            console=err,
-        ) as progress:
+        with progress_bar("{task.fields[cached]} cached") as progress:
             task = progress.add_task(f"evaluating ({defense.label})", total=None, cached=0)
 
             def update(p: Any) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from cdvkit.api import RunHooks
@@ -28,6 +27,7 @@ from cdvkit.cli.common import (
     add_command,
     console,
     err,
+    progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
 from cdvkit.search.config import SearchConfig
@@ -141,15 +141,7 @@ class CliHooks(RunHooks):
         if self.quiet:
             yield None
             return
-        with Progress(
-            TextColumn("[progress.description]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("{task.fields[examples]} examples"),
-            console=err,
-            transient=False,
-        ) as progress:
+        with progress_bar("{task.fields[examples]} examples") as progress:
             task = progress.add_task("searching", total=total, completed=done, examples=0)
 
             def ended(_qid: str, _status: str) -> None:

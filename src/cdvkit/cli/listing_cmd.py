@@ -6,7 +6,7 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
@@ -15,6 +15,25 @@ from cdvkit.cli.common import add_command, console
 from cdvkit.search.constraints import CONSTRAINTS
 from cdvkit.search.proposers import PROPOSERS
 from cdvkit.search.strategies import STRATEGIES
+
+
+def show_rows(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...],
+    title: str,
+    as_json: bool,
+    overflow: Literal["fold", "crop", "ellipsis", "ignore"] = "ellipsis",
+) -> None:
+    """A listing as JSON (every field of every row) or as a table of ``columns``."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    t = Table(title=title)
+    for col in columns:
+        t.add_column(col, overflow=overflow)
+    for row in rows:
+        t.add_row(*(str(row[c]) for c in columns))
+    console.print(t)
 
 
 def datasets(
@@ -29,15 +48,12 @@ def datasets(
         {"name": b.name, "source": b.path, "split": b.split, "about": b.description}
         for b in BUILTINS.values()
     ]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    t = Table(title="Built-in datasets (or pass --data path/to/file.json|jsonl|csv)")
-    for col in ("name", "source", "split", "about"):
-        t.add_column(col)
-    for row in rows:
-        t.add_row(*(str(row[c]) for c in ("name", "source", "split", "about")))
-    console.print(t)
+    show_rows(
+        rows,
+        ("name", "source", "split", "about"),
+        "Built-in datasets (or pass --data path/to/file.json|jsonl|csv)",
+        as_json,
+    )
 
 
 def models(
@@ -97,15 +113,13 @@ def parts(
         for kind, used, registry in kinds
         for e in registry.entries()
     ]
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    t = Table(title="Registered parts (add your own: README, How to add a part)")
-    for col in ("kind", "name", "used as", "about"):
-        t.add_column(col, overflow="fold")
-    for row in rows:
-        t.add_row(*(row[c] for c in ("kind", "name", "used as", "about")))
-    console.print(t)
+    show_rows(
+        rows,
+        ("kind", "name", "used as", "about"),
+        "Registered parts (add your own: README, How to add a part)",
+        as_json,
+        overflow="fold",
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -93,13 +93,15 @@ class Evaluator:
             for spec, client in self.clients.items()
         }
 
+    def backends(self) -> list[Model]:
+        """Every model this evaluator asks: the evaluated ones and the extractor."""
+        models = [c.model for c in self.clients.values()]
+        return models + ([self.extractor.model] if self.extractor is not None else [])
+
     async def aclose(self) -> None:
         # Every backend's clients belong to this event loop, lent ones included: closing them
         # here leaves nothing open when the loop ends (a later loop opens its own).
-        models = [c.model for c in self.clients.values()] + self._owned
-        if self.extractor is not None:
-            models.append(self.extractor.model)
-        for m in dict.fromkeys(models):
+        for m in dict.fromkeys(self.backends() + self._owned):
             await m.aclose()
 
     def _get(self, key: str) -> dict[str, Any] | None:

@@ -21,7 +21,6 @@ from cdvkit.evaluation.row_checks import (
     answer_index,
     checked_choices,
     checked_text,
-    json_kind,
     no_example_left,
     optional_text,
     same_text,
@@ -38,11 +37,7 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
     for row in rows:
         where = f"row {row.number}"
         try:
-            if row.error is not None:
-                raise BadRow(row.error)
-            d = row.data
-            if not isinstance(d, dict):
-                raise BadRow(f"is not a JSON object but {json_kind(d)}")
+            d = row.object()
             oq = checked_text(d.get("original_question"), "original_question")
             oc = checked_choices(d.get("original_choices"), "original_choices")
             oa = answer_index(d.get("original_answer"), oc, "original_answer")

@@ -48,11 +48,7 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
     for row in rows:
         where = f"row {row.number}"
         try:
-            if row.error is not None:
-                raise BadRow(row.error)
-            e = row.data
-            if not isinstance(e, dict):
-                raise BadRow(f"is not a JSON object but {json_kind(e)}")
+            e = row.object()
             question = checked_text(e.get("question"), "question")
             choices = checked_choices(e.get("choices"), "choices", numbers=True)
             answer = answer_index(e.get("answer"), choices, "answer")

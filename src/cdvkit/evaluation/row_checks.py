@@ -50,6 +50,14 @@ class Row:
     data: Any = None
     error: str | None = None  # the line is no JSON at all
 
+    def object(self) -> dict[str, Any]:
+        """The row as a JSON object; BadRow when it is no JSON or not an object."""
+        if self.error is not None:
+            raise BadRow(self.error)
+        if not isinstance(self.data, dict):
+            raise BadRow(f"is not a JSON object but {json_kind(self.data)}")
+        return self.data
+
 
 @dataclass
 class ReadRows:

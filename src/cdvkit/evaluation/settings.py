@@ -9,7 +9,6 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from typing import Any
 
 from cdvkit.evaluation.defenses import Defense
 from cdvkit.evaluation.items import Variant
@@ -38,17 +37,6 @@ class EvalSettings:
         if not 0 < self.confidence < 1:
             raise ValueError("confidence must be between 0 and 1")
         self.protocol()  # validates samples, temperature, prompt and threshold
-
-    @classmethod
-    def from_protocol(cls, protocol: Protocol, **rest: Any) -> EvalSettings:
-        return cls(
-            samples=protocol.samples,
-            temperature=protocol.temperature,
-            scoring=protocol.scoring,
-            prompt=protocol.prompt,
-            threshold=protocol.threshold,
-            **rest,
-        )
 
     def protocol(self, defense: str = "") -> Protocol:
         base = Protocol()

@@ -103,10 +103,7 @@ class Scoring:
         return JobEnd(job.key, "ok", value=done)
 
     def backends(self) -> list[Model]:
-        ev = self.ev
-        return [c.model for c in ev.clients.values()] + (
-            [ev.extractor.model] if ev.extractor else []
-        )
+        return self.ev.backends()
 
     async def aclose(self) -> None:
         await self.ev.aclose()
