@@ -47,6 +47,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _freeworld import FreeProblem, FreeWorld, free_reply, free_role
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
 FILLER_TEXT = (
@@ -239,8 +242,11 @@ def role_of(messages: list[dict[str, str]]) -> str:
 
 
 class FakeAPI:
-    def __init__(self, world: World, *, latency: float, logprobs: bool) -> None:
+    def __init__(
+        self, world: World, *, latency: float, logprobs: bool, free: FreeWorld | None = None
+    ) -> None:
         self.world = world
+        self.free = free
         self.latency = latency
         self.logprobs = logprobs
         self.reset()
@@ -275,6 +281,14 @@ class FakeAPI:
             if q is None:
                 return 404, {"error": {"message": "unknown question"}}
             return 200, {"probs": self.world.probs(q, req["question"], req["choices"])}
+        if path == "/fake/free_score":
+            # The free-form world's true P(answer) for a node's text, and its correct answer.
+            req = json.loads(body)
+            p = self.free.identify(req["question"]) if self.free else None
+            if p is None:
+                return 404, {"error": {"message": "unknown problem"}}
+            probs = self.free.probs(p, req["question"])
+            return 200, {"answer": p.answer, "probs": [[v, q] for v, q in probs.items()]}
         if path.rstrip("/").endswith("/models") and method == "GET":
             # The preflight's check: an empty list names no model, so any model name passes.
             return 200, {"object": "list", "data": []}
@@ -294,7 +308,9 @@ class FakeAPI:
 
     def complete(self, req: dict[str, Any]) -> tuple[int, Any]:
         messages = req["messages"]
-        role = role_of(messages)
+        system = messages[0]["content"] if messages and messages[0]["role"] == "system" else ""
+        free = free_role(system) if self.free is not None else None
+        role = free or role_of(messages)
         self.counts[role] += 1
         n = int(req.get("n") or 1)
         self.samples[role] += n
@@ -307,10 +323,12 @@ class FakeAPI:
         key = json.dumps([messages, req.get("temperature")], sort_keys=True)
         first = self.next_sample[key]
         self.next_sample[key] += n
-        texts = [
-            self._text(role, user, float(req.get("temperature") or 0.0), first + i)
-            for i in range(n)
-        ]
+        temperature = float(req.get("temperature") or 0.0)
+        if free is not None:
+            assert self.free is not None
+            texts = [free_reply(self.free, free, user, temperature, first + i) for i in range(n)]
+        else:
+            texts = [self._text(role, user, temperature, first + i) for i in range(n)]
         choices = [
             {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
             for i, t in enumerate(texts)
@@ -435,15 +453,23 @@ async def serve_connection(
 
 async def main_async(args: argparse.Namespace) -> None:
     rows = json.loads(Path(args.questions).read_text(encoding="utf-8"))
+    params = json.loads(args.world)
     world = World(
         [
             Original(i, r["question"], list(r["choices"]), int(r["answer"]))
             for i, r in enumerate(rows)
+            if "choices" in r
         ],
         seed=args.seed,
-        **json.loads(args.world),
+        **params,
     )
-    api = FakeAPI(world, latency=args.latency, logprobs=not args.no_logprobs)
+    problems = [
+        FreeProblem(i, r["question"], float(r["answer"]))
+        for i, r in enumerate(rows)
+        if "choices" not in r
+    ]
+    free = FreeWorld(problems, OPENERS, seed=args.seed, **params) if problems else None
+    api = FakeAPI(world, latency=args.latency, logprobs=not args.no_logprobs, free=free)
     server = await asyncio.start_server(
         lambda r, w: serve_connection(api, r, w), "127.0.0.1", args.port, backlog=1024
     )
@@ -486,7 +512,9 @@ class FakeServer:
         """Start the server process (``port`` 0: any free one)."""
         qfile = Path(self._tmp.name) / "questions.json"
         rows = [
-            {"question": q.question, "choices": list(q.choices), "answer": q.answer}
+            {"question": q.question, "answer": q.references[0]}
+            if getattr(q, "free_form", False)
+            else {"question": q.question, "choices": list(q.choices), "answer": q.answer}
             for q in self.questions
         ]
         qfile.write_text(json.dumps(rows), encoding="utf-8")
@@ -556,6 +584,11 @@ class FakeServer:
         """The simulated target's true P(choice) for a node (what exact scoring would report)."""
         return self._call("/fake/score", {"question": question, "choices": list(choices)})["probs"]
 
+    def free_probs(self, question: str) -> tuple[float, dict[float, float]]:
+        """A free-form node's correct answer and the simulated target's true P(answer)."""
+        got = self._call("/fake/free_score", {"question": question})
+        return got["answer"], {v: q for v, q in got["probs"]}
+
 
 DESCRIPTION = (
     "A loopback OpenAI-compatible chat-completions server for the benchmarks: one seeded, "
@@ -576,7 +609,8 @@ def main() -> None:
         metavar="FILE",
         help="the original questions the simulated target knows: a JSON file holding a list of "
         'objects {"question": text, "choices": [text, ...], "answer": the correct choice\'s '
-        "0-based index}",
+        '0-based index}, or, for a numeric free-form problem, {"question": text, "answer": '
+        "number} (no choices)",
     )
     ap.add_argument("--port", type=int, default=0, help="port on 127.0.0.1 (0: any free one)")
     ap.add_argument("--seed", type=int, default=0, help="seed of the simulated world")

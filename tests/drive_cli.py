@@ -18,6 +18,20 @@ from scripted_helpers import marking_proposer, oracle_responder
 
 
 def main() -> None:
+    if os.environ.get("CDV_FREE_DATA"):
+        from freeform_helpers import free_oracle, free_proposer, numeric
+
+        lines = Path(os.environ["CDV_FREE_DATA"]).read_text().splitlines()
+        free = [
+            numeric(str(i), r["question"], str(r["answer"]))
+            for i, r in enumerate(map(json.loads, lines))
+        ]
+        REGISTRY["free-oracle"] = free_oracle(free)
+        REGISTRY["free-prop"] = free_proposer
+        from cdvkit.cli.app import main as cdv_main
+
+        cdv_main()
+        return
     rows = [
         json.loads(line) for line in Path(os.environ["CDV_ORACLE_DATA"]).read_text().splitlines()
     ]

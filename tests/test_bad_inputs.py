@@ -308,6 +308,13 @@ def _load(data: bytes, suffix: str, **kw: Any) -> tuple[Path, Any]:
 def _check_question(q: Question) -> None:
     assert isinstance(q, Question)
     assert isinstance(q.question, str) and q.question.strip()
+    if q.free_form:
+        # A row without choices is a free-form question: its accepted answers, each distinct.
+        assert q.choices == () and q.answer == -1 and q.references
+        assert all(isinstance(r, str) and r.strip() for r in q.references)
+        assert len({r.strip() for r in q.references}) == len(q.references)
+        json.dumps(q.to_dict(), ensure_ascii=False).encode("utf-8")
+        return
     assert 2 <= len(q.choices) <= 26 and all(isinstance(c, str) and c.strip() for c in q.choices)
     assert len({c.strip() for c in q.choices}) == len(q.choices)
     assert 0 <= q.answer < len(q.choices)

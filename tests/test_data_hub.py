@@ -20,8 +20,10 @@ import pytest
 from cdvkit.data import BUILTINS, DatasetError, load_builtin, load_file, load_questions
 from cdvkit.data.hub import (
     convert_commonsense_qa,
+    convert_gsm8k,
     convert_mmlu,
     convert_openbookqa,
+    convert_trivia_qa,
     convert_truthfulqa_mc1,
 )
 from cdvkit.data.question import stable_id
@@ -73,6 +75,14 @@ def test_builtins_registry() -> None:
             "validation",
             convert_truthfulqa_mc1,
             "TruthfulQA",
+        ),
+        "gsm8k": ("openai/gsm8k", "main", "test", convert_gsm8k, "GSM8K"),
+        "trivia_qa": (
+            "mandarjoshi/trivia_qa",
+            "rc.nocontext",
+            "validation",
+            convert_trivia_qa,
+            "TriviaQA",
         ),
     }
     assert set(BUILTINS) == set(expected)

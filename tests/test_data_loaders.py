@@ -480,7 +480,6 @@ def test_defect_names_file_row_and_defect(
         ("broken.json", b'[{"question": "x",\n  oops}]', "not valid JSON (line 2"),
         ("latin1.json", b'[{"question": "x"}, \xff]', "line 1 (byte offset 20)"),
         ("noq.csv", b"prompt,A,B,answer\nx,a,b,a\n", "no 'question' column"),
-        ("nochoices.csv", b"question,answer\nx,a\n", "no choices"),
         ("gap.csv", b"question,A,C,answer\nx,a,b,a\n", "consecutive letters from A, found A, C"),
         ("dupcol.csv", b"question,A,B,B,answer\nx,a,b,c,a\n", "duplicate column names: B"),
         ("empty.jsonl", b"\n\n", "contains no questions"),

@@ -132,3 +132,22 @@ def test_hash_link_opens_a_tree_in_dump_dom(report, tmp_path):
     # The other trees stay unbuilt, and model text is text in the DOM, never elements.
     assert out.count('class="node ') == nodes["grass"]
     assert "<script>alert" not in out
+
+
+def test_a_free_form_tree_shows_answers_not_choices(tmp_path):
+    """A numeric run: nodes show the accepted answer, the number pushed and the answers read."""
+    from freeform_helpers import make_free_run
+
+    run = make_free_run(tmp_path / "run")
+    with RunStore(run, lock=False, readonly=True) as store:
+        n_eggs = len(store.nodes("eggs"))
+    path = build_report(run, tmp_path / "report.html")
+    cmd = [CHROMIUM, *FLAGS, f"--user-data-dir={tmp_path / 'dump-profile'}", "--dump-dom"]
+    out = subprocess.run(
+        [*cmd, path.as_uri() + "#q=eggs"], capture_output=True, text=True, timeout=90
+    ).stdout
+    section = out.split('data-qid="eggs"', 1)[1].split('<details class="q"', 1)[0]
+    assert section.count('class="node ') == n_eggs  # the script ran through every node
+    assert 'class="choices"' not in section
+    assert "answer: 13" in section and "pushed: 14" in section
+    assert "14 ✗" in section and "13 ✓" in section

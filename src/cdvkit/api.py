@@ -122,10 +122,17 @@ def generate(
             seed=cfg.seed,
             skip_invalid=cfg.skip_invalid,
             strict=cfg.strict,
+            task=cfg.task,
         )
         hooks.loaded(result)
         if not result.questions:
             raise ValueError(f"no valid questions in {cfg.data}")
+        free = next((q for q in result.questions if q.free_form), None)
+        if free is not None and "exact" in (cfg.protocol, cfg.scoring):
+            raise ValueError(
+                f"{cfg.data} holds {free.task} questions, which have no choices to score "
+                "exactly: use --protocol sample and --scoring auto or sample"
+            )
         return result.questions
 
     def open_store(questions: Callable[[], list[Any]]) -> tuple[RunStore, list[Any]]:
@@ -232,6 +239,7 @@ def evaluate(
     threshold: float | None = None,
     all_examples: bool = False,
     extractor: str | None = None,
+    grader: str | None = None,
     base_url: str | None = None,
     max_calls: int | None = None,
     max_cost: float | None = None,
@@ -298,12 +306,13 @@ def evaluate(
     if not any(s.items for s in sets):
         raise ValueError("no question with a CDV example to evaluate")
     ext_model: Model | None = None
+    grader_model: Model | None = None
     if backends is None:
-        backends, ext_model = asyncio.run(
-            check_eval_models(models, extractor, base_url, concurrency)
+        backends, ext_model, grader_model = asyncio.run(
+            check_eval_models(models, extractor, base_url, concurrency, grader)
         )
     if executor is not None and executor.distributed:
-        backends, ext_model = {}, None  # Ray workers build their own
+        backends, ext_model, grader_model = {}, None, None  # Ray workers build their own
     entries: list[EvaluationResult] = []
     with RunStore(results_dir) as store:
         hooks.starting(settings.protocol())
@@ -323,6 +332,7 @@ def evaluate(
                         budget=budget,
                         backends=backends,
                         extractor=ext_model or extractor,
+                        grader=grader_model or grader,
                         base_url=base_url,
                         on_progress=on_progress,
                         executor=executor,

@@ -22,9 +22,19 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cdvkit.answers import read_answer
+from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER
 from cdvkit.models.base import MCQ
 from cdvkit.models.client import RoleClient
-from cdvkit.prompts import TARGET_PROMPTS, extractor_request, target_messages, target_request
+from cdvkit.prompts import (
+    TARGET_PROMPTS,
+    MalformedJSON,
+    extractor_request,
+    parse_json_object,
+    target_messages,
+    target_request,
+)
+from cdvkit.tasks import AnswerKey
+from cdvkit.tasks.prompts import free_extractor_request, free_target_request, grader_request
 
 SCORINGS = ("sample", "exact")
 # "Near-zero temperature" in the paper: greedy in effect, yet a sampling request, so a backend
@@ -65,14 +75,20 @@ class Protocol:
         if self.threshold is not None and not 0.0 < self.threshold <= 1.0:
             raise ValueError("--threshold must lie in (0, 1]")
 
-    def describe(self) -> str:
-        """One line for summaries and reports."""
+    def describe(self, task: str | None = None) -> str:
+        """One line for summaries and reports; ``task`` names a free-form shape's reading."""
         if self.scoring == "exact":
             rule = "fooled when the most likely choice is wrong"
             if self.threshold is not None:
                 rule += f" and P(correct) < {self.threshold:g}"
             return f"exact choice probabilities; {rule}"
         temp = "near-greedy" if self.temperature <= NEAR_GREEDY else f"T={self.temperature:g}"
+        if task not in (None, MULTIPLE_CHOICE):
+            shape = "number" if task == NUMERIC else "short answer"
+            return (
+                f"{self.samples} {temp} step-by-step answer(s), each read as a {shape}; "
+                "fooled when none is right"
+            )
         return (
             f"{self.samples} {temp} step-by-step answer(s), {self.prompt} prompt; "
             "fooled when none is right"
@@ -120,19 +136,36 @@ class Asker:
     right/wrong, for the search's target, its verification and every evaluated model."""
 
     def __init__(
-        self, client: RoleClient, protocol: Protocol, *, extractor: RoleClient | None = None
+        self,
+        client: RoleClient,
+        protocol: Protocol,
+        *,
+        extractor: RoleClient | None = None,
+        grader: RoleClient | None = None,
     ) -> None:
         self.client = client
         self.protocol = protocol
         self.extractor = extractor
+        self.grader = grader
 
     def with_client(self, client: RoleClient) -> Asker:
-        return Asker(client, self.protocol, extractor=self.extractor)
+        return Asker(client, self.protocol, extractor=self.extractor, grader=self.grader)
 
-    async def ask(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
+    async def ask(
+        self,
+        question: str,
+        choices: tuple[str, ...],
+        answer: int,
+        key: AnswerKey | None = None,
+    ) -> Outcome:
+        """The target's answer to one question; ``key`` marks a free-form one (no choices)."""
         if self.protocol.scoring == "exact":
+            if key is not None:
+                raise ValueError(
+                    f"a {key.task} question has no choices to score exactly; use --protocol sample"
+                )
             return await self.exact(question, choices, answer)
-        return await self.sampled(question, choices, answer)
+        return await self.sampled(question, choices, answer, key)
 
     # --- exact --------------------------------------------------------------------------------
     async def probs(self, question: str, choices: tuple[str, ...]) -> list[float]:
@@ -146,15 +179,29 @@ class Asker:
         return exact_outcome(probs, answer, self.protocol.threshold)
 
     # --- sampled ------------------------------------------------------------------------------
-    async def sampled(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
+    async def sampled(
+        self,
+        question: str,
+        choices: tuple[str, ...],
+        answer: int,
+        key: AnswerKey | None = None,
+    ) -> Outcome:
         p = self.protocol
-        req = target_request(
-            question, choices, temperature=p.temperature, defense=p.defense, prompt=p.prompt
-        )
+        if key is None:
+            req = target_request(
+                question, choices, temperature=p.temperature, defense=p.defense, prompt=p.prompt
+            )
+        else:
+            req = free_target_request(
+                question, key.task, temperature=p.temperature, defense=p.defense
+            )
         answers: list[dict[str, Any]] = []
         for start, count in self._stages():
             replies = await self._replies(req, start, count)
-            read = [self._read(choices, answer, r) for r in replies]
+            if key is None:
+                read = [self._read(choices, answer, r) for r in replies]
+            else:
+                read = [_read_free(key, r) for r in replies]
             extract = [
                 i
                 for i, a in enumerate(read)
@@ -162,9 +209,19 @@ class Asker:
             ]
             if extract:
                 done = await asyncio.gather(
-                    *(self._extract(question, choices, answer, read[i], start + i) for i in extract)
+                    *(
+                        self._extract(question, choices, answer, read[i], start + i)
+                        if key is None
+                        else self._extract_free(question, key, read[i], start + i)
+                        for i in extract
+                    )
                 )
                 for i, a in zip(extract, done, strict=True):
+                    read[i] = a
+            if key is not None and self.grader is not None:
+                grade = [i for i, a in enumerate(read) if _gradable(key, a)]
+                done = await asyncio.gather(*(self._grade(question, key, read[i]) for i in grade))
+                for i, a in zip(grade, done, strict=True):
                     read[i] = a
             for a in read:
                 del a["undecided"], a["full"]
@@ -232,9 +289,63 @@ class Asker:
             a = {**a, "choice": via, "status": "extracted", "correct": via == answer}
         return a
 
+    async def _extract_free(
+        self, question: str, key: AnswerKey, a: dict[str, Any], sample: int
+    ) -> dict[str, Any]:
+        """The extractor's reading of a free-form reply the shape's reader could not decide."""
+        assert self.extractor is not None
+        ext = await self.extractor.complete(
+            free_extractor_request(question, key.task, a["full"]),
+            sample=sample if self.protocol.always_extract else 0,
+        )
+        via = key.read(ext).answer
+        if via is not None and via != a["answer"]:
+            right = key.is_right(via)
+            a = {**a, "answer": via, "status": "extracted", "correct": right, "undecided": False}
+        return a
+
+    async def _grade(self, question: str, key: AnswerKey, a: dict[str, Any]) -> dict[str, Any]:
+        """The grader's verdict on a reply the readers could not settle (see ``_gradable``).
+
+        A verdict that is not JSON with a true/false ``correct`` leaves the reading as it was:
+        an unread reply stays wrong, never a guess."""
+        assert self.grader is not None
+        reply = await self.grader.complete(grader_request(question, key.references, a["full"]))
+        try:
+            verdict = parse_json_object(reply).get("correct")
+        except MalformedJSON:
+            return a
+        if not isinstance(verdict, bool):
+            return a
+        return {**a, "status": "graded", "correct": verdict}
+
 
 # What a reply the reader could not map to a choice is recorded as (it counts as wrong).
 _STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "outside": "outside"}
+
+
+def _read_free(key: AnswerKey, reply: str) -> dict[str, Any]:
+    reading = key.read(reply)
+    status = "ok" if reading.answer is not None else _FREE_STATUS.get(reading.reason, "unparsed")
+    return {
+        "answer": reading.answer,
+        "status": status,
+        "correct": key.is_right(reading.answer),
+        "reply": reply[-300:],
+        "undecided": reading.answer is None and reading.reason != "refused",
+        "full": reply,
+    }
+
+
+_FREE_STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "refused": "refused"}
+
+
+def _gradable(key: AnswerKey, a: dict[str, Any]) -> bool:
+    """Replies the grader decides: those no reader could read, and short answers that match no
+    listed alias (an alias list is never complete: "JFK" for "John F. Kennedy")."""
+    if a["correct"] or a["status"] == "refused":
+        return False
+    return a["answer"] is None or key.task == SHORT_ANSWER
 
 
 def exact_outcome(probs: list[float], answer: int, threshold: float | None = None) -> Outcome:

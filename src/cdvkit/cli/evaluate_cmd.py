@@ -101,6 +101,10 @@ def evaluate_command(
     extractor: Annotated[
         str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
     ] = None,
+    grader: Annotated[
+        str | None,
+        typer.Option(help="provider/model deciding free-form answers the readers cannot settle."),
+    ] = None,
     base_url: Annotated[
         str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
     ] = None,
@@ -152,6 +156,7 @@ def evaluate_command(
             threshold=threshold,
             all_examples=all_examples,
             extractor=extractor,
+            grader=grader,
             base_url=base_url,
             max_calls=max_calls,
             max_cost=max_cost,
@@ -191,8 +196,10 @@ class CliEvalHooks(EvalHooks):
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.failures = FailurePrinter()
+        self.task: str | None = None  # the evaluated questions' shape, once loaded
 
     def loaded(self, sets: list[Any]) -> None:
+        self.task = next((i.original.task for s in sets for i in s.items), None)
         for s in sets:
             if s.skipped and not self.quiet:
                 err.print(f"[yellow]{s.path}: left out {len(s.skipped)} entries[/]")
@@ -201,7 +208,7 @@ class CliEvalHooks(EvalHooks):
 
     def starting(self, protocol: Any) -> None:
         if not self.quiet:
-            console.print(f"protocol: {protocol.describe()}", highlight=False)
+            console.print(f"protocol: {protocol.describe(self.task)}", highlight=False)
 
     def failure(self, failure: dict[str, Any]) -> None:
         self.failures(failure)

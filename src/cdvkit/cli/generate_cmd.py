@@ -131,7 +131,8 @@ class CliHooks(RunHooks):
             f"run dir [cyan]{run_dir}[/]",
             highlight=False,
         )
-        console.print(f"protocol: {cfg.protocol_spec().describe()}", highlight=False)
+        task = questions[0].task if questions else None
+        console.print(f"protocol: {cfg.protocol_spec().describe(task)}", highlight=False)
 
     def failure(self, failure: dict[str, Any]) -> None:
         self.failures(failure)

@@ -23,14 +23,20 @@ def show_rows(
     title: str,
     as_json: bool,
     overflow: Literal["fold", "crop", "ellipsis", "ignore"] = "ellipsis",
+    whole: tuple[str, ...] = (),
 ) -> None:
-    """A listing as JSON (every field of every row) or as a table of ``columns``."""
+    """A listing as JSON (every field of every row) or as a table of ``columns``; the
+    ``whole`` columns (names people type) are never wrapped nor cut, the others give way."""
     if as_json:
         print(json.dumps(rows, indent=2))
         return
     t = Table(title=title)
     for col in columns:
-        t.add_column(col, overflow=overflow)
+        if col in whole:
+            width = max([len(col), *(len(str(r[col])) for r in rows)])
+            t.add_column(col, no_wrap=True, min_width=width)
+        else:
+            t.add_column(col, overflow=overflow)
     for row in rows:
         t.add_row(*(str(row[c]) for c in columns))
     console.print(t)
@@ -43,16 +49,30 @@ def datasets(
     from cdvkit.data import BUILTINS
 
     rows = [
-        {"name": "sample", "source": "bundled with cdvkit", "split": "-", "about": "offline demo"}
+        {
+            "name": "sample",
+            "task": "multiple_choice",
+            "source": "bundled with cdvkit",
+            "split": "-",
+            "about": "offline demo",
+        }
     ] + [
-        {"name": b.name, "source": b.path, "split": b.split, "about": b.description}
+        {
+            "name": b.name,
+            "task": b.task,
+            "source": b.path,
+            "split": b.split,
+            "about": b.description,
+        }
         for b in BUILTINS.values()
     ]
     show_rows(
         rows,
-        ("name", "source", "split", "about"),
+        ("name", "task", "source", "split", "about"),
         "Built-in datasets (or pass --data path/to/file.json|jsonl|csv)",
         as_json,
+        overflow="fold",
+        whole=("name", "task"),
     )
 
 

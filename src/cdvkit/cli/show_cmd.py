@@ -134,7 +134,9 @@ def _entry(
         "question": n["question"],
         "choices": choices,
         "answer": n["answer"],
-        "answer_text": choices[n["answer"]] if 0 <= n["answer"] < len(choices) else None,
+        "answer_text": choices[n["answer"]]
+        if 0 <= n["answer"] < len(choices)
+        else (original.answer_text if original is not None else None),
         "distraction": n.get("distraction"),
         "placement": n.get("placement"),
         "target_option": target,
@@ -195,6 +197,11 @@ def _print_entry(e: dict[str, Any]) -> None:
         if e["placement"]:
             added.append(f" ({e['placement']})", style="dim")
         _row("added", added)
+    if not e["choices"] and e["answer_text"]:
+        # Free-form: no choices to list; the right answer and the one the sentence pushes.
+        _row("answer", Text(e["answer_text"], style="bold green"))
+        if e["target_option"]:
+            _row("pushed", Text(e["target_option"], style="bold yellow"))
     for i, choice in enumerate(e["choices"]):
         line = Text(choice)
         if i == e["answer"]:

@@ -9,12 +9,13 @@ from pathlib import Path
 
 from cdvkit.data.hub import BUILTINS, BuiltinDataset, load_builtin
 from cdvkit.data.loaders import SUPPORTED_SUFFIXES, load_file
-from cdvkit.data.question import Question
-from cdvkit.data.validation import DatasetError, LoadResult, RowProblem
+from cdvkit.data.question import TASKS, Question
+from cdvkit.data.validation import DatasetError, LoadResult, RowProblem, resolve_task
 
 __all__ = [
     "BUILTINS",
     "SAMPLE",
+    "TASKS",
     "BuiltinDataset",
     "DatasetError",
     "LoadResult",
@@ -23,13 +24,20 @@ __all__ = [
     "load_builtin",
     "load_file",
     "load_questions",
+    "resolve_task",
     "sample_questions",
 ]
 
 SAMPLE = "sample"
 
 # Names people type for the built-ins besides their canonical ones.
-_ALIASES = {"truthfulqa": "truthfulqa_mc1", "truthful_qa": "truthfulqa_mc1", "obqa": "openbookqa"}
+_ALIASES = {
+    "truthfulqa": "truthfulqa_mc1",
+    "truthful_qa": "truthfulqa_mc1",
+    "obqa": "openbookqa",
+    "gsm_8k": "gsm8k",
+    "triviaqa": "trivia_qa",
+}
 
 
 def _builtin_name(spec: str) -> str | None:
@@ -67,6 +75,7 @@ def load_questions(
     skip_invalid: bool = False,
     data_dir: str | Path | None = None,
     strict: bool = False,
+    task: str | None = None,
 ) -> LoadResult:
     """Load questions from ``spec``: ``"sample"``, a built-in name (see BUILTINS) or a file path.
 
@@ -76,9 +85,14 @@ def load_questions(
     ``skipped``; built-ins always skip and report rows their converter rejects. Files with
     repeated choices load with the repeats collapsed and listed in ``warnings``, unless
     ``strict``, which makes them a defect like any other.
+
+    ``task`` (one of TASKS: multiple_choice, numeric, short_answer) sets the shape a file's rows
+    must have; left out, it is inferred from the rows (see ``load_file``). A built-in has its
+    own shape (``BuiltinDataset.task``), which ``task`` may only repeat.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DatasetError(f"limit must be a positive whole number, got {limit!r}")
+    task = resolve_task(task)
 
     name = _builtin_name(spec)
     if spec.strip().lower() == SAMPLE:
@@ -86,10 +100,10 @@ def load_questions(
         sample = resources.files("cdvkit.data").joinpath("sample", "sample.jsonl")
         with resources.as_file(sample) as path:
             result = load_file(
-                path, skip_invalid=skip_invalid, source="cdvkit-sample", strict=strict
+                path, skip_invalid=skip_invalid, source="cdvkit-sample", strict=strict, task=task
             )
     elif name is not None:
-        result = load_builtin(name, split=split, data_dir=data_dir)
+        result = load_builtin(name, split=split, data_dir=data_dir, task=task)
     else:
         path = Path(spec).expanduser()
         if not path.exists():
@@ -101,7 +115,7 @@ def load_questions(
                 f"{'/'.join(SUPPORTED_SUFFIXES)} file"
             )
         _only_for_builtins(spec, split, data_dir)
-        result = load_file(path, skip_invalid=skip_invalid, strict=strict)
+        result = load_file(path, skip_invalid=skip_invalid, strict=strict, task=task)
 
     result.questions = sample_questions(result.questions, limit, seed)
     return result

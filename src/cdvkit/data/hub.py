@@ -5,6 +5,9 @@ without a network. Questions get the same ``source`` names as the reference impl
 files (MMLU, CommonsenseQA, OpenbookQA, TruthfulQA), and the hub's choice order is kept, so a
 question without a hub id gets the same stable id whether it is read from the hub or from a
 reference-format file.
+
+Free-form built-ins (GSM8K: numeric, TriviaQA: short answers) are built like free-form file rows,
+so a GSM8K row gets the same id from the hub as from a local file of its rows (source "GSM8K").
 """
 
 from __future__ import annotations
@@ -15,22 +18,33 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import Question
-from cdvkit.data.validation import DatasetError, InvalidRow, LoadResult, RowProblem, build_question
+from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER, Question
+from cdvkit.data.validation import (
+    DatasetError,
+    InvalidRow,
+    LoadResult,
+    RowProblem,
+    build_free_form,
+    build_question,
+    resolve_task,
+)
 
 __all__ = [
     "BUILTINS",
     "BuiltinDataset",
     "convert_commonsense_qa",
+    "convert_gsm8k",
     "convert_mmlu",
     "convert_openbookqa",
+    "convert_trivia_qa",
     "convert_truthfulqa_mc1",
     "load_builtin",
 ]
 
 _LOCAL_HINT = (
     "Pass a local file instead, e.g. --data path/to/file.json (JSON, JSONL or CSV with "
-    "question, choices and answer), or --data sample for the bundled sample"
+    "question and answer, plus choices for multiple choice), or --data sample for the bundled "
+    "sample"
 )
 
 
@@ -115,6 +129,52 @@ def convert_truthfulqa_mc1(row: Mapping[str, Any]) -> Question:
     )
 
 
+def convert_gsm8k(row: Mapping[str, Any]) -> Question:
+    """openai/gsm8k (main): question, answer = a worked solution whose last line is "#### N".
+
+    The reference is N (normalised: "#### 1,080" -> "1080"); the solution is kept in
+    metadata["solution"].
+    """
+    solution = row.get("answer")
+    if isinstance(solution, str) and solution.strip() and "####" not in solution:
+        raise InvalidRow("answer is a solution without its final '#### <number>' line")
+    return build_free_form(
+        task=NUMERIC,
+        question=row.get("question"),
+        answer=solution,
+        source="GSM8K",
+        metadata=_extras(row, {"question", "answer"}),
+    )
+
+
+def convert_trivia_qa(row: Mapping[str, Any]) -> Question:
+    """mandarjoshi/trivia_qa (rc.nocontext): question_id, question, question_source,
+    answer={value, aliases, normalized_aliases, ...}; entity_pages and search_results are empty.
+
+    The references are the answer's value, then its aliases (repeats and blanks left out).
+    """
+    answer = row.get("answer")
+    if not isinstance(answer, Mapping):
+        raise InvalidRow("answer is missing or not an object with 'value' and 'aliases'")
+    aliases = answer.get("aliases")
+    if not isinstance(aliases, list | tuple):
+        aliases = []
+    metadata = _extras(row, {"question", "question_id", "answer", "entity_pages", "search_results"})
+    raw_id = row.get("question_id")
+    if raw_id not in (None, ""):
+        metadata["hub_id"] = raw_id
+    return build_free_form(
+        task=SHORT_ANSWER,
+        id=f"TriviaQA-{raw_id}" if raw_id not in (None, "") else None,
+        question=row.get("question"),
+        answer=answer.get("value"),
+        # The hub's aliases cannot be fixed by the user: blanks are dropped, not a defect.
+        aliases=[a for a in aliases if isinstance(a, str) and a.strip()],
+        source="TriviaQA",
+        metadata=metadata,
+    )
+
+
 @dataclass(frozen=True)
 class BuiltinDataset:
     """A benchmark cdvkit knows how to fetch from the Hugging Face Hub."""
@@ -126,6 +186,7 @@ class BuiltinDataset:
     description: str
     source: str  # Question.source for its rows
     convert: Callable[[Mapping[str, Any]], Question] = field(repr=False, compare=False)
+    task: str = MULTIPLE_CHOICE  # the task shape of its questions (cdvkit.data.question.TASKS)
 
 
 BUILTINS: dict[str, BuiltinDataset] = {
@@ -166,6 +227,27 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "TruthfulQA MC1: questions that invite popular misconceptions, 2-13 choices",
             "TruthfulQA",
             convert_truthfulqa_mc1,
+        ),
+        BuiltinDataset(
+            "gsm8k",
+            "openai/gsm8k",
+            "main",
+            "test",
+            "GSM8K: grade-school math word problems, a numeric answer",
+            "GSM8K",
+            convert_gsm8k,
+            task=NUMERIC,
+        ),
+        BuiltinDataset(
+            "trivia_qa",
+            "mandarjoshi/trivia_qa",
+            "rc.nocontext",
+            "validation",
+            "TriviaQA (rc.nocontext): trivia, a short answer and its aliases "
+            "(test split has no answers)",
+            "TriviaQA",
+            convert_trivia_qa,
+            task=SHORT_ANSWER,
         ),
     )
 }
@@ -278,8 +360,12 @@ def load_builtin(
     split: str | None = None,
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
+    task: str | None = None,
 ) -> LoadResult:
     """Load one split of a built-in benchmark as questions.
+
+    ``task`` may only confirm the built-in's own shape (``BuiltinDataset.task``): a built-in's
+    questions cannot be read as another shape.
 
     ``data_dir`` reads the data from a local path instead of the hub: a snapshot of the hub
     repository (README with configs), a folder laid out like one (``<config>/<split>-*.parquet``
@@ -294,6 +380,12 @@ def load_builtin(
     if b is None:
         raise DatasetError(
             f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTINS))}"
+        )
+    task = resolve_task(task)
+    if task is not None and task != b.task:
+        raise DatasetError(
+            f"built-in dataset {name!r} holds {b.task} questions, so --task {task} does not "
+            "apply to it; leave --task out"
         )
     split = split or b.split
     ds, label = _fetch(

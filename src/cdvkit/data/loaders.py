@@ -1,6 +1,6 @@
-"""Load multiple-choice questions from local JSON, JSONL and CSV files.
+"""Load questions from local JSON, JSONL and CSV files: multiple choice or free form.
 
-Two shapes of row are accepted:
+Two shapes of multiple-choice row are accepted:
 
 * the reference format: ``question``, ``choices`` (a list), ``answer`` = the text of the correct
   choice, optional ``source``, ``subject`` and ``id``; every other field goes to ``metadata``;
@@ -9,25 +9,47 @@ Two shapes of row are accepted:
 CSV files name the choices with a ``choices`` column holding a JSON list, with columns ``A``,
 ``B``, ``C``, ... or with columns ``choice_0``, ``choice_1``, ...
 
+A free-form row (task ``numeric`` or ``short_answer``) has no choices: ``question``, ``answer``
+(text or a number; for numeric a GSM8K-style solution ending in "#### N" gives N), optional
+``aliases`` (more accepted answers: a list of strings, in CSV a JSON list or ``a|b|c``), ``id``,
+``source`` and ``subject``; every other field goes to ``metadata``.
+
+A file holds one task shape. Unless the caller names it (``task``, the CLI's ``--task``) it is
+inferred per row: choices -> multiple choice; none and a numeric answer -> numeric; none and
+any other answer -> short answer. A row of another shape than the file's other rows is a defect.
+
 Every defect is reported with the file and a 1-based row number: the element number in a JSON
 list, the line number in a JSONL file, the data row number (header not counted) in a CSV file.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, Question
 from cdvkit.data.readers import (
     LONE_SURROGATE,
+    RawRow,
     csv_rows,
     has_lone_surrogates,
     json_rows,
     jsonl_rows,
     read_text,
 )
-from cdvkit.data.validation import DatasetError, InvalidRow, LoadResult, RowProblem, build_question
+from cdvkit.data.validation import (
+    DatasetError,
+    InvalidRow,
+    LoadResult,
+    RowProblem,
+    build_free_form,
+    build_question,
+    has_choices,
+    infer_task,
+    resolve_task,
+    short,
+)
 
 __all__ = ["SUPPORTED_SUFFIXES", "load_file"]
 
@@ -36,6 +58,7 @@ SUPPORTED_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv", ".tsv")
 # Fields with a meaning of their own; anything else in a row is kept in Question.metadata.
 _ANSWER_KEYS = ("answer", "answerKey", "label")
 _KNOWN_KEYS = {"id", "question", "choices", "source", "subject", *_ANSWER_KEYS}
+_FREE_FORM_KEYS = {"id", "question", "choices", "answer", "aliases", "source", "subject"}
 
 _SKIP_HINT = "use --skip-invalid (skip_invalid=True) to skip bad rows and report them instead"
 
@@ -67,12 +90,104 @@ def _question_from_row(
     )
 
 
+def _free_form_from_row(raw: dict[str, Any], *, task: str, source: str, from_csv: bool) -> Question:
+    row_source = raw.get("source")
+    return build_free_form(
+        task=task,
+        question=raw.get("question"),
+        answer=raw.get("answer"),
+        aliases=raw.get("aliases"),
+        source=str(row_source) if row_source else source,
+        id=raw.get("id"),
+        subject=raw.get("subject"),
+        metadata={k: v for k, v in raw.items() if k not in _FREE_FORM_KEYS},
+        aliases_text=from_csv,
+    )
+
+
+def _row_shapes(rows: list[RawRow]) -> dict[int, str]:
+    """The task shape each readable row reads as (see ``infer_task``), by row number."""
+    return {
+        raw.row: infer_task(raw.data.get("choices"), raw.data.get("answer"))
+        for raw in rows
+        if raw.data is not None
+    }
+
+
+def _file_task(shapes: dict[int, str]) -> tuple[str, int] | None:
+    """The shape most rows read as (on a tie, the earliest row's) and its first row."""
+    if not shapes:
+        return None
+    counts = Counter(shapes.values())
+    first: dict[str, int] = {}
+    for row, shape in shapes.items():
+        first.setdefault(shape, row)
+    task = max(counts, key=lambda t: (counts[t], -first[t]))
+    return task, first[task]
+
+
+def _shape_mismatch(data: dict[str, Any], shape: str, task: str, first_row: int) -> str:
+    """The defect of a row whose inferred shape is not the file's: what it reads as, and why."""
+    rest = (
+        f"this file's other rows are {task} (from row {first_row}), and a file holds questions "
+        "of one task shape"
+    )
+    hint = "set the shape with --task"
+    if task == MULTIPLE_CHOICE:
+        return f"choices are missing: {rest}; give this row its choices, or {hint}"
+    if shape == MULTIPLE_CHOICE:
+        return f"has choices, but {rest}; remove them, or {hint}"
+    answer = data.get("answer")
+    if shape == NUMERIC:
+        return (
+            f"answer {short(answer)} is a number, so this row reads as {NUMERIC}, but {rest}; "
+            f"use --task {task} (task={task!r}) to read every answer as text"
+        )
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        return f"answer is missing ({rest})"
+    return (
+        f"answer {short(answer)} is not a number, so this row reads as {shape}, but {rest}; {hint}"
+    )
+
+
+def _build(
+    raw: RawRow,
+    *,
+    task: str | None,
+    file_task: str,
+    default_source: str,
+    shape: str,
+    first_row: int,
+    repairs: list[str] | None,
+) -> Question:
+    assert raw.data is not None
+    data = raw.data
+    if task is None and shape != file_task:
+        raise InvalidRow(_shape_mismatch(data, shape, file_task, first_row))
+    if file_task == MULTIPLE_CHOICE:
+        if not has_choices(data.get("choices")):
+            raise InvalidRow(f"choices are missing (task {MULTIPLE_CHOICE})")
+        return _question_from_row(
+            data,
+            source=default_source,
+            digits_are_indices=raw.digits_are_indices,
+            repairs=repairs,
+        )
+    if has_choices(data.get("choices")):
+        raise InvalidRow(
+            f"has choices, but the task is {file_task} and a {file_task} question has none; "
+            "remove them, or leave --task out"
+        )
+    return _free_form_from_row(data, task=file_task, source=default_source, from_csv=raw.from_csv)
+
+
 def load_file(
     path: str | Path,
     *,
     skip_invalid: bool = False,
     source: str | None = None,
     strict: bool = False,
+    task: str | None = None,
 ) -> LoadResult:
     """Load a .json (list or JSON Lines), .jsonl/.ndjson, .csv or .tsv file of questions.
 
@@ -81,7 +196,11 @@ def load_file(
     defect, unless ``skip_invalid`` is set: then it is left out and listed in ``skipped``.
     Defects of the file as a whole (unreadable, not a list, no header) always raise.
     Repeated choices are collapsed and reported in ``warnings``, or are a defect with ``strict``.
+
+    ``task`` (multiple_choice, numeric, short_answer) says what shape every row must have; left
+    out, the shape most rows read as is the file's, and a row of another shape is a defect.
     """
+    task = resolve_task(task)
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -101,29 +220,35 @@ def load_file(
     label = str(p)
     default_source = source or p.stem
     if suffix == ".json":
-        rows = json_rows(p, text)
+        rows = list(json_rows(p, text))
     elif suffix in (".jsonl", ".ndjson"):
-        rows = jsonl_rows(p, text)
+        rows = list(jsonl_rows(p, text))
     else:
-        rows = csv_rows(p, text)
+        rows = list(csv_rows(p, text, require_choices=task == MULTIPLE_CHOICE))
+    if not rows:
+        raise DatasetError(f"{p}: contains no questions")
+    shapes = _row_shapes(rows)
+    found = _file_task(shapes)
+    file_task, first_row = (task, 0) if task else found or (MULTIPLE_CHOICE, 0)
 
     questions: list[Question] = []
     skipped: list[RowProblem] = []
     warnings: list[RowProblem] = []
     first_row_of_id: dict[str, int] = {}
-    n_rows = 0
     for raw in rows:
-        n_rows += 1
         try:
             if raw.data is None:
                 raise InvalidRow(raw.error or "unreadable row")
             if has_lone_surrogates(raw.data):
                 raise InvalidRow(LONE_SURROGATE)
             repairs: list[str] | None = None if strict else []
-            q = _question_from_row(
-                raw.data,
-                source=default_source,
-                digits_are_indices=raw.digits_are_indices,
+            q = _build(
+                raw,
+                task=task,
+                file_task=file_task,
+                default_source=default_source,
+                shape=shapes[raw.row],
+                first_row=first_row,
                 repairs=repairs,
             )
             # Ids key the run store and resume; two rows with one id would share results.
@@ -131,7 +256,8 @@ def load_file(
                 first = first_row_of_id[q.id]
                 if raw.data.get("id") not in (None, ""):
                     raise InvalidRow(f"duplicate id {q.id!r} (already used by row {first})")
-                raise InvalidRow(f"duplicate question: same question and choices as row {first}")
+                what = "answers" if q.free_form else "choices"
+                raise InvalidRow(f"duplicate question: same question and {what} as row {first}")
         except InvalidRow as exc:
             problem = RowProblem(label, raw.row, str(exc))
             if not skip_invalid:
@@ -141,6 +267,4 @@ def load_file(
         first_row_of_id[q.id] = raw.row
         questions.append(q)
         warnings.extend(RowProblem(label, raw.row, r) for r in repairs or [])
-    if n_rows == 0:
-        raise DatasetError(f"{p}: contains no questions")
     return LoadResult(questions, skipped, warnings)

@@ -9,10 +9,21 @@ from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
+# Task shapes: what a question asks for (cdvkit.tasks reads and judges each one's answers).
+MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER = "multiple_choice", "numeric", "short_answer"
+TASKS = (MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER)
+# A free-form question has no choices, so no choice is its answer.
+NO_CHOICE = -1
+
 
 @dataclass(frozen=True)
 class Question:
-    """A multiple-choice question with its correct answer as an index into ``choices``."""
+    """A question and what answers it right.
+
+    Multiple choice: ``answer`` indexes ``choices``. Free form (``numeric``, ``short_answer``):
+    no choices, ``answer`` is ``NO_CHOICE``, and ``references`` holds the accepted answers, the
+    reference first and its aliases after it.
+    """
 
     id: str
     question: str
@@ -21,11 +32,23 @@ class Question:
     source: str = ""
     subject: str | None = None
     metadata: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    task: str = MULTIPLE_CHOICE
+    references: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         # Callers often hand lists; freezing them keeps questions hashable and cache keys stable.
         if not isinstance(self.choices, tuple):
             object.__setattr__(self, "choices", tuple(self.choices))
+        if not isinstance(self.references, tuple):
+            object.__setattr__(self, "references", tuple(self.references))
+        if self.task not in TASKS:
+            raise ValueError(f"question {self.id!r}: task must be one of {', '.join(TASKS)}")
+        if self.free_form:
+            if self.choices or self.answer != NO_CHOICE:
+                raise ValueError(f"question {self.id!r}: a {self.task} question has no choices")
+            if not self.references or not all(r.strip() for r in self.references):
+                raise ValueError(f"question {self.id!r}: a {self.task} question needs its answer")
+            return
         if not 0 <= self.answer < len(self.choices):
             raise ValueError(
                 f"question {self.id!r}: answer index {self.answer} is out of range "
@@ -38,8 +61,12 @@ class Question:
         return self.id
 
     @property
+    def free_form(self) -> bool:
+        return self.task != MULTIPLE_CHOICE
+
+    @property
     def answer_text(self) -> str:
-        return self.choices[self.answer]
+        return self.references[0] if self.free_form else self.choices[self.answer]
 
     @property
     def answer_letter(self) -> str:
@@ -50,7 +77,7 @@ class Question:
         return [i for i in range(len(self.choices)) if i != self.answer]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out = {
             "id": self.id,
             "question": self.question,
             "choices": list(self.choices),
@@ -60,6 +87,11 @@ class Question:
             "subject": self.subject,
             "metadata": self.metadata,
         }
+        if self.free_form:
+            # Only free-form questions carry these, so a multiple-choice question's stored form
+            # (and every run directory written before them) stays as it was.
+            out |= {"task": self.task, "references": list(self.references)}
+        return out
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Question:
@@ -71,6 +103,8 @@ class Question:
             source=d.get("source", "") or "",
             subject=d.get("subject"),
             metadata=dict(d.get("metadata") or {}),
+            task=d.get("task") or MULTIPLE_CHOICE,
+            references=tuple(d.get("references") or ()),
         )
 
 

@@ -65,6 +65,7 @@ class RawRow:
     data: dict[str, Any] | None = None
     error: str | None = None  # a defect found before the fields could be read
     digits_are_indices: bool = False
+    from_csv: bool = False  # every cell is text (aliases may be a JSON list or "a|b")
 
 
 _BAD_BYTES = (
@@ -162,8 +163,11 @@ def jsonl_rows(path: Path, text: DecodedText) -> Iterator[RawRow]:
 _CHOICE_N = re.compile(r"choice_(\d+)")
 
 
-def _csv_choice_columns(header: list[str], path: Path) -> list[int] | None:
-    """Column indices of the choices in order, or None when a ``choices`` column is used."""
+def _csv_choice_columns(header: list[str], path: Path, required: bool) -> list[int] | None:
+    """Column indices of the choices in order, or None when a ``choices`` column is used.
+
+    A header without choices gives ``[]`` (free-form questions), or is a defect if ``required``.
+    """
     names = [h.strip() for h in header]
     if "choices" in names:
         return None
@@ -191,13 +195,19 @@ def _csv_choice_columns(header: list[str], path: Path) -> list[int] | None:
                 f"found {', '.join(f'choice_{n}' for n in nums)}"
             )
         return [numbered[n] for n in nums]
+    if not required:
+        return []
     raise DatasetError(
-        f"{path}: header: no choices; add a 'choices' column (JSON list), "
-        f"columns A, B, C, ... or columns choice_0, choice_1, ... (header: {', '.join(names)})"
+        f"{path}: header: no choices (the task is multiple choice); add a 'choices' column "
+        f"(JSON list), columns A, B, C, ... or columns choice_0, choice_1, ... "
+        f"(header: {', '.join(names)})"
     )
 
 
-def csv_rows(path: Path, text: DecodedText) -> Iterator[RawRow]:
+def csv_rows(path: Path, text: DecodedText, *, require_choices: bool = False) -> Iterator[RawRow]:
+    """Rows of a CSV/TSV file. Choices come from a ``choices`` column (a JSON list), columns A,
+    B, ... or choice_0, choice_1, ...; a header with none of them holds free-form questions,
+    unless ``require_choices`` (the task is multiple choice)."""
     delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
     reader = csv.reader(io.StringIO(text.text, newline=""), delimiter=delimiter)
     try:
@@ -215,9 +225,10 @@ def csv_rows(path: Path, text: DecodedText) -> Iterator[RawRow]:
     if "question" not in names:
         raise DatasetError(
             f"{path}: header: no 'question' column (the first line must be a header "
-            f"naming question, choices or A/B/C/..., answer); found: {', '.join(names)}"
+            f"naming question, answer and, for multiple choice, choices or A/B/C/...); "
+            f"found: {', '.join(names)}"
         )
-    choice_cols = _csv_choice_columns(header, path)
+    choice_cols = _csv_choice_columns(header, path, require_choices)
     consumed = set(choice_cols or [])
     row = 0
     while True:
@@ -251,7 +262,7 @@ def csv_rows(path: Path, text: DecodedText) -> Iterator[RawRow]:
             except (ValueError, RecursionError):  # JSONDecodeError, or a number too long
                 yield RawRow(row, error=f"choices is not a JSON list: {short(raw)}")
                 continue
-        else:
+        elif choice_cols:
             values = [cells[i] for i in choice_cols]
             # Files mixing 4- and 5-choice questions leave the last columns empty.
             while values and not values[-1].strip():
@@ -261,4 +272,4 @@ def csv_rows(path: Path, text: DecodedText) -> Iterator[RawRow]:
         for key in ("id", "source", "subject"):
             if key in data and not data[key].strip():
                 del data[key]
-        yield RawRow(row, data, digits_are_indices=True)
+        yield RawRow(row, data, digits_are_indices=True, from_csv=True)

@@ -3,15 +3,30 @@ hub converters, so a defect reads the same wherever the row came from.
 
 A defect raises InvalidRow with what is wrong; the reader that met the row adds the file and the
 row number (RowProblem).
+
+Multiple-choice rows are built by ``build_question``; free-form rows (numeric and short answers:
+no choices, the answer and its aliases as ``references``) by ``build_free_form``.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdvkit.data.question import LETTERS, Question, stable_id
+from cdvkit.data.question import (
+    LETTERS,
+    MULTIPLE_CHOICE,
+    NO_CHOICE,
+    NUMERIC,
+    SHORT_ANSWER,
+    TASKS,
+    Question,
+    stable_id,
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +63,11 @@ class LoadResult:
 
     def __len__(self) -> int:
         return len(self.questions)
+
+    @property
+    def task(self) -> str | None:
+        """The task shape of the questions (a file holds one), or None when none loaded."""
+        return self.questions[0].task if self.questions else None
 
 
 def short(value: Any, limit: int = 60) -> str:
@@ -142,6 +162,19 @@ def _clean_choices(raw: Any) -> tuple[list[str], list[str] | None]:
     return out, labels
 
 
+def _check_question_text(question: Any) -> None:
+    if question is None:
+        raise InvalidRow("question is missing")
+    if not isinstance(question, str):
+        raise InvalidRow(f"question must be text, got {type(question).__name__}")
+    if not question.strip():
+        raise InvalidRow("question is empty")
+
+
+def _row_id(id: Any) -> str | None:
+    return str(id).strip() if id is not None and str(id).strip() else None
+
+
 def build_question(
     *,
     question: Any,
@@ -164,12 +197,7 @@ def build_question(
     collapsed into one instead, which leaves the question and its answer unchanged, and the
     repair is described in ``repairs`` so the caller can report it with the row number.
     """
-    if question is None:
-        raise InvalidRow("question is missing")
-    if not isinstance(question, str):
-        raise InvalidRow(f"question must be text, got {type(question).__name__}")
-    if not question.strip():
-        raise InvalidRow("question is empty")
+    _check_question_text(question)
     texts, labels = _clean_choices(choices)
     if len(texts) < 2:
         raise InvalidRow(f"has {len(texts)} choice(s); a multiple-choice question needs at least 2")
@@ -205,13 +233,187 @@ def build_question(
         repairs.append("; ".join(dupes) + " (collapsed into one; the answer is unchanged)")
     if subject is not None and not isinstance(subject, str):
         subject = str(subject)
-    qid = str(id).strip() if id is not None and str(id).strip() else None
     return Question(
-        id=qid or stable_id(source, question, texts),
+        id=_row_id(id) or stable_id(source, question, texts),
         question=question,
         choices=tuple(texts),
         answer=index,
         source=source,
         subject=subject or None,
         metadata=dict(metadata or {}),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Free-form rows: numeric and short answers
+# ---------------------------------------------------------------------------------------------
+
+
+def resolve_task(task: str | None) -> str | None:
+    """Check a task shape a user named (``--task``); ``None`` (or "auto") means "infer it from
+    the data"."""
+    if task is None:
+        return None
+    key = str(task).strip().lower().replace("-", "_")
+    if key in ("", "auto"):
+        return None
+    if key not in TASKS:
+        raise DatasetError(f"unknown task {task!r}; choose auto or one of {', '.join(TASKS)}")
+    return key
+
+
+def _reference_number(text: str) -> float | None:
+    # Imported when first needed: the cdvkit.tasks package itself imports cdvkit.data.
+    from cdvkit.tasks.numeric import reference_number
+
+    return reference_number(text)
+
+
+def has_choices(choices: Any) -> bool:
+    """Whether a row gives choices. Absent, null or ``""`` (an empty CSV cell) means none; an
+    empty list still declares a multiple-choice row (one with too few choices)."""
+    return choices is not None and not (isinstance(choices, str) and not choices.strip())
+
+
+def _answer_text(answer: Any) -> str:
+    """A free-form answer as text: numbers as written in Python (72 -> "72", 0.5 -> "0.5")."""
+    if answer is None or (isinstance(answer, str) and not answer.strip()):
+        raise InvalidRow("answer is missing")
+    if isinstance(answer, bool) or not isinstance(answer, int | float | str):
+        raise InvalidRow(f"answer must be text or a number, got {short(answer)}")
+    if isinstance(answer, float) and not math.isfinite(answer):
+        raise InvalidRow(f"answer {answer!r} is not a finite number")
+    return answer.strip() if isinstance(answer, str) else str(answer)
+
+
+def number_text(value: float) -> str:
+    """A number as a reference: 1080.0 -> "1080", 0.5 -> "0.5"."""
+    if value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    return repr(value)
+
+
+# What a numeric answer looks like when the shape is inferred: a number alone, as people write it
+# ("72", "-3", "1,080", "$18", "0.5", "1/2", "1 1/2", "45%"). The numeric reader takes more
+# ("12 cm", "eighteen", "Apollo 11" -> 11), which is right for a number but would read many a
+# short answer as one; under --task numeric every answer it reads counts.
+_NUMBER_ALONE = re.compile(
+    r"[-+\u2212]?[$\u20ac\u00a3\u00a5]?\s*[-+\u2212]?"
+    r"(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+    r"(?:/[0-9]+|\s+[0-9]+/[0-9]+)?%?"
+)
+
+
+def _is_number_alone(text: str) -> bool:
+    final = text.rsplit("####", 1)[1].strip().split("\n")[0] if "####" in text else text
+    return bool(_NUMBER_ALONE.fullmatch(final.strip())) and _reference_number(text) is not None
+
+
+def infer_task(choices: Any, answer: Any) -> str:
+    """The shape a row reads as: choices -> multiple choice; else an answer that is a number
+    alone (or a GSM8K solution ending in "#### N") -> numeric; else short answer."""
+    if has_choices(choices):
+        return MULTIPLE_CHOICE
+    try:
+        text = _answer_text(answer)
+    except InvalidRow:
+        return SHORT_ANSWER  # the row is rejected when it is built; its shape hardly matters
+    if isinstance(answer, int | float) or _is_number_alone(text):
+        return NUMERIC
+    return SHORT_ANSWER
+
+
+def numeric_reference(answer: Any) -> tuple[str, str | None]:
+    """The reference of a numeric answer and, for a worked solution, the solution.
+
+    A plain answer ("72", "1,080", "$18", 72) is kept as written. A solution that ends in
+    "#### N" (GSM8K), or gives its answer in ``\\boxed{N}`` (MATH), gives the number N,
+    normalised ("#### 1,080" -> "1080"), and the whole solution.
+    """
+    text = _answer_text(answer)
+    value = _reference_number(text)
+    if "####" in text or "\\boxed" in text or "\\fbox" in text:
+        if value is None:
+            final = text.rsplit("####", 1)[1].strip() if "####" in text else text
+            raise InvalidRow(
+                f"answer is a solution whose final answer {short(final)} is not a number"
+            )
+        return number_text(value), text
+    if value is None:
+        raise InvalidRow(f"answer {short(text)} is not a number (task {NUMERIC})")
+    return text, None
+
+
+def parse_aliases(aliases: Any, *, text_cell: bool = False) -> list[str]:
+    """A row's aliases: a list of strings; from a CSV cell, a JSON list or ``a|b|c``."""
+    if aliases is None:
+        return []
+    if text_cell and isinstance(aliases, str):
+        cell = aliases.strip()
+        if not cell:
+            return []
+        if cell.startswith("["):
+            try:
+                aliases = json.loads(cell)
+            except (ValueError, RecursionError):
+                raise InvalidRow(f"aliases is not a JSON list: {short(cell)}") from None
+        else:
+            aliases = [part.strip() for part in cell.split("|")]
+    if isinstance(aliases, str) or not isinstance(aliases, list | tuple):
+        raise InvalidRow(f"aliases must be a list of strings, got {type(aliases).__name__}")
+    out: list[str] = []
+    for i, alias in enumerate(aliases, start=1):
+        if not isinstance(alias, str):
+            raise InvalidRow(f"alias {i} is not text: {short(alias)}")
+        if not alias.strip():
+            raise InvalidRow(f"alias {i} is empty")
+        out.append(alias.strip())
+    return out
+
+
+def build_free_form(
+    *,
+    task: str,
+    question: Any,
+    answer: Any,
+    source: str,
+    aliases: Any = None,
+    id: Any = None,
+    subject: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    aliases_text: bool = False,
+) -> Question:
+    """Validate one free-form row and build its Question, raising InvalidRow on the first defect.
+
+    ``answer`` is text or a number (kept as text). For ``numeric`` it must be a number; a
+    GSM8K-style solution gives the number after "####" and goes whole to metadata["solution"].
+    ``aliases`` are more accepted answers (with ``aliases_text``, a CSV cell: a JSON list or
+    ``a|b``). The references are the answer then its aliases, repeats (after strip) removed.
+    """
+    if task not in (NUMERIC, SHORT_ANSWER):
+        raise ValueError(f"not a free-form task: {task!r}")
+    _check_question_text(question)
+    meta = dict(metadata or {})
+    if task == NUMERIC:
+        reference, solution = numeric_reference(answer)
+        if solution is not None:
+            meta["solution"] = solution
+    else:
+        reference = _answer_text(answer)
+    references: list[str] = []
+    for text in (reference, *parse_aliases(aliases, text_cell=aliases_text)):
+        if text.strip() not in references:
+            references.append(text.strip())
+    if subject is not None and not isinstance(subject, str):
+        subject = str(subject)
+    return Question(
+        id=_row_id(id) or stable_id(source, question, references),
+        question=question,
+        choices=(),
+        answer=NO_CHOICE,
+        source=source,
+        subject=subject or None,
+        metadata=meta,
+        task=task,
+        references=tuple(references),
     )

@@ -37,6 +37,7 @@ async def evaluate(
     backends: dict[str, Model] | None = None,
     extractor: str | Model | None = None,
     base_url: str | None = None,
+    grader: str | Model | None = None,
     on_progress: Callable[[EvalProgress], None] | None = None,
     executor: Any | None = None,
 ) -> EvaluationResult:
@@ -54,13 +55,14 @@ async def evaluate(
     settings = settings or EvalSettings()
     budget = budget or Budget()
     ext_name = getattr(extractor, "name", extractor)
+    grader_name = getattr(grader, "name", grader)
     answers = eval_jobs(sets, models, settings.all_examples)
     tally = Tally(models, EvalProgress(total=len(answers)), on_progress)
 
     # Answers already stored cost nothing and need no job; the rest go out per question.
     todo: dict[str, list[Answer]] = {}
     for si, model, item, v in answers:
-        key = eval_key(model, item.id, v, d, settings, ext_name)
+        key = eval_key(model, item.id, v, d, settings, ext_name, grader_name)
         hit = store.get_eval(key) if store is not None else None
         if hit is not None:
             tally.record(si, model, item.id, v.key, ItemScore(hit["accuracy"], hit["mode"], True))
@@ -73,7 +75,7 @@ async def evaluate(
                 tally.progress.errors.append(error)
             tally.record(si, model, item_id, vkey, sc)
 
-    work = EvalWork(models, d, settings, backends, extractor, base_url)
+    work = EvalWork(models, d, settings, backends, extractor, base_url, grader)
     jobs = [EvalJob(k, tuple(a)) for k, a in todo.items()]
     if executor is None:
         outcome = await run_here(
@@ -105,9 +107,11 @@ async def check_eval_models(
     extractor: str | None = None,
     base_url: str | None = None,
     concurrency: int = 16,
-) -> tuple[dict[str, Model], Model | None]:
-    """Build and check every evaluated model (and the extractor) before anything is written or
-    paid; returns the backends by model string, and the extractor's. Raises PreflightError."""
+    grader: str | None = None,
+) -> tuple[dict[str, Model], Model | None, Model | None]:
+    """Build and check every evaluated model (and the extractor and grader) before anything is
+    written or paid; returns the backends by model string, the extractor's and the grader's.
+    Raises PreflightError."""
     wanted = [
         Wanted(
             spec,
@@ -118,16 +122,16 @@ async def check_eval_models(
         )
         for spec in dict.fromkeys(models)
     ]
-    if extractor is not None:
-        wanted.append(
-            Wanted(
-                "\0extractor",
-                "extractor",
-                extractor,
-                extractor,
-                lambda: load_backend(extractor, concurrency, base_url),
+    for role, spec in (("extractor", extractor), ("grader", grader)):
+        if spec is not None:
+            wanted.append(
+                Wanted(
+                    f"\0{role}",
+                    role,
+                    spec,
+                    spec,
+                    lambda spec=spec: load_backend(spec, concurrency, base_url),
+                )
             )
-        )
     built = await preflight(wanted)
-    ext = built.pop("\0extractor", None)
-    return built, ext
+    return built, built.pop("\0extractor", None), built.pop("\0grader", None)

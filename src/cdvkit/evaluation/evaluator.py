@@ -55,6 +55,7 @@ class Evaluator:
         backends: dict[str, Model] | None = None,
         extractor: str | Model | None = None,
         base_url: str | None = None,
+        grader: str | Model | None = None,
     ) -> None:
         if not models:
             raise ValueError("give at least one model to evaluate (--models)")
@@ -75,28 +76,31 @@ class Evaluator:
             self.clients[spec] = RoleClient(
                 model, "eval", store=store, budget=self.budget, phase="evaluate"
             )
-        self.extractor: RoleClient | None = None
-        if extractor is not None:
-            ext = (
-                extractor
-                if isinstance(extractor, Model)
-                else load_backend(extractor, settings.concurrency, base_url)
-            )
-            if not isinstance(extractor, Model):
-                self._owned.append(ext)
-            self.extractor = RoleClient(
-                ext, "extractor", store=store, budget=self.budget, phase="evaluate"
-            )
+        self.extractor = self._helper("extractor", extractor, base_url)
+        self.grader = self._helper("grader", grader, base_url)
         protocol = settings.protocol(defense.text)
         self.askers = {
-            spec: Asker(client, protocol, extractor=self.extractor)
+            spec: Asker(client, protocol, extractor=self.extractor, grader=self.grader)
             for spec, client in self.clients.items()
         }
 
+    def _helper(self, role: str, model: str | Model | None, base_url: str | None) -> Any:
+        """The client of a helping role (extractor, grader), or None without one."""
+        if model is None:
+            return None
+        backend = (
+            model
+            if isinstance(model, Model)
+            else load_backend(model, self.settings.concurrency, base_url)
+        )
+        if not isinstance(model, Model):
+            self._owned.append(backend)
+        return RoleClient(backend, role, store=self.store, budget=self.budget, phase="evaluate")
+
     def backends(self) -> list[Model]:
-        """Every model this evaluator asks: the evaluated ones and the extractor."""
+        """Every model this evaluator asks: the evaluated ones, the extractor and the grader."""
         models = [c.model for c in self.clients.values()]
-        return models + ([self.extractor.model] if self.extractor is not None else [])
+        return models + [h.model for h in (self.extractor, self.grader) if h is not None]
 
     async def aclose(self) -> None:
         # Every backend's clients belong to this event loop, lent ones included: closing them
@@ -117,13 +121,16 @@ class Evaluator:
 
     async def score(self, model: str, item: EvalItem, variant: Variant) -> ItemScore:
         ext = self.extractor.name if self.extractor else None
-        key = eval_key(model, item.id, variant, self.defense, self.settings, ext)
+        grader = self.grader.name if self.grader else None
+        key = eval_key(model, item.id, variant, self.defense, self.settings, ext, grader)
         hit = self._get(key)
         if hit is not None:
             return ItemScore(float(hit["accuracy"]), hit["mode"], True)
         current_question.set(item.id)
         try:
-            out = await self.askers[model].ask(variant.question, variant.choices, variant.answer)
+            out = await self.askers[model].ask(
+                variant.question, variant.choices, variant.answer, variant.answer_key
+            )
         except UnsupportedError as exc:
             raise UnsupportedError(
                 f"cannot evaluate {model} with --protocol {self.settings.scoring} ({exc}); exact "
@@ -138,7 +145,7 @@ class Evaluator:
                 "variant": variant.key,
                 "defense": self.defense.label,
                 "defense_sha": self.defense.sha,
-                "protocol": self.askers[model].protocol.describe(),
+                "protocol": self.askers[model].protocol.describe(variant.task),
                 "samples": self.askers[model].protocol.samples,
                 "temperature": self.askers[model].protocol.temperature,
                 "scoring": self.settings.scoring,

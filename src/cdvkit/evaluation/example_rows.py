@@ -10,7 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import stable_id
+from cdvkit.data.question import MULTIPLE_CHOICE, NO_CHOICE, stable_id
 from cdvkit.evaluation.items import ORIGINAL, EvalItem, ExampleSet, Variant
 from cdvkit.evaluation.row_checks import (
     IDENTICAL,
@@ -26,6 +26,7 @@ from cdvkit.evaluation.row_checks import (
     same_text,
 )
 from cdvkit.store import RunStore
+from cdvkit.tasks import FREE_TASKS, AnswerKey
 
 
 def read_example_rows(rows: Iterable[Row]) -> ReadRows:
@@ -39,17 +40,21 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
         try:
             d = row.object()
             oq = checked_text(d.get("original_question"), "original_question")
-            oc = checked_choices(d.get("original_choices"), "original_choices")
-            oa = answer_index(d.get("original_answer"), oc, "original_answer")
             question = checked_text(d.get("question"), "question")
-            choices = checked_choices(d.get("choices"), "choices")
-            answer = answer_index(d.get("answer"), choices, "answer")
+            task, refs = free_form_of(d)
+            if refs:
+                oc, oa, choices, answer = [], NO_CHOICE, [], NO_CHOICE
+            else:
+                oc = checked_choices(d.get("original_choices"), "original_choices")
+                oa = answer_index(d.get("original_answer"), oc, "original_answer")
+                choices = checked_choices(d.get("choices"), "choices")
+                answer = answer_index(d.get("answer"), choices, "answer")
             source = optional_text(d.get("source"), "source") or ""
             qid = optional_text(d.get("question_id"), "question_id")
-            qid = qid or stable_id(source, oq, oc)
+            qid = qid or stable_id(source, oq, oc or refs)
             path = optional_text(d.get("path"), "path")
             optional_text(d.get("target"), "target")
-            original = Variant(ORIGINAL, oq, tuple(oc), oa)
+            original = Variant(ORIGINAL, oq, tuple(oc), oa, task, refs)
             g = grouped.get(qid)
             if g is not None and g["original"] != original:
                 raise BadRow(
@@ -72,7 +77,7 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
         key = f"example:{path or len(g['examples'])}"
         if any(v.key == key for v in g["examples"]):
             key = f"{key}@row{row.number}"  # two rows with one path: keep both apart
-        g["examples"].append(Variant(key, question, tuple(choices), answer))
+        g["examples"].append(Variant(key, question, tuple(choices), answer, task, refs))
     items = []
     left_out: list[tuple[int, str]] = []
     for qid, g in grouped.items():
@@ -83,6 +88,28 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
         items.append(EvalItem(qid, g["dataset"], g["original"], tuple(g["examples"])))
     skipped = [line for _, line in sorted(left_out, key=lambda x: x[0])]
     return ReadRows(items, skipped, problems)
+
+
+def free_form_of(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+    """A row's task shape and accepted answers: ``task`` numeric or short_answer with a list of
+    ``references`` (cdvkit's export), else multiple choice with none."""
+    task = d.get("task")
+    if task in (None, "", MULTIPLE_CHOICE):
+        return MULTIPLE_CHOICE, ()
+    if task not in FREE_TASKS:
+        raise BadRow(f"task {str(task)[:40]!r} is not multiple_choice, numeric or short_answer")
+    refs = d.get("references")
+    if (
+        not isinstance(refs, list)
+        or not refs
+        or not all(isinstance(r, str) and r.strip() for r in refs)
+    ):
+        raise BadRow(f"a {task} row needs references: a list of its accepted answers (text)")
+    try:
+        AnswerKey(task, tuple(refs))
+    except ValueError as exc:
+        raise BadRow(str(exc)) from None
+    return task, tuple(refs)
 
 
 def items_from_examples(rows: Iterable[dict[str, Any]]) -> list[EvalItem]:

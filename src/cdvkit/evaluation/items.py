@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from cdvkit.data.question import MULTIPLE_CHOICE
+from cdvkit.tasks import AnswerKey
+
 ORIGINAL = "original"
 
 
@@ -21,14 +24,24 @@ class Variant:
     question: str
     choices: tuple[str, ...]
     answer: int
+    # Free-form questions: their shape and accepted answers (no choices, answer NO_CHOICE).
+    task: str = MULTIPLE_CHOICE
+    references: tuple[str, ...] = ()
+
+    @property
+    def answer_key(self) -> AnswerKey | None:
+        return None if self.task == MULTIPLE_CHOICE else AnswerKey(self.task, self.references)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
             "question": self.question,
             "choices": list(self.choices),
             "answer": self.answer,
         }
+        if self.task != MULTIPLE_CHOICE:
+            out |= {"task": self.task, "references": list(self.references)}
+        return out
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import stable_id
+from cdvkit.data.question import NO_CHOICE, stable_id
+from cdvkit.evaluation.example_rows import free_form_of
 from cdvkit.evaluation.items import ORIGINAL, EvalItem, Variant
 from cdvkit.evaluation.row_checks import (
     IDENTICAL,
@@ -50,10 +51,15 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
         try:
             e = row.object()
             question = checked_text(e.get("question"), "question")
-            choices = checked_choices(e.get("choices"), "choices", numbers=True)
-            answer = answer_index(e.get("answer"), choices, "answer")
+            # cdvkit's export of a free-form run adds task and references to the format.
+            task, refs = free_form_of(e)
+            if refs:
+                choices, answer = [], NO_CHOICE
+            else:
+                choices = checked_choices(e.get("choices"), "choices", numbers=True)
+                answer = answer_index(e.get("answer"), choices, "answer")
             source = optional_text(e.get("source"), "source") or dataset
-            qid = optional_text(e.get("id"), "id") or stable_id(source, question, choices)
+            qid = optional_text(e.get("id"), "id") or stable_id(source, question, choices or refs)
             if "good_questions" not in e:
                 skipped.append(f"{where}: not searched (no good_questions)")
                 continue
@@ -67,6 +73,12 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
                 if not isinstance(g, dict):
                     raise BadRow(f"{at} is not a JSON object but {json_kind(g)}")
                 text = checked_text(g.get("question"), f"{at}.question")
+                if refs:
+                    if not same_text(text, question):
+                        examples.append(Variant(f"example:{k}", text, (), NO_CHOICE, task, refs))
+                    else:
+                        identical.append(f"{where}, {at}: {IDENTICAL}")
+                    continue
                 gchoices = choices
                 if g.get("choices") is not None:
                     gchoices = checked_choices(g["choices"], f"{at}.choices", numbers=True)
@@ -92,7 +104,10 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
         skipped.extend(identical)
         items.append(
             EvalItem(
-                qid, source, Variant(ORIGINAL, question, tuple(choices), answer), tuple(examples)
+                qid,
+                source,
+                Variant(ORIGINAL, question, tuple(choices), answer, task, refs),
+                tuple(examples),
             )
         )
     return ReadRows(items, skipped, problems)

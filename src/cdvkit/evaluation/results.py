@@ -131,7 +131,7 @@ def assemble_results(
             **asdict(s),
             "samples": s.protocol().samples,
             "temperature": s.effective_temperature,
-            "protocol": s.protocol(defense.text).describe(),
+            "protocol": s.protocol(defense.text).describe(_task(sets)),
         },
         models=models,
         sources=[es.describe() for es in sets],
@@ -148,3 +148,8 @@ def assemble_results(
         errors=progress.errors,
         created=time.time(),
     )
+
+
+def _task(sets: list[ExampleSet]) -> str | None:
+    """The shape of the evaluated questions (the first one's: a run holds one shape)."""
+    return next((i.original.task for es in sets for i in es.items), None)

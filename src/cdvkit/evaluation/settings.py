@@ -61,6 +61,7 @@ def eval_key(
     defense: Defense,
     s: EvalSettings,
     extractor: str | None = None,
+    grader: str | None = None,
 ) -> str:
     """Everything that changes an answer is in the key, the text included: a file of examples
     that reuses a question id with other text is not mistaken for a cached answer."""
@@ -75,4 +76,9 @@ def eval_key(
         "protocol": {k: v for k, v in s.protocol().to_dict().items() if k != "defense"},
         "extractor": extractor,  # it can turn an unreadable reply into a right or wrong answer
     }
+    if variant.references:
+        # Free-form only, so the keys of multiple-choice answers stay as they always were.
+        payload |= {"task": variant.task, "references": list(variant.references)}
+    if grader is not None:
+        payload["grader"] = grader  # it decides replies no reader could settle
     return "eval:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()

@@ -45,6 +45,7 @@ class EvalWork:
     backends: dict[str, Model] | None = None
     extractor: str | Model | None = None
     base_url: str | None = None
+    grader: str | Model | None = None
 
     def build(self, recorder: Any, budget: Budget) -> Scoring:
         ev = Evaluator(
@@ -56,6 +57,7 @@ class EvalWork:
             backends=self.backends,
             extractor=self.extractor,
             base_url=self.base_url,
+            grader=self.grader,
         )
         return Scoring(ev)
 

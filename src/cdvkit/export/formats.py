@@ -3,58 +3,50 @@
 - ``jsonl``: one example per line (``RunStore.examples()`` rows plus the target they fool);
 - ``hf``: a Hugging Face ``datasets.Dataset`` saved with ``save_to_disk``;
 - ``reference``: the reference implementation's JSON (questions with ``good_questions``);
-- ``lm-eval``: an lm-evaluation-harness task folder (multiple-choice YAML tasks + JSONL data).
+- ``lm-eval``: an lm-evaluation-harness task folder (YAML tasks + JSONL data; :mod:`.lm_eval`).
+
+Every format takes multiple-choice and free-form (numeric, short-answer) runs alike.
 """
 
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdvkit.prompts import render_mcq
-from cdvkit.registry import Registry
+from cdvkit.data.question import Question
+from cdvkit.export import lm_eval
+from cdvkit.export.base import (
+    EXPORTERS,
+    Exporter,
+    ExportResult,
+    example_rows,
+    exporter,
+    row_task,
+)
+from cdvkit.export.lm_eval import task_slug
 from cdvkit.store import RunStore, check_writable_output
 from cdvkit.store.status import QuestionStatus
 
-
-@dataclass(frozen=True)
-class Exporter:
-    """An export format: ``write(store, path, **options)`` and the name it writes by default."""
-
-    write: Callable[..., ExportResult]
-    default_name: str
-
-
-# Formats register by name (``cdv export --format NAME``); a new format is one module.
-EXPORTERS: Registry[Exporter] = Registry("export format", "cdvkit.exporters")
-
-
-def exporter(name: str, default_name: str, *, help: str = "") -> Callable[[Any], Any]:
-    """Register ``write(store, path, **options) -> ExportResult`` as the format ``name``."""
-
-    def add(write: Callable[..., ExportResult]) -> Callable[..., ExportResult]:
-        EXPORTERS.add(name, Exporter(write, default_name), help=help)
-        return write
-
-    return add
-
-
-@dataclass
-class ExportResult:
-    path: Path
-    count: int  # examples written (questions for the reference format)
-    files: list[Path] = field(default_factory=list)
-
-
-def example_rows(store: RunStore) -> list[dict[str, Any]]:
-    """The run's examples with the target they were found against, so a file on its own still
-    says which model it fools (evaluation uses it as the transfer matrix row)."""
-    target = (store.get_config() or {}).get("target")
-    return [{**ex, "target": target} for ex in store.examples()]
+__all__ = [
+    "EXPORTERS",
+    "TEXT_EXPORTS",
+    "ExportResult",
+    "Exporter",
+    "example_rows",
+    "export_hf",
+    "export_jsonl",
+    "export_lm_eval",
+    "export_reference",
+    "export_run",
+    "export_text",
+    "exporter",
+    "jsonl_text",
+    "reference_entries",
+    "reference_text",
+    "task_slug",
+]
 
 
 def jsonl_text(store: RunStore) -> tuple[str, int]:
@@ -99,6 +91,10 @@ def _hf_features() -> Any:
             "placement": s,
             "target_option": s,
             "target": s,
+            # The task shape ("multiple_choice" for a multiple-choice row) and, for a free-form
+            # one, its accepted answers (reference first): one schema holds both shapes.
+            "task": s,
+            "references": seq(s),
         }
     )
 
@@ -111,7 +107,10 @@ def export_hf(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     except ImportError as exc:  # pragma: no cover - datasets is a core dependency
         raise RuntimeError("the hf format needs the datasets library") from exc
     features = _hf_features()
-    rows = example_rows(store)
+    rows = [
+        {**row, "task": row_task(row), "references": row.get("references") or []}
+        for row in example_rows(store)
+    ]
     # Columns, not rows: from_list([]) would drop every column of an empty export.
     ds = datasets.Dataset.from_dict(
         {k: [row.get(k) for row in rows] for k in features}, features=features
@@ -130,6 +129,10 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
     ``ground_truth`` are choice texts; a question the target already failed carries the original
     itself as its only ``good_questions`` entry (rate 0); a question not (fully) searched has no
     ``good_questions`` key, which the reference reads as "still to do".
+
+    A free-form question has no choices (``choices`` is ``[]``); its ``answer`` and every
+    ``ground_truth`` are its reference answer, and it carries ``task`` and ``references`` (the
+    accepted answers, reference first) besides, as ``Question.to_dict`` does.
     """
     good: dict[str, list[dict[str, Any]]] = {}
     for n in store.nodes(status="good"):
@@ -146,6 +149,8 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
         }
         if q.subject is not None:
             entry["subject"] = q.subject
+        if q.free_form:
+            entry |= {"task": q.task, "references": list(q.references)}
         if d["status"] == QuestionStatus.ORIGINAL_FAILED:
             entry["good_questions"] = [
                 {
@@ -162,13 +167,18 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
                     "ori_question": q.question,
                     "question": n["question"],
                     "choices": n["choices"],
-                    "ground_truth": n["choices"][n["answer"]],
+                    "ground_truth": _ground_truth(q, n),
                     "rate": n["rate"],
                 }
                 for n in good.get(q.id, [])
             ]
         out.append(entry)
     return out
+
+
+def _ground_truth(q: Question, node: dict[str, Any]) -> str:
+    """A node's right answer as text: its right choice, or the question's reference."""
+    return q.answer_text if q.free_form else node["choices"][node["answer"]]
 
 
 def reference_text(store: RunStore) -> tuple[str, int]:
@@ -191,97 +201,11 @@ def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResul
     return ExportResult(p, with_examples, [p])
 
 
-def task_slug(text: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
-    return slug if slug and not slug[0].isdigit() else f"cdv_{slug}"
-
-
-def _mc_row(qid: str, source: str, question: str, choices: list[str], answer: int) -> dict:
-    from cdvkit.data.question import LETTERS
-
-    return {
-        "id": qid,
-        "source": source,
-        "question": question,
-        "choices": choices,
-        "answer": answer,
-        "labels": list(LETTERS[: len(choices)]),
-        # The same lettered layout cdvkit shows its targets, scored by the letter's likelihood.
-        "prompt": render_mcq(question, choices) + "\nAnswer:",
-    }
-
-
-def _task_yaml(task: str, tag: str, data_file: Path, description: str) -> dict[str, Any]:
-    return {
-        "task": task,
-        "tag": [tag],
-        "task_alias": description,
-        "dataset_path": "json",
-        # lm-eval hands data_files to datasets.load_dataset, which resolves a relative path
-        # against the working directory, not this file: the path is absolute.
-        "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
-        "test_split": "test",
-        "output_type": "multiple_choice",
-        "doc_to_text": "prompt",
-        "doc_to_choice": "labels",
-        "doc_to_target": "answer",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-        "metadata": {"version": 1.0},
-    }
-
-
-@exporter("lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder")
-def export_lm_eval(
-    store: RunStore,
-    out_dir: str | Path,
-    *,
-    task: str | None = None,
-    all_examples: bool = False,
-) -> ExportResult:
-    """Two paired multiple-choice tasks, ``<task>_original`` and ``<task>_distracted``, over the
-    questions that have a CDV example, tagged ``<task>`` so ``--tasks <task>`` runs both.
-
-    Use with ``lm_eval --include_path <dir> --tasks <task>``.
-    """
-    import yaml
-
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    name = task_slug(task or f"cdv_{store.run_dir.resolve().name}")
-    rows = example_rows(store)
-    original: dict[str, dict[str, Any]] = {}
-    distracted: list[dict[str, Any]] = []
-    seen: set[str] = set()
-    for ex in rows:
-        qid = ex["question_id"]
-        if qid not in original:
-            original[qid] = _mc_row(
-                qid,
-                ex["source"],
-                ex["original_question"],
-                ex["original_choices"],
-                ex["original_answer"],
-            )
-        if all_examples or qid not in seen:
-            distracted.append(
-                _mc_row(qid, ex["source"], ex["question"], ex["choices"], ex["answer"])
-            )
-        seen.add(qid)
-    files: list[Path] = []
-    for variant, data in (("original", list(original.values())), ("distracted", distracted)):
-        data_file = out / f"{name}_{variant}.jsonl"
-        with open(data_file, "w", encoding="utf-8") as f:
-            for r in data:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        cfg = _task_yaml(
-            f"{name}_{variant}", name, data_file, f"CDV {variant} ({store.run_dir.name})"
-        )
-        yaml_file = out / f"{name}_{variant}.yaml"
-        yaml_file.write_text(
-            yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8"
-        )
-        files += [yaml_file, data_file]
-    return ExportResult(out, len(distracted), files)
+# Defined in .lm_eval; registered here, so the formats keep their order (jsonl, hf, reference,
+# lm-eval) wherever the export package is first imported from.
+export_lm_eval = exporter("lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder")(
+    lm_eval.export_lm_eval
+)
 
 
 def export_run(

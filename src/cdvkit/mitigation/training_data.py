@@ -10,7 +10,11 @@ Every CDV example (a distracted question the target got wrong) becomes one row:
   else an answer naming the wrong option the distraction was written to push.
 
 Prompts are :func:`cdvkit.prompts.target_messages`, the messages the ``hf/`` backend (and every
-other backend) sends the target, so a model is trained on exactly what it is evaluated on. The
+other backend) sends the target, so a model is trained on exactly what it is evaluated on.
+Free-form examples (numeric, short answer; :mod:`cdvkit.mitigation.freeform`) get the free-form
+target prompt instead, with answers ending in ``Answer: <text>`` that their
+:class:`cdvkit.tasks.AnswerKey` reads: the reference for *chosen*, the wrong answer the
+distraction pushed for a constructed *rejected*. The
 plain-string form renders them as the ``hf/`` backend does for a tokenizer without a chat
 template; the conversational form (``chat=True``) leaves the rendering to the model's chat
 template, as the ``hf/`` backend does for chat models.
@@ -30,11 +34,21 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.answers import read_answer
-from cdvkit.data.question import LETTERS
+from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE
 from cdvkit.export.formats import example_rows
+from cdvkit.mitigation.freeform import (
+    STORED_REPLY_LIMIT,
+    answer_key,
+    constructed_free_chosen,
+    constructed_free_rejected,
+    free_target_messages,
+    reference_text,
+    stored_free_reply,
+)
 from cdvkit.models.hf_text import render_plain
 from cdvkit.prompts import target_messages
 from cdvkit.store import RunStore, check_writable_output
+from cdvkit.tasks import AnswerKey
 
 FORMATS = ("sft", "dpo")
 RESPONSES = ("auto", "rationale", "short")
@@ -44,9 +58,6 @@ TEST_FILE = "test.jsonl"
 TEST_EXAMPLES_FILE = "test_examples.jsonl"
 TRAIN_EXAMPLES_FILE = "train_examples.jsonl"
 MANIFEST_FILE = "split.json"
-# Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
-# its beginning, and a rationale cut mid-sentence is no answer to train on.
-STORED_REPLY_LIMIT = 300
 
 
 @dataclass(frozen=True)
@@ -57,12 +68,18 @@ class TrainingPair:
     example: str  # the node path of the CDV example within its question's tree
     source: str
     question: str
-    choices: tuple[str, ...]
-    answer: int
+    choices: tuple[str, ...]  # () for a free-form question
+    answer: int  # -1 for a free-form question
     chosen: str
     rejected: str
     chosen_from: str  # "stored:<model>" or "constructed"
     rejected_from: str
+    task: str = MULTIPLE_CHOICE
+    references: tuple[str, ...] = ()  # a free-form question's accepted answers, reference first
+
+    @property
+    def free_form(self) -> bool:
+        return self.task != MULTIPLE_CHOICE
 
 
 @dataclass
@@ -153,23 +170,44 @@ def collect_pairs(
         seen.add(qid)
         choices = tuple(ex["choices"])
         answer = int(ex["answer"])
+        key = answer_key(ex)
         style = "short" if response == "short" else "rationale"
         chosen = rejected = None
         chosen_from = rejected_from = "constructed"
+        node = nodes.get((qid, ex["path"])) or {}
+        own = [(target, a) for a in (node.get("outputs") or {}).get("answers") or []]
         if response == "auto":
-            node = nodes.get((qid, ex["path"])) or {}
             # The target's own wrong replies first: they are the behaviour to unlearn.
-            own = [(target, a) for a in (node.get("outputs") or {}).get("answers") or []]
             evaluated = evals.get((qid, f"example:{ex['path']}"), [])
             # Among evaluation answers, the target's own (e.g. under a defense) come first.
             evaluated = sorted(evaluated, key=lambda ma: ma[0] != target)
             for model, a in [*own, *evaluated]:
                 if chosen is None and a.get("correct"):
-                    chosen = _stored_reply(a.get("reply"), choices, answer)
+                    if key is None:
+                        chosen = _stored_reply(a.get("reply"), choices, answer)
+                    else:
+                        chosen = stored_free_reply(a.get("reply"), key, right=True)
                     chosen_from = f"stored:{model}" if chosen else chosen_from
-                elif rejected is None and not a.get("correct") and a.get("choice") is not None:
-                    rejected = _stored_reply(a.get("reply"), choices, int(a["choice"]))
+                elif rejected is None and not a.get("correct"):
+                    if key is None and a.get("choice") is not None:
+                        rejected = _stored_reply(a.get("reply"), choices, int(a["choice"]))
+                    elif key is not None and a.get("answer") is not None:
+                        rejected = stored_free_reply(
+                            a.get("reply"), key, right=False, answer=a["answer"]
+                        )
                     rejected_from = f"stored:{model}" if rejected else rejected_from
+        if key is None:
+            chosen = chosen or constructed_chosen(choices, answer, style)
+            rejected = rejected or constructed_rejected(
+                choices, answer, ex.get("target_option"), style
+            )
+        else:
+            chosen = chosen or constructed_free_chosen(key, style)
+            # Without a pushed answer, a wrong one the target gave serves (any reply length).
+            others = [a.get("answer") for _, a in own if not a.get("correct")]
+            rejected = rejected or constructed_free_rejected(
+                key, ex.get("target_option"), style, others
+            )
         pairs.append(
             TrainingPair(
                 question_id=qid,
@@ -178,11 +216,12 @@ def collect_pairs(
                 question=ex["question"],
                 choices=choices,
                 answer=answer,
-                chosen=chosen or constructed_chosen(choices, answer, style),
-                rejected=rejected
-                or constructed_rejected(choices, answer, ex.get("target_option"), style),
+                chosen=chosen,
+                rejected=rejected,
                 chosen_from=chosen_from,
                 rejected_from=rejected_from,
+                task=key.task if key else MULTIPLE_CHOICE,
+                references=key.references if key else (),
             )
         )
     return pairs
@@ -212,11 +251,22 @@ def pair_row(pair: TrainingPair, fmt: str, *, chat: bool = False) -> dict[str, A
 
     TRL's trainers drop columns they do not use, so the extra keys are harmless to them.
     """
-    messages = target_messages(pair.question, pair.choices)
+    if pair.free_form:
+        key = AnswerKey(pair.task, pair.references)
+        messages = free_target_messages(pair.question, pair.task)
+        # The answer a right reply ends in, and the task (multiple-choice rows have no "task").
+        meta: dict[str, Any] = {
+            "answer": reference_text(key),
+            "task": pair.task,
+            "references": list(pair.references),
+        }
+    else:
+        messages = target_messages(pair.question, pair.choices)
+        meta = {"answer": LETTERS[pair.answer]}
     meta = {
         "question_id": pair.question_id,
         "example": pair.example,
-        "answer": LETTERS[pair.answer],
+        **meta,
         "chosen_from": pair.chosen_from,
     }
     if fmt == "dpo":

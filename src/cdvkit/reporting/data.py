@@ -24,6 +24,7 @@ def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
     answers = [
         {
             "choice": a.get("choice"),
+            "answer": a.get("answer"),  # a free-form reply's answer as written
             "status": a.get("status"),
             "correct": bool(a.get("correct")),
             "reply": (a.get("reply") or "")[-reply_chars:] if reply_chars else "",
@@ -76,6 +77,8 @@ def collect(run_dir: str | Path, *, reply_chars: int = REPLY_CHARS) -> dict[str,
                     "question": q.question,
                     "choices": list(q.choices),
                     "answer": q.answer,
+                    "task": q.task,
+                    "references": list(q.references),
                     "examples": sum(1 for n in nodes if n["status"] == "good"),
                     "nodes": nodes,
                 }

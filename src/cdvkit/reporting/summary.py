@@ -55,7 +55,8 @@ def summarize(store: RunStore) -> RunStats:
     incomplete = sum(by_status.get(s, 0) for s in UNFINISHED if s != QuestionStatus.PENDING)
     config = store.get_config() or {}
     try:
-        protocol = protocol_from_config(config).describe() if config else None
+        task = qs[0]["question"].task if qs else None
+        protocol = protocol_from_config(config).describe(task) if config else None
     except (TypeError, ValueError):  # a stored config this version cannot read
         protocol = None
     return {

@@ -31,6 +31,7 @@ class Roles:
     proposer: RoleClient | None
     judge: RoleClient | None
     extractor: RoleClient | None
+    grader: RoleClient | None = None
     # The target again, for the protocol's confirmations (originals and candidates), so their
     # cost shows on a line of its own.
     verify: RoleClient | None = None
@@ -50,11 +51,13 @@ class Roles:
         return self.others[(role, spec)]
 
     def all(self) -> list[RoleClient]:
-        fixed = [r for r in (self.target, self.proposer, self.judge, self.extractor) if r]
+        fixed = [
+            r for r in (self.target, self.proposer, self.judge, self.extractor, self.grader) if r
+        ]
         return fixed + list(self.others.values())
 
 
-ROLES = ("target", "proposer", "judge", "extractor")
+ROLES = ("target", "proposer", "judge", "extractor", "grader")
 
 
 def proposer_spec(cfg: SearchConfig) -> tuple[str, dict[str, Any]]:
@@ -89,6 +92,8 @@ def role_models(cfg: SearchConfig) -> dict[str, str]:
             out.setdefault(name, model)
     if cfg.extractor:
         out["extractor"] = cfg.extractor
+    if cfg.grader:
+        out["grader"] = cfg.grader
     return out
 
 
@@ -151,6 +156,7 @@ def build_roles(
         get("proposer"),
         get("judge"),
         get("extractor"),
+        get("grader"),
         RoleClient(target.model, "verify", store=store, budget=budget),
         make=make,
     )
@@ -170,6 +176,7 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
         scoring=cfg.scoring,
         extractor=roles.extractor,
         verifier=roles.verify,
+        grader=roles.grader,
     )
     return Searcher(
         proposer=proposer,
@@ -180,4 +187,5 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
         seed=cfg.seed,
         store=store,
         judge_last=cfg.judge_last,
+        wrong_answers=cfg.wrong_answers,
     )

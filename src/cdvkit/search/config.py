@@ -41,6 +41,10 @@ class SearchConfig:
     seed: int = setting(0, "Random seed.")
     skip_invalid: bool = setting(False, "Skip and report bad rows.", flag="--skip-invalid")
     strict: bool = setting(False, "Repeated choices are an error, not collapsed.", flag="--strict")
+    task: str = setting(
+        "auto",
+        "Task shape: auto (from the data) | multiple_choice | numeric | short_answer.",
+    )
     # roles
     target: str = setting(DEFAULT_TARGET, "Model under attack (provider/model).")
     # A registered proposer ("template", "llm:model=...,temperature=0.9") or a provider/model
@@ -53,6 +57,11 @@ class SearchConfig:
     judge: str | None = setting(None, "provider/model for the LLM judge (default: local checks).")
     extractor: str | None = setting(
         None, "provider/model mapping replies the reader cannot decide to a choice."
+    )
+    grader: str | None = setting(
+        None,
+        "provider/model deciding free-form answers the readers cannot settle (short answers "
+        "that match no alias, replies with no readable answer).",
     )
     base_url: str | None = setting(None, "Base URL of an OpenAI-compatible server.")
     # Per-role backend options; in the config file or with --set roles.ROLE.OPTION=VALUE.
@@ -133,6 +142,9 @@ class SearchConfig:
         "One proposer call per node for all wrong options (default), or one per option.",
         flag="--proposer-batch/--no-proposer-batch",
     )
+    wrong_answers: int = setting(
+        3, "Free-form questions: wrong answers aimed at per expanded node."
+    )
     # throughput
     concurrency: int = setting(16, "Questions searched at once.")
     model_concurrency: int = setting(8, "Requests in flight per model (a role may set its own).")
@@ -195,6 +207,11 @@ class SearchConfig:
             raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
         if self.scoring not in ("auto", "sample", "exact"):
             raise ValueError("--scoring must be auto, sample or exact")
+        if self.wrong_answers < 1:
+            raise ValueError("--wrong-answers must be at least 1")
+        from cdvkit.data import resolve_task
+
+        resolve_task(self.task)  # raises ValueError (DatasetError) on an unknown shape
         self.protocol_spec()  # raises ValueError on a bad protocol setting
         if self.preset is not None:
             from cdvkit.search.preset import preset_values
@@ -208,12 +225,15 @@ class SearchConfig:
         from cdvkit.search.proposers import PROPOSERS
         from cdvkit.search.strategies import STRATEGIES
 
-        where = "under [roles.target], [roles.proposer], [roles.judge] or [roles.extractor]"
+        where = (
+            "under [roles.target], [roles.proposer], [roles.judge], [roles.extractor] "
+            "or [roles.grader]"
+        )
         if not isinstance(self.roles, dict):
             raise ValueError(f"roles: per-role options go {where}")
         for role, opts in self.roles.items():
             # A typo here would silently drop the options, the role's API key among them.
-            if role not in ("target", "proposer", "judge", "extractor"):
+            if role not in ("target", "proposer", "judge", "extractor", "grader"):
                 raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
             if not isinstance(opts, dict):
                 raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
@@ -231,7 +251,9 @@ class SearchConfig:
                 raise ValueError(
                     f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
                 )
-        models = [(role, getattr(self, role)) for role in ("target", "judge", "extractor")]
+        models = [
+            (role, getattr(self, role)) for role in ("target", "judge", "extractor", "grader")
+        ]
         if is_model(self.proposer):
             models.append(("proposer", self.proposer))
         for role, spec in models:

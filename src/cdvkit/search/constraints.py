@@ -13,13 +13,15 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import BackendUnavailableError
 from cdvkit.prompts import MalformedJSON, judge_request, parse_json_object
 from cdvkit.registry import Registry
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
+from cdvkit.tasks.numeric import parse_number, reference_number, same_number
+from cdvkit.tasks.prompts import free_judge_request
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,17 @@ def _mentions(text: str, phrase: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text.lower()) is not None
 
 
+_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
+
+
+def _names_number(text: str, reference: str) -> bool:
+    want = reference_number(reference)
+    if want is None:
+        return False
+    found = (parse_number(m.group(0)) for m in _NUMBER.finditer(text))
+    return any(v is not None and same_number(v, want) for v in found)
+
+
 class LeakCheck:
     """The distraction must not state (or negate) the correct answer, nor label options."""
 
@@ -76,9 +89,16 @@ class LeakCheck:
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
         d = child.distraction or ""
-        answer = original.answer_text
-        if _mentions(d, answer) and not _mentions(original.question, answer):
-            return Verdict(False, "the distraction names the correct answer")
+        if original.task == NUMERIC:
+            if _names_number(d, original.answer_text) and not _names_number(
+                original.question, original.answer_text
+            ):
+                return Verdict(False, "the distraction names the correct answer")
+        else:
+            answers = original.references if original.free_form else (original.answer_text,)
+            for answer in answers:
+                if _mentions(d, answer) and not _mentions(original.question, answer):
+                    return Verdict(False, "the distraction names the correct answer")
         if _LABELLING.search(d):
             return Verdict(False, "the distraction labels an option as right or wrong")
         return Verdict(True)
@@ -130,7 +150,12 @@ class LLMJudge:
         self.retries = retries
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
-        req = judge_request(original.question, original.choices, original.answer, child.question)
+        if original.free_form:
+            req = free_judge_request(original.question, original.answer_text, child.question)
+        else:
+            req = judge_request(
+                original.question, original.choices, original.answer, child.question
+            )
         last = ""
         for attempt in range(self.retries):
             reply = await self.client.complete(req, sample=attempt)

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import NO_CHOICE, Question
 from cdvkit.models.errors import STOPS_RUN, ModelError
 from cdvkit.search import node as ns
 from cdvkit.search.constraints import Constraint
@@ -62,6 +62,8 @@ class Searcher:
     # and about nodes about to be expanded: a child that is never expanded and never fools the
     # target needs no verdict. Every example and every expanded node is still checked.
     judge_last: bool = False
+    # Wrong answers aimed at per expanded free-form node (multiple choice aims at every option).
+    wrong_answers: int = 3
 
     def __post_init__(self) -> None:
         # Local checks first: a child they drop costs no model call (a stable sort keeps order).
@@ -78,7 +80,7 @@ class Searcher:
         # Originally correct is the protocol's verdict, never the search's cheaper score. When
         # the two differ the verdict comes first (a question already failed needs no score);
         # when the search scores with the protocol itself, the verdict is that same answer.
-        original = await self.goal.verify(root) if self.goal.scores_apart() else None
+        original = await self.goal.verify(root) if self.goal.scores_apart(root) else None
         if original is not None and original.fooled:
             root.score, root.outputs = original.accuracy, {"verify": original.to_dict()}
             self._save(q.id, root, nodes)
@@ -128,16 +130,22 @@ class Searcher:
 
     async def _expand(self, q: Question, parent: Node, seen: set[str]) -> list[Node]:
         # Three phases keep the tree identical however calls interleave: proposals for every wrong
-        # option in flight together, then children composed and deduplicated in option order
+        # answer in flight together, then children composed and deduplicated in answer order
         # (a duplicate costs nothing further), then constraints and goal for the rest together.
-        targets = parent.wrong_indices
+        targets = await self._targets(q, parent)
+        if isinstance(targets, Exception):
+            return [self._lost(parent, targets)]
+        wrongs = tuple(w for _, w in targets)
         rngs = [parent.rng(self.seed, q.id, f"child{k}") for k in range(len(targets))]
         texts = await asyncio.gather(
-            *(self._propose(q, parent, t, rng) for t, rng in zip(targets, rngs, strict=True))
+            *(
+                self._propose(ProposalContext(q, parent, t, rng, wrong=w, wrongs=wrongs))
+                for (t, w), rng in zip(targets, rngs, strict=True)
+            )
         )
         children = []
-        for k, (target, rng, text) in enumerate(zip(targets, rngs, texts, strict=True)):
-            child = self._compose(parent, k, target, rng, text)
+        for k, ((_, wrong), rng, text) in enumerate(zip(targets, rngs, texts, strict=True)):
+            child = self._compose(parent, k, wrong, rng, text)
             if child.status == ns.OPEN:
                 if child.question in seen:
                     child.status = ns.DUPLICATE
@@ -146,15 +154,65 @@ class Searcher:
         await asyncio.gather(*(self._assess(q, parent, c) for c in children if c.status == ns.OPEN))
         return children
 
-    async def _propose(self, q: Question, parent: Node, target: int, rng: Any) -> str | Exception:
+    async def _targets(self, q: Question, parent: Node) -> list[tuple[int, str]] | Exception:
+        """The wrong answers to aim at, as (choice index or NO_CHOICE, text): every wrong option
+        of a multiple-choice node; for a free-form one, the target's own wrong answers on it
+        (most frequent first), then the proposer's, up to ``wrong_answers``."""
+        key = parent.key
+        if key is None:
+            return [(i, parent.choices[i]) for i in parent.wrong_indices]
+        picked: dict[str, str] = {}
+        counts: dict[str, int] = {}
+        for a in parent.outputs.get("answers") or []:
+            text = a.get("answer")
+            if text and not key.is_right(text):
+                canon = key.canonical(text)
+                picked.setdefault(canon, text)
+                counts[canon] = counts.get(canon, 0) + 1
+        own = sorted(picked, key=lambda c: -counts[c])[: self.wrong_answers]
+        chosen = [picked[c] for c in own]
+        suggest = getattr(self.proposer, "wrong_answers", None)
+        if len(chosen) < self.wrong_answers and suggest is not None:
+            ctx = ProposalContext(q, parent, NO_CHOICE, parent.rng(self.seed, q.id, "wrong"))
+            try:
+                proposed = await suggest(ctx, self.wrong_answers)
+            except STOPS_RUN:
+                raise
+            except ModelError as exc:
+                return exc
+            for text in proposed:
+                canon = key.canonical(text)
+                if len(chosen) < self.wrong_answers and canon not in own and not key.is_right(text):
+                    own.append(canon)
+                    chosen.append(text)
+        return [(NO_CHOICE, w) for w in chosen]
+
+    def _lost(self, parent: Node, exc: Exception) -> Node:
+        # The call naming the wrong answers failed: one error child keeps the question
+        # incomplete, so a rerun pays for that call and expands the node in full.
+        child = Node(
+            path=f"{parent.path}.0",
+            parent_path=parent.path,
+            depth=parent.depth + 1,
+            question=parent.question,
+            choices=parent.choices,
+            answer=parent.answer,
+            task=parent.task,
+            references=parent.references,
+            status=ns.ERROR,
+        )
+        child.outputs["error"] = str(exc)
+        return child
+
+    async def _propose(self, ctx: ProposalContext) -> str | Exception:
         try:
-            return await self.proposer.propose(ProposalContext(q, parent, target, rng))
+            return await self.proposer.propose(ctx)
         except STOPS_RUN:
             raise
         except ModelError as exc:
             return exc
 
-    def _compose(self, parent: Node, k: int, target: int, rng: Any, text: str | Exception) -> Node:
+    def _compose(self, parent: Node, k: int, wrong: str, rng: Any, text: str | Exception) -> Node:
         child = Node(
             path=f"{parent.path}.{k}",
             parent_path=parent.path,
@@ -162,7 +220,9 @@ class Searcher:
             question=parent.question,
             choices=parent.choices,
             answer=parent.answer,
-            target_option=parent.choices[target],
+            target_option=wrong,
+            task=parent.task,
+            references=parent.references,
         )
         if isinstance(text, Exception):
             child.status = ns.ERROR
@@ -179,10 +239,11 @@ class Searcher:
             if child.placement == "prefix"
             else f"{parent.question} {text}"
         )
-        order = list(range(len(parent.choices)))
-        rng.shuffle(order)
-        child.choices = tuple(parent.choices[i] for i in order)
-        child.answer = order.index(parent.answer)
+        if parent.choices:
+            order = list(range(len(parent.choices)))
+            rng.shuffle(order)
+            child.choices = tuple(parent.choices[i] for i in order)
+            child.answer = order.index(parent.answer)
         return child
 
     async def _assess(self, q: Question, parent: Node, child: Node) -> None:

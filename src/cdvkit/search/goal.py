@@ -71,6 +71,7 @@ class TargetGoal:
         scoring: str = "auto",
         extractor: RoleClient | None = None,
         verifier: RoleClient | None = None,
+        grader: RoleClient | None = None,
         # Shorthands for the protocol's fields, for callers that build a goal by hand.
         samples: int | None = None,
         temperature: float | None = None,
@@ -96,16 +97,18 @@ class TargetGoal:
         self.protocol = protocol
         self.scoring = scoring
         self.extractor = extractor
-        self.asker = Asker(client, protocol, extractor=extractor)
+        self.asker = Asker(client, protocol, extractor=extractor, grader=grader)
         self.verifier = self.asker.with_client(verifier) if verifier is not None else self.asker
 
     @property
     def threshold(self) -> float | None:
         return self.protocol.threshold
 
-    def scores_apart(self) -> bool:
+    def scores_apart(self, node: Node | None = None) -> bool:
         """Whether the search's score is not itself the protocol's answer (so confirming a node
-        is a call of its own)."""
+        is a call of its own); a free-form node is always scored by the protocol's samples."""
+        if node is not None and node.key is not None:
+            return False
         return self._exact() and self.protocol.scoring != "exact"
 
     def _exact(self) -> bool:
@@ -115,7 +118,8 @@ class TargetGoal:
 
     async def evaluate(self, node: Node) -> GoalResult:
         """The search's score of ``node``: cheap, and only a guide."""
-        if self._exact():
+        key = node.key
+        if key is None and self._exact():
             try:
                 probs = await self.asker.probs(node.question, node.choices)
             except UnsupportedError:
@@ -132,14 +136,18 @@ class TargetGoal:
                     p_correct=probs[node.answer],
                     outcome=out if same else None,
                 )
-        if self.protocol.scoring == "exact":
+        if self.protocol.scoring == "exact" and key is None:
             # The protocol itself needs choice probabilities: no sampled stand-in can confirm it.
             raise UnsupportedError(
                 "the protocol is exact (argmax of choice probabilities) but this model gives none; "
                 "use --protocol sample",
                 model=self.client.name,
             )
-        out = await self.asker.sampled(node.question, node.choices, node.answer)
+        if self.protocol.scoring == "exact":
+            raise ValueError(
+                f"a {node.task} question has no choices to score exactly; use --protocol sample"
+            )
+        out = await self.asker.sampled(node.question, node.choices, node.answer, key)
         return GoalResult(
             score=out.accuracy,
             candidate=out.fooled,
@@ -153,4 +161,4 @@ class TargetGoal:
         """The target's answer to ``node`` under the protocol (free when ``scored`` is it)."""
         if scored is not None and scored.outcome is not None:
             return scored.outcome
-        return await self.verifier.ask(node.question, node.choices, node.answer)
+        return await self.verifier.ask(node.question, node.choices, node.answer, node.key)

@@ -6,7 +6,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import MULTIPLE_CHOICE, Question
+from cdvkit.tasks import AnswerKey
 
 # Node statuses, as stored.
 ROOT = "root"
@@ -37,13 +38,29 @@ class Node:
     verified: bool | None = None
     verdicts: dict[str, Any] = field(default_factory=dict)
     outputs: dict[str, Any] = field(default_factory=dict)
+    # A free-form question's shape and accepted answers (its choices are empty); kept with the
+    # question in the store, so a node's record does not repeat them.
+    task: str = MULTIPLE_CHOICE
+    references: tuple[str, ...] = ()
 
     @classmethod
     def root(cls, q: Question) -> Node:
         # Root depth is 1 so the paper's priority exp(K/rate) * depth**-N is finite for it.
         return cls(
-            path="r", depth=1, question=q.question, choices=q.choices, answer=q.answer, status=ROOT
+            path="r",
+            depth=1,
+            question=q.question,
+            choices=q.choices,
+            answer=q.answer,
+            status=ROOT,
+            task=q.task,
+            references=q.references,
         )
+
+    @property
+    def key(self) -> AnswerKey | None:
+        """What answers the node right when it is free-form; None for multiple choice."""
+        return None if self.task == MULTIPLE_CHOICE else AnswerKey(self.task, self.references)
 
     @property
     def rate(self) -> float | None:

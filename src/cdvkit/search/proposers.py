@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cdvkit.data.question import LETTERS, Question
+from cdvkit.data.question import LETTERS, NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
     clean_proposal,
@@ -22,18 +22,36 @@ from cdvkit.prompts import (
 from cdvkit.registry import Registry
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
+from cdvkit.tasks.numeric import reference_number
+from cdvkit.tasks.prompts import (
+    free_proposer_batch_request,
+    free_proposer_request,
+    parse_numbered_proposals,
+    parse_wrong_answers,
+    wrong_answers_request,
+)
 
 
 @dataclass(frozen=True)
 class ProposalContext:
     original: Question
     node: Node
-    target: int  # index, in node.choices, of the wrong option to make plausible
+    target: int  # index, in node.choices, of the wrong option to make plausible (NO_CHOICE: free)
     rng: random.Random
     attempt: int = 0
+    wrong: str = ""  # the wrong answer to make plausible, as text (an option's, or a free one)
+    wrongs: tuple[str, ...] = ()  # every wrong answer aimed at from this node, in order
+
+    @property
+    def wrong_text(self) -> str:
+        return self.wrong or self.node.choices[self.target]
 
 
 class Proposer(Protocol):
+    """Writes the distracting sentences. A proposer for free-form questions may also offer
+    ``async wrong_answers(ctx, k) -> list[str]``: plausible wrong answers to aim at when the
+    target's own wrong answers are too few."""
+
     name: str
 
     async def propose(self, ctx: ProposalContext) -> str:
@@ -65,8 +83,13 @@ class TemplateProposer:
         self.templates = templates
 
     async def propose(self, ctx: ProposalContext) -> str:
-        opt = ctx.node.choices[ctx.target].strip().rstrip(".")
+        opt = ctx.wrong_text.strip().rstrip(".")
         return ctx.rng.choice(self.templates).format(opt=opt)
+
+    async def wrong_answers(self, ctx: ProposalContext, k: int) -> list[str]:
+        """Near misses of a numeric reference from common slips (off by one, doubled, halved,
+        a factor of ten); nothing for short answers, which need a model to invent."""
+        return near_misses(ctx.original, k, ctx.rng)
 
 
 class LLMProposer:
@@ -80,8 +103,18 @@ class LLMProposer:
         self.batch = batch
         self.name = client.name
 
+    async def wrong_answers(self, ctx: ProposalContext, k: int) -> list[str]:
+        # Asked about the original question, so every node of a tree shares one paid call.
+        q = ctx.original
+        req = wrong_answers_request(
+            q.question, q.task, q.answer_text, k, temperature=self.temperature
+        )
+        return parse_wrong_answers(await self.client.complete(req))
+
     async def propose(self, ctx: ProposalContext) -> str:
         node = ctx.node
+        if node.key is not None:
+            return await self._propose_free(ctx)
         if self.batch:
             # Every wrong option of the node builds the same request, so the options' concurrent
             # propose() calls share one paid call (the client deduplicates requests in flight and
@@ -105,6 +138,38 @@ class LLMProposer:
         )
         text = await self.client.complete(req, sample=ctx.attempt)
         return clean_proposal(text)
+
+    async def _propose_free(self, ctx: ProposalContext) -> str:
+        node, reference = ctx.node, ctx.original.answer_text
+        if self.batch and ctx.wrongs:
+            req = free_proposer_batch_request(
+                node.question, reference, list(ctx.wrongs), temperature=self.temperature
+            )
+            text = await self.client.complete(req, sample=ctx.attempt)
+            return parse_numbered_proposals(text).get(ctx.wrongs.index(ctx.wrong) + 1, "")
+        req = free_proposer_request(
+            node.question, reference, ctx.wrong, temperature=self.temperature
+        )
+        return clean_proposal(await self.client.complete(req, sample=ctx.attempt))
+
+
+def near_misses(q: Question, k: int, rng: random.Random) -> list[str]:
+    """Up to ``k`` wrong numbers a careless solver of ``q`` might give (numeric questions only)."""
+    if q.task != NUMERIC:
+        return []
+    value = reference_number(q.answer_text)
+    if value is None:
+        return []
+    slips = [value + 1, value - 1, value * 2, value / 2, value + 10, value * 10, value - 10]
+    out: list[str] = []
+    for v in slips:
+        if value >= 0 > v or v == value:
+            continue  # a negative count or the answer itself is no plausible slip
+        text = f"{v:.4f}".rstrip("0").rstrip(".")
+        if text not in out:
+            out.append(text)
+    rng.shuffle(out)
+    return out[:k]
 
 
 ProposerFactory = Callable[..., Proposer]  # factory(ctx: BuildContext, **options)

@@ -7,7 +7,7 @@ a reader see every field, its type and its meaning in one place.
 
 from __future__ import annotations
 
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 
 class Example(TypedDict):
@@ -18,18 +18,21 @@ class Example(TypedDict):
     subject: str | None
     original_question: str
     original_choices: list[str]
-    original_answer: int  # index into original_choices
+    original_answer: int  # index into original_choices (-1: a free-form question has none)
     original_rate: float | None  # share of the protocol's answers to the original that are right
     question: str  # the distracted question
     choices: list[str]  # shuffled
-    answer: int  # index into choices
-    answer_text: str
+    answer: int  # index into choices (-1 for free-form)
+    answer_text: str  # the right choice's text, or a free-form question's reference answer
     rate: float | None  # the search's score of this node (P(correct), or share right)
     depth: int  # distraction sentences stacked, plus one
     path: str  # the node's place in the question's search tree
     distraction: str | None  # the sentence this node added
     placement: str | None  # prefix | suffix
-    target_option: str | None  # the wrong option the sentence was written to push
+    target_option: str | None  # the wrong option (or free-form answer) the sentence pushes
+    # Free-form questions only (multiple-choice rows are as they always were):
+    task: NotRequired[str]  # numeric | short_answer
+    references: NotRequired[list[str]]  # the accepted answers, the reference first
 
 
 class FailureGroup(TypedDict):

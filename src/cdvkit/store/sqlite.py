@@ -299,7 +299,7 @@ class RunStore(CallLog):
         qs = {d["id"]: d for d in self.questions()}
         for n in self.nodes(status="good"):
             q: Question = qs[n["question_id"]]["question"]
-            yield {
+            ex: Example = {
                 "question_id": q.id,
                 "source": q.source,
                 "subject": q.subject,
@@ -310,7 +310,7 @@ class RunStore(CallLog):
                 "question": n["question"],
                 "choices": n["choices"],
                 "answer": n["answer"],
-                "answer_text": n["choices"][n["answer"]],
+                "answer_text": q.answer_text if q.free_form else n["choices"][n["answer"]],
                 "rate": n["rate"],
                 "depth": n["depth"],
                 "path": n["path"],
@@ -318,6 +318,9 @@ class RunStore(CallLog):
                 "placement": n["placement"],
                 "target_option": n["target_option"],
             }
+            if q.free_form:
+                ex["task"], ex["references"] = q.task, list(q.references)
+            yield ex
 
     def export_jsonl(self, path: str | Path) -> int:
         count = 0

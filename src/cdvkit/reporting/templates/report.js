@@ -43,7 +43,7 @@
     return frag;
   }
 
-  function renderNode(n, byPath) {
+  function renderNode(n, byPath, q) {
     var box = el("div", "node " + safeClass(n.status));
     box.setAttribute("data-path", n.path);
     var head = el("div", "head");
@@ -78,7 +78,13 @@
       if (n.probs && n.probs[i] !== undefined) li.appendChild(el("span", "muted", "  p=" + pct(n.probs[i])));
       ol.appendChild(li);
     });
-    box.appendChild(ol);
+    if ((n.choices || []).length) box.appendChild(ol);
+    if (q && q.references && q.references.length) {
+      // Free-form: no choices; the accepted answer and the wrong one the sentence pushes.
+      var ref = el("div", "correct", "answer: " + q.references.join(" | "));
+      box.appendChild(ref);
+      if (n.target_option) box.appendChild(el("div", "target", "pushed: " + n.target_option));
+    }
 
     var names = Object.keys(n.verdicts || {});
     if (names.length) {
@@ -101,7 +107,8 @@
       var det = el("details", "answers");
       det.appendChild(el("summary", "", "target answers: " + right + " of " + answers.length + " correct"));
       answers.forEach(function (a) {
-        var label = (a.choice === null || a.choice === undefined ? a.status : LETTERS[a.choice]) +
+        var said = a.choice === null || a.choice === undefined ? a.answer : LETTERS[a.choice];
+        var label = (said === null || said === undefined ? a.status : said) +
           (a.correct ? " ✓" : " ✗");
         det.appendChild(el("div", a.correct ? "pass" : "fail", label));
         if (a.reply) det.appendChild(el("pre", "reply", a.reply));
@@ -124,7 +131,7 @@
       var ul = el("ul");
       nodes.forEach(function (n) {
         var li = el("li");
-        li.appendChild(renderNode(n, byPath));
+        li.appendChild(renderNode(n, byPath, q));
         if (kids[n.path]) li.appendChild(build(kids[n.path]));
         ul.appendChild(li);
       });

@@ -1,0 +1,124 @@
+"""Training pairs for free-form questions (numeric and short answers).
+
+A free-form CDV example has no choices: the target is asked the bare question under the
+free-form system prompt (:func:`cdvkit.tasks.prompts.free_target_request`) and its reply ends
+in ``Answer: <text>``, which :class:`cdvkit.tasks.AnswerKey` reads and judges. Here are that
+prompt as messages, the stored replies that may serve as chosen / rejected answers, and the
+constructed answers used where no stored reply fits. Every chosen answer is one the answer key
+reads as right; every rejected one is read as wrong (or not read at all).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Any
+
+from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC
+from cdvkit.models.base import Message
+from cdvkit.tasks import AnswerKey
+from cdvkit.tasks.numeric import reference_number
+from cdvkit.tasks.prompts import free_target_request
+
+# Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
+# its beginning, and a rationale cut mid-sentence is no answer to train on.
+STORED_REPLY_LIMIT = 300
+SET_ASIDE = (
+    "Some details in the question are not needed to answer it, so I set them aside and answer "
+    "what is actually asked."
+)
+
+
+def free_target_messages(question: str, task: str, *, defense: str = "") -> list[Message]:
+    """The messages every backend sends the target for a free-form question (the sampled
+    request's messages; temperature and length do not change them)."""
+    return free_target_request(question, task, temperature=0.0, defense=defense).message_dicts
+
+
+def answer_key(example: Mapping[str, Any]) -> AnswerKey | None:
+    """The answer key of a free-form example row; None for multiple choice."""
+    task = example.get("task") or MULTIPLE_CHOICE
+    if task == MULTIPLE_CHOICE:
+        return None
+    refs = tuple(str(r) for r in example.get("references") or () if str(r).strip())
+    return AnswerKey(task, refs or (str(example["answer_text"]),))
+
+
+def stored_free_reply(reply: Any, key: AnswerKey, *, right: bool, answer: Any = None) -> str | None:
+    """The reply when it is whole and its own final answer is right (``right``) or wrong.
+
+    A wrong reply must also read as the ``answer`` the run recorded for it, when given: a reply
+    read only through the extractor or the grader is left out, since a model trained on it would
+    learn an answer format the answer key cannot read.
+    """
+    if not isinstance(reply, str) or not reply.strip() or len(reply) >= STORED_REPLY_LIMIT:
+        return None
+    read = key.read(reply).answer
+    if read is None or key.is_right(read) != right:
+        return None
+    if answer is not None and key.canonical(read) != key.canonical(str(answer)):
+        return None
+    return reply.strip()
+
+
+def _number_text(value: float | None) -> str | None:
+    """A number as a plain decimal ("1080", "0.75", "-3"), or None when it is none."""
+    if value is None or not math.isfinite(value):
+        return None
+    text = format(Decimal(repr(float(value))).normalize(), "f")
+    return "0" if text == "-0" else text
+
+
+def reference_text(key: AnswerKey) -> str:
+    """The reference as the final answer line wants it: for numeric questions the number alone
+    (the prompt asks for "the number alone", so "$1,080" becomes "1080"), else as written."""
+    ref = key.reference.strip()
+    if key.task == NUMERIC:
+        plain = _number_text(reference_number(ref))
+        if plain is not None and key.is_right(key.read(f"Answer: {plain}").answer):
+            return plain
+    return ref
+
+
+def constructed_free_chosen(key: AnswerKey, style: str = "rationale") -> str:
+    """A right answer ending in ``Answer: <reference>``."""
+    line = f"Answer: {reference_text(key)}"
+    return line if style == "short" else f"{SET_ASIDE}\n{line}"
+
+
+def wrong_free_answer(key: AnswerKey, candidates: Iterable[Any]) -> str | None:
+    """The first candidate the answer key reads back as a wrong answer; for a numeric question
+    with none, a near miss (the reference plus one)."""
+    for c in candidates:
+        if isinstance(c, str | int | float) and not isinstance(c, bool) and str(c).strip():
+            text = " ".join(str(c).split())
+            read = key.read(f"Answer: {text}").answer
+            if read is not None and not key.is_right(read):
+                return text
+    if key.task == NUMERIC:
+        value = reference_number(key.reference)
+        near = _number_text(value + 1) if value is not None else None
+        read = key.read(f"Answer: {near}").answer if near is not None else None
+        if read is not None and not key.is_right(read):
+            return near
+    return None
+
+
+def constructed_free_rejected(
+    key: AnswerKey,
+    target_option: str | None,
+    style: str = "rationale",
+    others: Iterable[Any] = (),
+) -> str:
+    """A wrong answer naming the one the distraction pushed (``target_option``), else another
+    wrong answer the run saw (``others``), else a near miss. A short-answer question with none
+    of them gets a reply that gives no answer, which counts as wrong."""
+    wrong = wrong_free_answer(key, [target_option, *others])
+    if wrong is None:
+        return "The context makes this unclear, so I cannot give a final answer."
+    if style == "short":
+        return f"Answer: {wrong}"
+    return (
+        f"Taking the context of the question into account, the answer is {wrong}.\nAnswer: {wrong}"
+    )
