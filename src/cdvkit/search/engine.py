@@ -134,7 +134,9 @@ class Searcher:
         # (a duplicate costs nothing further), then constraints and goal for the rest together.
         targets = await self._targets(q, parent)
         if isinstance(targets, Exception):
-            return [self._lost(parent, targets)]
+            # The call naming the wrong answers failed: one error child keeps the question
+            # incomplete, so a rerun pays for that call and expands the node in full.
+            return [self._compose(parent, 0, None, None, targets)]
         wrongs = tuple(w for _, w in targets)
         rngs = [parent.rng(self.seed, q.id, f"child{k}") for k in range(len(targets))]
         texts = await asyncio.gather(
@@ -187,23 +189,6 @@ class Searcher:
                     chosen.append(text)
         return [(NO_CHOICE, w) for w in chosen]
 
-    def _lost(self, parent: Node, exc: Exception) -> Node:
-        # The call naming the wrong answers failed: one error child keeps the question
-        # incomplete, so a rerun pays for that call and expands the node in full.
-        child = Node(
-            path=f"{parent.path}.0",
-            parent_path=parent.path,
-            depth=parent.depth + 1,
-            question=parent.question,
-            choices=parent.choices,
-            answer=parent.answer,
-            task=parent.task,
-            references=parent.references,
-            status=ns.ERROR,
-        )
-        child.outputs["error"] = str(exc)
-        return child
-
     async def _propose(self, ctx: ProposalContext) -> str | Exception:
         try:
             return await self.proposer.propose(ctx)
@@ -212,7 +197,9 @@ class Searcher:
         except ModelError as exc:
             return exc
 
-    def _compose(self, parent: Node, k: int, wrong: str, rng: Any, text: str | Exception) -> Node:
+    def _compose(
+        self, parent: Node, k: int, wrong: str | None, rng: Any, text: str | Exception
+    ) -> Node:
         child = Node(
             path=f"{parent.path}.{k}",
             parent_path=parent.path,
