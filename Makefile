@@ -54,6 +54,7 @@ bench: install
 	$(BIN)/python bench/search_efficiency.py
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/prefilter.py
+	$(BIN)/python bench/forecast.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info src/*.egg-info

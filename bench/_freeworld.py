@@ -101,6 +101,7 @@ class FreeWorld:
     pull: float = 0.5
     invalid_rate: float = 0.1
     unparsable_rate: float = 0.1
+    reply_words: tuple[int, int] = (80, 360)  # a step-by-step reply's length, in words
 
     def __post_init__(self) -> None:
         self._by_len = sorted(self.problems, key=lambda p: -len(p.question))
@@ -157,8 +158,7 @@ class FreeWorld:
                 pick = max(values, key=probs.__getitem__)
             else:
                 pick = rng.choices(values, weights=sharp)[0]
-        filler = FREE_FILLER.split()
-        steps = " ".join(rng.sample(filler, k=min(len(filler), rng.randint(12, 24))))
+        steps = " ".join(rng.choices(FREE_FILLER.split(), k=rng.randint(*self.reply_words)))
         reasoning = f"Let me think step by step: {steps}."
         spoken = words(pick)
         if spoken is not None and rng.random() < self.unparsable_rate:

@@ -28,6 +28,7 @@ from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.build import check_models
 from cdvkit.search.config import SearchConfig
+from cdvkit.search.forecast import Forecast, forecast_from_store, forecast_run, role_prices
 from cdvkit.store import RunStore
 from cdvkit.store.records import EvaluationResult, Example, RunSpec, RunStats
 from cdvkit.store.status import UNFINISHED
@@ -43,6 +44,9 @@ class RunHooks:
 
     def starting(self, cfg: SearchConfig, run_dir: Path, questions: list[Any]) -> None:
         """Everything is checked; the search starts."""
+
+    def forecast(self, forecast: Forecast) -> None:
+        """What the run will cost: made before it starts (and on resume, for what is left)."""
 
     def failure(self, failure: dict[str, Any]) -> None:
         """A request failed (kind, role, model, error), as it is recorded."""
@@ -61,6 +65,7 @@ class RunResult:
     summary: RunStats
     stopped: str | None = None  # why a budget stopped it early
     fatal: str | None = None  # why it could not go on (bad key, server down)
+    forecast: Forecast | None = None  # what the run was forecast to cost when it started
 
     @property
     def spec(self) -> RunSpec:
@@ -113,27 +118,7 @@ def generate(
     run_dir = Path(run_dir) if run_dir else default_run_dir(cfg.data, cfg.target, cfg.seed)
 
     def load() -> list[Any]:
-        from cdvkit.data import load_questions
-
-        result = load_questions(
-            cfg.data,
-            split=cfg.split,
-            limit=cfg.limit,
-            seed=cfg.seed,
-            skip_invalid=cfg.skip_invalid,
-            strict=cfg.strict,
-            task=cfg.task,
-        )
-        hooks.loaded(result)
-        if not result.questions:
-            raise ValueError(f"no valid questions in {cfg.data}")
-        free = next((q for q in result.questions if q.free_form), None)
-        if free is not None and "exact" in (cfg.protocol, cfg.scoring):
-            raise ValueError(
-                f"{cfg.data} holds {free.task} questions, which have no choices to score "
-                "exactly: use --protocol sample and --scoring auto or sample"
-            )
-        return result.questions
+        return _load_questions(cfg, hooks)
 
     def open_store(questions: Callable[[], list[Any]]) -> tuple[RunStore, list[Any]]:
         store = RunStore(run_dir)
@@ -163,6 +148,8 @@ def generate(
     store, questions = opened or open_store(lambda: preloaded)
     with store:
         hooks.starting(cfg, run_dir, questions)
+        forecast = forecast_of(cfg, store, built)
+        hooks.forecast(forecast)
         store.on_failure = hooks.failure
         done = len(questions) - sum(1 for d in store.questions() if d["status"] in UNFINISHED)
         with hooks.running(len(questions), done, store) as on_question_done:
@@ -176,7 +163,68 @@ def generate(
                 )
             )
         summary = summarize(store)
-    return RunResult(run_dir, summary, outcome.stopped, outcome.fatal)
+    return RunResult(run_dir, summary, outcome.stopped, outcome.fatal, forecast)
+
+
+def forecast_of(cfg: SearchConfig, store: RunStore, models: dict[str, Model]) -> Forecast:
+    """A run's forecast as it starts: from its own rates once enough questions have finished,
+    else from the settings for the questions left plus what earlier sessions paid."""
+    measured = forecast_from_store(store)
+    if measured is not None:
+        return measured
+    statuses = store.questions()
+    left = [d["question"] for d in statuses if d["status"] in UNFINISHED]
+    prices, guided = role_prices(cfg)
+    for role, model in models.items():  # the checked backends know best
+        prices[role] = model.price_per_mtok if model.price_per_mtok else prices.get(role)
+        if role == "target" and cfg.scoring == "auto" and not model.supports_choice_probs:
+            guided = False
+    fc = forecast_run(cfg, left, prices, exact_guided=guided, models=role_names(cfg))
+    fc.questions = len(statuses)
+    fc.spent_cost, fc.spent_calls = store.total_cost("search"), store.paid_calls("search")
+    return fc
+
+
+def role_names(cfg: SearchConfig) -> dict[str, str]:
+    from cdvkit.search.build import role_models
+
+    return role_models(cfg)
+
+
+def estimate(
+    data: str | None = None, *, config: str | Path | None = None, **settings: Any
+) -> Forecast:
+    """What ``generate`` with these arguments would cost, before anything is paid or written:
+    the data is read and each role's price looked up, no model is called."""
+    cfg = SearchConfig.from_sources(config, data=data, **settings)
+    questions = _load_questions(cfg, RunHooks())
+    prices, guided = role_prices(cfg)
+    return forecast_run(cfg, questions, prices, exact_guided=guided, models=role_names(cfg))
+
+
+def _load_questions(cfg: SearchConfig, hooks: RunHooks) -> list[Any]:
+    """The run's questions, as its settings choose them; raises ValueError on bad data."""
+    from cdvkit.data import load_questions
+
+    result = load_questions(
+        cfg.data,
+        split=cfg.split,
+        limit=cfg.limit,
+        seed=cfg.seed,
+        skip_invalid=cfg.skip_invalid,
+        strict=cfg.strict,
+        task=cfg.task,
+    )
+    hooks.loaded(result)
+    if not result.questions:
+        raise ValueError(f"no valid questions in {cfg.data}")
+    free = next((q for q in result.questions if q.free_form), None)
+    if free is not None and "exact" in (cfg.protocol, cfg.scoring):
+        raise ValueError(
+            f"{cfg.data} holds {free.task} questions, which have no choices to score "
+            "exactly: use --protocol sample and --scoring auto or sample"
+        )
+    return result.questions
 
 
 def report(run_dir: str | Path, output: str | Path | None = None, fmt: str = "html") -> Path:

@@ -54,9 +54,16 @@ def generate(
     ray_gpus_per_worker: RayGpusOption = 0.0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate", help="Only forecast calls, tokens and cost per role; run nothing."
+        ),
+    ] = False,
     **settings: Any,
 ) -> None:
     """Search CDV examples for every question of a dataset against a target model."""
+    from cdvkit.api import estimate as run_estimate
     from cdvkit.api import generate as run_generate
     from cdvkit.executors import executor_from_options
     from cdvkit.models.preflight import PreflightError
@@ -72,6 +79,13 @@ def generate(
             # Not given: None (a repeatable option: an empty list), so the file's value stays.
             **{k: v for k, v in settings.items() if v is not None and v != []},
         }
+        if estimate:
+            forecast = run_estimate(data, config=config, **settings)
+            if as_json:
+                print(json.dumps(forecast.to_dict(), indent=2))
+            else:
+                print_forecast(forecast)
+            return
         # Where the search runs is not part of the run: a run started here resumes on Ray.
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
         result = run_generate(
@@ -95,7 +109,8 @@ def generate(
         raise _fail(result.fatal, 1)
     if result.stopped:
         # The user's own ceiling: no failure, but no complete result either.
-        raise _fail(f"stopped early: {result.stopped}. Rerun to continue.", STOPPED_BY_BUDGET)
+        said = f" ({result.forecast.line()})" if result.forecast else ""
+        raise _fail(f"stopped early: {result.stopped}{said}. Rerun to continue.", STOPPED_BY_BUDGET)
     if summary["incomplete"]:
         # No result yet for these questions: the exit code says so until a rerun completes them.
         raise _fail(
@@ -137,18 +152,56 @@ class CliHooks(RunHooks):
     def failure(self, failure: dict[str, Any]) -> None:
         self.failures(failure)
 
+    def forecast(self, forecast: Any) -> None:
+        if not self.quiet:
+            console.print(forecast.line(), highlight=False)
+
     @contextmanager
     def running(self, total: int, done: int, store: Any) -> Iterator[Any]:
         if self.quiet:
             yield None
             return
-        with progress_bar("{task.fields[examples]} examples") as progress:
-            task = progress.add_task("searching", total=total, completed=done, examples=0)
+        from cdvkit.search.forecast import forecast_from_store
+
+        with progress_bar("{task.fields[examples]} examples{task.fields[forecast]}") as progress:
+            task = progress.add_task(
+                "searching", total=total, completed=done, examples=0, forecast=""
+            )
 
             def ended(_qid: str, _status: str) -> None:
-                progress.update(task, advance=1, examples=len(store.nodes(status="good")))
+                # Once enough questions have finished, the run's own rates replace the priors.
+                fc = forecast_from_store(store)
+                spend = ""
+                if fc is not None:
+                    lo, mid, hi = fc.cost
+                    spend = f", forecast USD {mid:.2f} ({lo:.2f}-{hi:.2f})"
+                progress.update(
+                    task, advance=1, examples=len(store.nodes(status="good")), forecast=spend
+                )
 
             yield ended
+
+
+def print_forecast(fc: Any) -> None:
+    """The forecast per role (the middle, then the range from easy to hard to fool), the
+    models priced, then its one-line total; narrow enough for 80 columns."""
+    t = Table(title="Forecast per role: mid (low-high)", title_justify="left")
+    for col in ("role", "calls", "tokens in", "tokens out", "USD"):
+        t.add_column(col, justify="left" if col == "role" else "right", no_wrap=True)
+    for r in fc.roles.values():
+        usd = f"{r.cost[1]:.4f} ({r.cost[0]:.4f}-{r.cost[2]:.4f})" if r.priced else "no price"
+        t.add_row(
+            r.role,
+            f"{r.calls[1]:,.0f} ({r.calls[0]:,.0f}-{r.calls[2]:,.0f})",
+            f"{r.prompt_tokens:,.0f}",
+            f"{r.completion_tokens:,.0f}",
+            usd,
+        )
+    console.print(t)
+    models = dict.fromkeys(f"{r.role} {r.model}" for r in fc.roles.values() if r.model)
+    if models:
+        console.print("models: " + ", ".join(models), highlight=False)
+    console.print(fc.line(), highlight=False)
 
 
 def print_summary(s: dict[str, Any]) -> None:

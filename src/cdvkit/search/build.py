@@ -97,8 +97,10 @@ def role_models(cfg: SearchConfig) -> dict[str, str]:
     return out
 
 
-def _load_role_model(cfg: SearchConfig, role: str, spec: str) -> Model:
-    opts: dict[str, Any] = {"concurrency": cfg.model_concurrency}
+def load_role_model(cfg: SearchConfig, role: str, spec: str, **defaults: Any) -> Model:
+    """The backend of ``role``'s model ``spec``, with the run's options (``defaults`` yield to
+    them); nothing is sent."""
+    opts: dict[str, Any] = {"concurrency": cfg.model_concurrency, **defaults}
     if cfg.base_url and provider_of(spec).takes_base_url:
         # --base-url names an OpenAI-compatible server; other providers keep their own.
         opts["base_url"] = cfg.base_url
@@ -119,7 +121,7 @@ async def check_models(cfg: SearchConfig) -> dict[str, Model]:
                 role,
                 spec,
                 (spec, repr(sorted(cfg.roles.get(role, {}).items()))),
-                lambda role=role, spec=spec: _load_role_model(cfg, role, spec),
+                lambda role=role, spec=spec: load_role_model(cfg, role, spec),
             )
             for role, spec in role_models(cfg).items()
         ]
@@ -143,7 +145,7 @@ def build_roles(
         elif spec in cache:
             model = cache[spec]  # one backend per model string: a local model is loaded once
         else:
-            model = cache[spec] = _load_role_model(cfg, role, spec)
+            model = cache[spec] = load_role_model(cfg, role, spec)
         return RoleClient(model, role, store=store, budget=budget)
 
     def get(role: str) -> RoleClient | None:

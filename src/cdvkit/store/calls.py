@@ -165,6 +165,31 @@ class CallLog:
         keys = [k for k in rows[0].keys() if k != "role"] if rows else []  # noqa: SIM118
         return {r["role"]: {k: r[k] for k in keys} for r in rows}
 
+    def usage_by_question(
+        self, phase: str | None = "search"
+    ) -> dict[str, dict[str, dict[str, float]]]:
+        """Calls, tokens and cost per question and role: what each question's search paid for
+        (a call two questions share counts for both)."""
+        where, params = self._phase(phase)
+        where = where.replace("phase", "c.phase").replace("role", "c.role")
+        rows = self._exec(
+            "SELECT o.question_id AS qid, c.role AS role, "
+            "COUNT(DISTINCT COALESCE(c.batch, c.key)) AS calls, "
+            "SUM(c.prompt_tokens) AS prompt_tokens, SUM(c.completion_tokens) AS completion_tokens, "
+            f"SUM(c.cost) AS cost FROM call_owners o JOIN calls c ON c.key = o.key{where} "
+            "GROUP BY o.question_id, c.role",
+            params,
+        ).fetchall()
+        out: dict[str, dict[str, dict[str, float]]] = {}
+        for r in rows:
+            out.setdefault(r["qid"], {})[r["role"]] = {
+                "calls": r["calls"],
+                "prompt_tokens": r["prompt_tokens"] or 0,
+                "completion_tokens": r["completion_tokens"] or 0,
+                "cost": r["cost"] or 0.0,
+            }
+        return out
+
     # --- failures -------------------------------------------------------------------------------
     def record_failure(
         self,

@@ -1,0 +1,424 @@
+"""What a search run will cost, before it is paid for, and again from its own rates.
+
+Before the run (:func:`forecast_run`) the search's calls are counted from its settings, each
+question's own prompts (rendered as they will be sent, so question length counts) and the
+providers' prices. What no setting says (how many questions the target already fails, how
+often a distracted child fools it, how long its replies are) comes from :data:`PRIORS`; the
+range spans a target easy to fool (the search stops early) to one hard to fool (every expansion
+is spent). Tokens are counted at 4 characters a token, as the simulated server does; real
+tokenizers differ by some percent.
+
+Once a run has finished ``MIN_FINISHED`` questions (:func:`forecast_from_store`), the forecast is
+the cost already paid plus the run's own mean cost per finished question times the questions
+left, with a range from the spread of those costs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from cdvkit.data.question import MULTIPLE_CHOICE, Question
+from cdvkit.prompts import judge_request, proposer_batch_request, proposer_request, target_request
+from cdvkit.search.build import proposer_spec
+from cdvkit.store.status import UNFINISHED, QuestionStatus
+from cdvkit.tasks.prompts import (
+    free_judge_request,
+    free_proposer_batch_request,
+    free_target_request,
+)
+
+CHARS_PER_TOKEN = 4
+MIN_FINISHED = 20  # finished questions before the run's own rates replace the priors
+Z = 1.96  # the range's width, in standard errors
+
+
+@dataclass(frozen=True)
+class Priors:
+    """What the forecast assumes where the settings say nothing (documented in the README)."""
+
+    original_failed: float = 0.15  # share of questions the target gets wrong undistracted
+    # P(a child fools the target): low / mid / high. A low rate means more expansions, so it
+    # gives the HIGH end of the cost range.
+    fooled: tuple[float, float, float] = (0.03, 0.12, 0.35)
+    undecided: float = 0.05  # share of replies the local reader cannot read
+    # A step-by-step reply's length, low / mid / high. Multiple choice: the real replies of six
+    # models to the tool's prompt (../shared/data/replies) average 116 (llama-3.1-8B) to 381
+    # (qwen-2.5-72B) tokens, 270 over all. Free form: no corpus here, so a guess.
+    reply_tokens: dict[str, tuple[int, int, int]] = field(
+        default_factory=lambda: {
+            "multiple_choice": (115, 270, 380),
+            "numeric": (150, 270, 450),
+            "short_answer": (20, 80, 200),
+        }
+    )
+    sentence_tokens: int = 30  # a distracting sentence, as written and as added to a node
+    judge_tokens: int = 40
+    extractor_tokens: int = 3
+    wrong_answers_tokens: int = 30
+
+
+PRIORS = Priors()
+
+
+@dataclass
+class RoleForecast:
+    """One role's forecast: calls and cost as (low, mid, high); tokens at mid."""
+
+    role: str
+    model: str
+    calls: tuple[float, float, float]
+    prompt_tokens: float
+    completion_tokens: float
+    cost: tuple[float, float, float]
+    priced: bool  # False: the model has no price (local, or unknown), so its cost reads 0
+
+
+@dataclass
+class Forecast:
+    """A run's forecast, per role and in total; ``basis`` says what it rests on."""
+
+    questions: int
+    basis: str  # "settings" (before the run) | "run" (the run's own rates)
+    roles: dict[str, RoleForecast]
+    finished: int = 0  # questions it was measured on (basis "run")
+    spent_cost: float = 0.0  # already paid (basis "run", or a resumed run)
+    spent_calls: int = 0
+    # Whether the target gives choice probabilities is known only once it is first asked; until
+    # then the middle assumes it does, and this is the middle (calls, cost) if it does not.
+    without_logprobs: tuple[float, float] | None = None
+
+    @property
+    def calls(self) -> tuple[float, float, float]:
+        return _sum3(r.calls for r in self.roles.values())
+
+    @property
+    def cost(self) -> tuple[float, float, float]:
+        return _sum3(r.cost for r in self.roles.values())
+
+    @property
+    def unpriced(self) -> list[str]:
+        return [r.role for r in self.roles.values() if not r.priced and r.calls[1] > 0]
+
+    def line(self) -> str:
+        """One line: calls and cost, each with its range, and what the forecast rests on."""
+        lo, mid, hi = self.calls
+        clo, cmid, chi = self.cost
+        where = (
+            "from the settings and priors"
+            if self.basis == "settings"
+            else f"from this run's first {self.finished} finished questions"
+        )
+        text = (
+            f"forecast: {mid:,.0f} calls ({lo:,.0f}-{hi:,.0f}), USD {cmid:.2f} "
+            f"({clo:.2f}-{chi:.2f}) for {self.questions} questions, {where}"
+        )
+        if self.without_logprobs is not None:
+            calls, cost = self.without_logprobs
+            text += (
+                f"; if the target gives no log-probs: {calls:,.0f} calls, USD {cost:.2f} "
+                "(--scoring sample forecasts that alone)"
+            )
+        if self.unpriced:
+            text += f"; no price for {', '.join(self.unpriced)} (counted as 0)"
+        return text
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "questions": self.questions,
+            "basis": self.basis,
+            "finished": self.finished,
+            "calls": list(self.calls),
+            "cost": list(self.cost),
+            "spent_calls": self.spent_calls,
+            "spent_cost": self.spent_cost,
+            "without_logprobs": list(self.without_logprobs) if self.without_logprobs else None,
+            "roles": {k: asdict(v) for k, v in self.roles.items()},
+        }
+
+
+def _sum3(items: Any) -> tuple[float, float, float]:
+    out = [0.0, 0.0, 0.0]
+    for t in items:
+        for i in range(3):
+            out[i] += t[i]
+    return out[0], out[1], out[2]
+
+
+def _tokens(req: Any) -> int:
+    return math.ceil(sum(len(c) for _, c in req.messages) / CHARS_PER_TOKEN)
+
+
+def expected_expansions(branching: int, fooled: float, max_expansions: int, max_good: int) -> float:
+    """E[expansions] of one question: the search stops at ``max_good`` examples or
+    ``max_expansions``; after k expansions its examples are Binomial(branching * k, fooled)."""
+    total = 0.0
+    for k in range(max_expansions):
+        n = branching * k
+        # P(fewer than max_good examples among n children): the search goes on.
+        total += sum(
+            math.comb(n, j) * fooled**j * (1 - fooled) ** (n - j)
+            for j in range(min(max_good, n + 1))
+        )
+    return total
+
+
+@dataclass
+class _Counts:
+    """Calls and tokens of one role, summed over questions."""
+
+    calls: float = 0.0
+    prompt: float = 0.0
+    completion: float = 0.0
+
+    def add(self, calls: float, prompt_per_call: float, completion_per_call: float) -> None:
+        self.calls += calls
+        self.prompt += calls * prompt_per_call
+        self.completion += calls * completion_per_call
+
+
+def _question_counts(
+    q: Question, cfg: Any, fooled: float, reply: int, exact_guided: bool, priors: Priors
+) -> dict[str, _Counts]:
+    """Expected calls and tokens per role for one question at a child fooling rate and a reply
+    length."""
+    free = q.free_form
+    branching = cfg.wrong_answers if free else max(1, len(q.choices) - 1)
+    n = cfg.samples
+    if free:
+        target_req = free_target_request(q.question, q.task, temperature=cfg.temperature)
+    else:
+        target_req = target_request(q.question, q.choices, temperature=cfg.temperature)
+    base = _tokens(target_req)
+    expansions = expected_expansions(branching, fooled, cfg.max_expansions, cfg.max_good)
+    children = branching * expansions
+    candidates = children * fooled
+    p_fail = priors.original_failed
+    counts: dict[str, _Counts] = {}
+
+    def role(name: str) -> _Counts:
+        return counts.setdefault(name, _Counts())
+
+    per_sampled = 1 if cfg.batch_samples else n
+    sampled_completion = reply * n / per_sampled
+    # A child carries about one more sentence per level; depth averages near 2.
+    child_prompt = base + 1.5 * priors.sentence_tokens
+    searched = 1 - p_fail
+    sampled_nodes = 0.0
+    if exact_guided:
+        role("target").add(1 + searched * children, child_prompt, 1)
+        role("verify").add(
+            per_sampled * (1 + searched * candidates), child_prompt, sampled_completion
+        )
+        sampled_nodes = 1 + searched * candidates
+    else:
+        role("target").add(
+            per_sampled * (1 + searched * children), child_prompt, sampled_completion
+        )
+        sampled_nodes = 1 + searched * children
+    if proposer_spec(cfg)[0] == "llm":
+        if free:
+            prop_req = free_proposer_batch_request(
+                q.question, q.answer_text, [q.answer_text] * branching
+            )
+            role("proposer").add(searched, base, priors.wrong_answers_tokens)
+        elif cfg.proposer_batch:
+            prop_req = proposer_batch_request(
+                q.question, q.choices, q.answer, [i for i in range(len(q.choices)) if i != q.answer]
+            )
+        else:
+            prop_req = proposer_request(
+                q.question, q.choices, q.answer, (q.answer + 1) % len(q.choices)
+            )
+        per_expansion = 1 if (cfg.proposer_batch or free) else branching
+        out = priors.sentence_tokens * (branching if per_expansion == 1 else 1)
+        role("proposer").add(searched * expansions * per_expansion, _tokens(prop_req), out)
+    if cfg.judge:
+        if free:
+            judge_req = free_judge_request(q.question, q.answer_text, q.question)
+        else:
+            judge_req = judge_request(q.question, q.choices, q.answer, q.question)
+        judged = candidates + max(expansions - 1, 0) if cfg.judge_last else children
+        role("judge").add(
+            searched * judged, _tokens(judge_req) + priors.sentence_tokens, priors.judge_tokens
+        )
+    if cfg.extractor:
+        share = 1.0 if cfg.always_extract else priors.undecided
+        role("extractor").add(
+            sampled_nodes * n * share, child_prompt + reply, priors.extractor_tokens
+        )
+    return counts
+
+
+def forecast_run(
+    cfg: Any,
+    questions: list[Question],
+    prices: dict[str, tuple[float, float] | None],
+    *,
+    exact_guided: bool | None = False,
+    models: dict[str, str] | None = None,
+    priors: Priors = PRIORS,
+) -> Forecast:
+    """The forecast of searching ``questions`` under ``cfg`` before anything is paid.
+
+    ``prices``: USD per million (input, output) tokens by role, None where unpriced;
+    ``exact_guided``: the search scores nodes by choice probabilities (``--scoring auto`` on a
+    backend with log-probs, or ``exact``); None: it may (a server that has not said whether it
+    gives log-probs): the middle assumes it does, the range covers both."""
+    guided = _levels(cfg, questions, exact_guided is not False, priors)
+    other = _levels(cfg, questions, False, priors) if exact_guided is None else guided
+    roles: dict[str, RoleForecast] = {}
+    for role in dict.fromkeys([*guided[1], *other[1]]):
+        price = prices.get("target" if role == "verify" else role)
+
+        def cost(c: _Counts, price: tuple[float, float] | None = price) -> float:
+            return (c.prompt * price[0] + c.completion * price[1]) / 1e6 if price else 0.0
+
+        mine = [lv.get(role, _Counts()) for lv in guided]
+        both = mine + [lv.get(role, _Counts()) for lv in other]
+        roles[role] = RoleForecast(
+            role,
+            (models or {}).get("target" if role == "verify" else role, ""),
+            _spread(mine[1].calls, [c.calls for c in both]),
+            mine[1].prompt,
+            mine[1].completion,
+            _spread(cost(mine[1]), [cost(c) for c in both]),
+            price is not None,
+        )
+    fc = Forecast(len(questions), "settings", roles)
+    if exact_guided is None:
+
+        def mid_cost(role: str, c: _Counts) -> float:
+            price = prices.get("target" if role == "verify" else role)
+            return (c.prompt * price[0] + c.completion * price[1]) / 1e6 if price else 0.0
+
+        fc.without_logprobs = (
+            sum(c.calls for c in other[1].values()),
+            sum(mid_cost(r, c) for r, c in other[1].items()),
+        )
+    return fc
+
+
+def _levels(
+    cfg: Any, questions: list[Question], exact_guided: bool, priors: Priors
+) -> list[dict[str, _Counts]]:
+    """Calls and tokens per role at three levels: a target fooled easily that answers briefly
+    (the cheapest), the priors' middle, and a target hard to fool that answers at length."""
+    levels: list[dict[str, _Counts]] = []
+    for level, fooled in enumerate(reversed(priors.fooled)):
+        total: dict[str, _Counts] = {}
+        for q in questions:
+            guided = exact_guided and not q.free_form
+            reply = priors.reply_tokens.get(q.task, priors.reply_tokens[MULTIPLE_CHOICE])
+            for role, c in _question_counts(q, cfg, fooled, reply[level], guided, priors).items():
+                t = total.setdefault(role, _Counts())
+                t.calls += c.calls
+                t.prompt += c.prompt
+                t.completion += c.completion
+        levels.append(total)
+    return levels
+
+
+def _spread(mid: float, values: list[float]) -> tuple[float, float, float]:
+    """(low, mid, high): the range over every level (a role need not cost most where the search
+    does: a target fooled easily needs more confirmations)."""
+    return min([mid, *values]), mid, max([mid, *values])
+
+
+FINISHED = (QuestionStatus.DONE, QuestionStatus.ORIGINAL_FAILED)
+
+
+def forecast_from_store(store: Any, min_finished: int = MIN_FINISHED) -> Forecast | None:
+    """The forecast from the run's own rates, once ``min_finished`` questions have finished:
+    what is paid, plus the mean cost (and calls) per finished question times the questions
+    left; None before that."""
+    statuses = {d["id"]: d["status"] for d in store.questions()}
+    finished = [qid for qid, s in statuses.items() if s in FINISHED]
+    if len(finished) < min_finished:
+        return None
+    left = sum(1 for s in statuses.values() if s in UNFINISHED)
+    per_q = store.usage_by_question("search")
+    usage = store.usage_by_role("search")
+    roles: dict[str, RoleForecast] = {}
+    for role, u in usage.items():
+        calls = [per_q.get(qid, {}).get(role, {}).get("calls", 0.0) for qid in finished]
+        costs = [per_q.get(qid, {}).get(role, {}).get("cost", 0.0) for qid in finished]
+        roles[role] = RoleForecast(
+            role,
+            "",
+            _projected(float(u["calls"]), calls, left),
+            float(u["prompt_tokens"] or 0),
+            float(u["completion_tokens"] or 0),
+            _projected(float(u["cost"] or 0.0), costs, left),
+            True,
+        )
+    return Forecast(
+        len(statuses),
+        "run",
+        roles,
+        finished=len(finished),
+        spent_cost=float(sum(float(u["cost"] or 0.0) for u in usage.values())),
+        spent_calls=int(sum(u["calls"] for u in usage.values())),
+    )
+
+
+def _projected(spent: float, per_question: list[float], left: int) -> tuple[float, float, float]:
+    """spent + left * mean, with a range from the spread of the per-question values (the sum of
+    ``left`` draws, and the uncertainty of the mean itself)."""
+    k = len(per_question)
+    mean = sum(per_question) / k
+    var = sum((x - mean) ** 2 for x in per_question) / max(k - 1, 1)
+    sd = math.sqrt(var)
+    half = Z * sd * (math.sqrt(left) + left / math.sqrt(k))
+    mid = spent + left * mean
+    return max(spent, mid - half), mid, mid + half
+
+
+__all__ = [
+    "MIN_FINISHED",
+    "PRIORS",
+    "Forecast",
+    "Priors",
+    "RoleForecast",
+    "expected_expansions",
+    "forecast_from_store",
+    "forecast_run",
+]
+
+
+def role_prices(cfg: Any) -> tuple[dict[str, tuple[float, float] | None], bool | None]:
+    """Each role's price (USD per million input, output tokens; None: unknown) and whether the
+    search is guided by choice probabilities (None: it may be, see ``forecast_run``), read from
+    the backends as they would be built, with no request sent: a missing key or server does
+    not stop an estimate."""
+    import os
+
+    from cdvkit.models.registry import provider_of
+    from cdvkit.search.build import load_role_model, role_models
+
+    prices: dict[str, tuple[float, float] | None] = {}
+    guided: bool | None = cfg.scoring == "exact"
+    for role, spec in role_models(cfg).items():
+        info = provider_of(spec)
+        if info.local:
+            # Computed on this machine: free, and (hf, embed) scored from choice probabilities.
+            prices[role] = (0.0, 0.0)
+            guided = guided or (role == "target" and cfg.scoring == "auto")
+            continue
+        extra: dict[str, Any] = {}
+        if info.key_env and not os.environ.get(info.key_env):
+            extra["api_key"] = "estimate-only"  # never sent: the estimate calls nothing
+        if info.takes_base_url and not (cfg.base_url or os.environ.get("OPENAI_BASE_URL")):
+            extra["base_url"] = "http://127.0.0.1:1/v1"
+        try:
+            model = load_role_model(cfg, role, spec, **extra)
+        except Exception:  # an unknown model or missing SDK: priced as unknown
+            prices[role] = None
+            continue
+        prices[role] = model.price_per_mtok
+        if role == "target" and cfg.scoring == "auto" and model.supports_choice_probs:
+            # A remote server says whether it gives log-probs only when first asked.
+            guided = None
+        # Nothing to close: backends open their connections on their first request.
+    return prices, guided
