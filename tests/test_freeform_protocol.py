@@ -220,3 +220,13 @@ async def test_the_leak_check_knows_every_alias_of_a_short_answer():
     root, child = Node.root(JFK), Node.root(JFK)
     child.distraction = "A documentary about John Kennedy aired last night."
     assert not (await LeakCheck().check(JFK, root, child)).passed
+
+
+def test_a_target_that_only_scores_choices_is_refused_for_free_form_data(tmp_path):
+    data = write_free_questions(tmp_path / "math.jsonl")
+    res = CliRunner().invoke(
+        app, ["generate", "--data", str(data), "--run-dir", str(tmp_path / "r")]
+    )  # the offline default target, an embedding model
+    assert res.exit_code == 2, res.output
+    assert "only scores choices, so it cannot answer numeric questions" in res.output
+    assert not (tmp_path / "r").exists()

@@ -139,6 +139,14 @@ def generate(
     try:
         # Every role's model is checked before anything is written or paid.
         built = models if models is not None else asyncio.run(check_models(cfg))
+        target = built.get("target")
+        loaded = opened[1] if opened is not None else preloaded
+        free = next((q for q in loaded if q.free_form), None)
+        if free is not None and target is not None and not target.writes_text:
+            raise ValueError(
+                f"{cfg.target} only scores choices, so it cannot answer {free.task} questions: "
+                "use a target that writes text (openai/..., openai-compatible/..., hf/...)"
+            )
     except BaseException:
         if opened is not None:
             opened[0].close()

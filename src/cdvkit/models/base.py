@@ -163,6 +163,8 @@ class Model(ABC):
 
     provider: str = ""
     supports_choice_probs: bool = False
+    # Writes free text (a step-by-step answer to a question without choices, a sentence).
+    writes_text: bool = True
     # Price per million tokens (input, output); None when unknown or free.
     price_per_mtok: tuple[float, float] | None = None
 

@@ -181,6 +181,8 @@ class EmbedModel(Model):
     embedding model, and free-text prompts (proposer, judge) are refused with UnsupportedError.
     """
 
+    writes_text = False
+
     provider = "embed"
     supports_choice_probs = True
 
