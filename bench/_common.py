@@ -43,6 +43,8 @@ class Measured:
     summary: dict[str, Any]
     seconds: float
     first_examples: list[dict[str, Any]] = field(default_factory=list)
+    # Sentences each example adds to its question (its depth - 1): fewer reads more naturally.
+    sentences: list[int] = field(default_factory=list)
     quality: dict[str, float] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -58,6 +60,10 @@ class Measured:
     @property
     def examples(self) -> int:
         return int(self.summary["examples"])
+
+    @property
+    def sentences_per_example(self) -> float:
+        return sum(self.sentences) / len(self.sentences) if self.sentences else float("inf")
 
     @property
     def calls_per_example(self) -> float:
@@ -97,9 +103,11 @@ async def measure(
                 raise SystemExit(f"{name}: {outcome.fatal or outcome.errors[:3]}")
             summary = summarize(store)
             firsts: dict[str, dict[str, Any]] = {}
-            for ex in store.examples():  # in the order found
+            sentences = []
+            for ex in store.examples():  # in the order found; every one verified
                 firsts.setdefault(ex["question_id"], ex)
-    m = Measured(name, summary, seconds, list(firsts.values()))
+                sentences.append(ex["depth"] - 1)
+    m = Measured(name, summary, seconds, list(firsts.values()), sentences)
     if truly_correct:
         m.quality["success_common"] = len(set(firsts) & truly_correct) / len(truly_correct)
     if p_correct is not None and m.first_examples:
@@ -123,7 +131,8 @@ def print_table(title: str, rows: list[Measured], reference: Measured | None) ->
     head = (
         f"{'configuration':<40} {'success':>8} {'found':>7} {'success*':>8} {'examples':>8} "
         f"{'calls':>7} "
-        f"{'calls/ex':>9} {'tokens/ex':>10} {'x fewer calls':>13} {'P(correct)':>10} {'s':>6}"
+        f"{'calls/ex':>9} {'tokens/ex':>10} {'x fewer calls':>13} {'sent/ex':>7} "
+        f"{'P(correct)':>10} {'s':>6}"
     )
     print(head)
     print("-" * len(head))
@@ -139,6 +148,7 @@ def print_table(title: str, rows: list[Measured], reference: Measured | None) ->
             f"{s['with_example']:>3}/{s['originally_correct']:<3} "
             f"{fmt(pct(r.quality.get('success_common')), '.1f'):>7}% {r.examples:>8} "
             f"{s['calls']:>7} {fmt(r.calls_per_example):>9} {fmt(r.tokens_per_example, '.0f'):>10} "
-            f"{fmt(ratio, '.2f'):>13} {fmt(r.quality.get('mean_p_correct'), '.3f'):>10} "
+            f"{fmt(ratio, '.2f'):>13} {fmt(r.sentences_per_example, '.2f'):>7} "
+            f"{fmt(r.quality.get('mean_p_correct'), '.3f'):>10} "
             f"{r.seconds:>6.1f}"
         )

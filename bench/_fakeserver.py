@@ -495,7 +495,7 @@ class FakeServer:
         seed: int = 0,
         latency: float = 0.0,
         logprobs: bool = True,
-        world: dict[str, float] | None = None,
+        world: dict[str, Any] | None = None,
     ) -> None:
         self.questions = questions
         self.seed = seed

@@ -10,8 +10,21 @@
     table shows the calls saved against the examples lost, both against the unfiltered run.
     The model trained on the shared file is applied the same way, for comparison (it was
     labelled against another target).
+(3) ``--prefilter auto`` on the loopback OpenAI-compatible server (bench/_fakeserver.py), its
+    simulated target made harder than the search benchmark's (a wider margin for the right
+    answer) so that about half the questions can be made into examples, as in the reference's
+    labelled file (48%): with the default world nearly all can, and there is nothing to skip.
+    400 questions (100 per benchmark) are searched without a prefilter, then with
+    ``--prefilter auto`` at several thresholds; calls saved and questions with an example lost
+    are both against the unfiltered run. Before that, which features carry the signal:
+    out-of-fold AUC (5 folds) on the unfiltered run's outcomes of the text alone (the saved
+    prefilter's classifier), the target's answers to the original alone, both (auto's model),
+    and each answer feature on its own. Target: at the default threshold, at least 25% of the
+    calls saved while losing at most 5% of the questions with an example. Then the same without
+    log-probs (the target's answers are then only its near-greedy samples).
 
-Usage: python bench/prefilter.py [--per-source N] [--seed S]
+Usage: python bench/prefilter.py [--per-source N] [--auto-per-source N] [--seed S]
+       [--skip-file-part] [--skip-auto] [--skip-no-logprobs]
 """
 
 from __future__ import annotations
@@ -29,19 +42,36 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 
 from _common import DATA_DIR, Measured, bench_questions, measure
+from _fakeserver import FakeServer
+from cdvkit.data.question import Question
 from cdvkit.prefilter import (
+    Labelled,
+    as_text,
     auc,
     cross_validated_auc,
+    embed_texts,
     load_labelled,
     load_run_outcomes,
+    out_of_fold_probs,
     train_prefilter,
 )
+from cdvkit.prefilter.features import ROOT_FEATURES, OnlineModel, root_features
 from cdvkit.search.config import SearchConfig
+from cdvkit.store import RunStore
 
 # Shares of the questions to skip. Where P(enhanceable) sits depends on how many questions the
 # training target let through, so thresholds are set at these quantiles of the predicted
 # probabilities (known before any search), then passed to the run as --prefilter-threshold.
 SKIP_SHARES = (0.1, 0.2, 0.3, 0.5)
+
+# (3): the simulated target's world (bench/_fakeserver.py World). A right answer's latent margin
+# ~ N(7.5, 2) instead of N(3.5, 1.5): about half the questions can be made into examples.
+AUTO_WORLD = {"margin_mean": 7.5, "margin_sd": 2.0}
+AUTO_THRESHOLDS = (0.1, 0.2, 0.3)  # 0.3: the default --prefilter-threshold
+SAVED_TARGET, LOST_TARGET = 0.25, 0.05
+# Each answer feature's direction: -1 where a lower value means more promising.
+FEATURE_SIGN = {"share_right": -1, "logit_p_correct": -1, "log_margin": -1, "vote_entropy": 1,
+                "prob_entropy": 1, "share_unread": 1}  # fmt: skip
 
 
 def cv_on_shared_file(folds: int, seed: int) -> Path:
@@ -125,15 +155,198 @@ async def on_a_run(per_source: int, seed: int, shared_file: Path) -> None:
     print(f"  {'none':<28} {'':>9} {0:>8} {s['calls']:>7} {'':>12} {s['with_example']:>12}")
 
 
+def server_config(base_url: str, seed: int) -> SearchConfig:
+    """cdvkit's defaults against the simulated LLM playing every role (as in search_efficiency)."""
+    return SearchConfig(
+        target="openai-compatible/fake-target",
+        proposer="openai-compatible/fake-proposer",
+        judge="openai-compatible/fake-judge",
+        extractor="openai-compatible/fake-extractor",
+        base_url=base_url,
+        seed=seed,
+        similarity_floor=0.0,  # the simulated proposer writes placeholder prose
+    )
+
+
+def run_features(run_dir: Path) -> tuple[list[Question], list[list[float]], list[int]]:
+    """The questions of a run searched to the end, their answer features, and their labels."""
+    with RunStore(run_dir, readonly=True, lock=False) as store:
+        good = {n["question_id"] for n in store.nodes(status="good")}
+        roots = {n["question_id"]: n for n in store.nodes() if n["path"] == "r"}
+        rows = store.questions(status="done")
+        qs = [d["question"] for d in rows]
+        feats = [
+            root_features({"outputs": roots[d["id"]]["outputs"], "accuracy": d["original_rate"]}, q)
+            for d, q in zip(rows, qs, strict=True)
+        ]
+    return qs, feats, [int(q.id in good) for q in qs]
+
+
+def oof_online(
+    root: np.ndarray, text: np.ndarray | None, labels: list[int], folds: int, seed: int
+) -> list[float]:
+    """Out-of-fold P(enhanceable) of auto's own model (OnlineModel) on a run's outcomes."""
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.asarray(labels)
+    out = np.zeros(len(y))
+    for train, test in StratifiedKFold(folds, shuffle=True, random_state=seed).split(root, y):
+        model = OnlineModel(seed=seed).fit(
+            root[train], None if text is None else text[train], y[train].tolist()
+        )
+        out[test] = model.predict(root[test], None if text is None else text[test])
+    return out.tolist()
+
+
+def feature_aucs(run_dir: Path, folds: int, seed: int) -> None:
+    qs, feats, labels = run_features(run_dir)
+    root = np.asarray(feats, dtype=float)
+    text = embed_texts([as_text(q) for q in qs])
+    pos = sum(labels)
+    print(
+        f"  which features carry the signal: {folds}-fold out-of-fold AUC on the unfiltered "
+        f"run's {len(labels)} questions searched to the end ({pos} with an example)"
+    )
+    data = Labelled([as_text(q) for q in qs], labels, ["run"] * len(labels))
+    rows = [
+        (
+            "question text (the saved prefilter's model)",
+            out_of_fold_probs(data, folds=folds, seed=seed),
+        ),
+        ("target's answers to the original", oof_online(root, None, labels, folds, seed)),
+        ("both (--prefilter auto's model)", oof_online(root, text, labels, folds, seed)),
+    ]
+    for name, probs in rows:
+        print(f"    {name:<46} {fmt_auc(auc(labels, probs))}")
+    singles = []
+    for name, sign in FEATURE_SIGN.items():
+        col = root[:, ROOT_FEATURES.index(name)]
+        singles.append(f"{name} {fmt_auc(auc(labels, (sign * col).tolist()))}")
+    print("    each answer feature alone: " + ", ".join(singles))
+
+
+def hindsight(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> str:
+    """What skipping by the target's own P(correct) on the original would do, chosen with
+    hindsight on the unfiltered run, each skipped question costing nothing at all: a bound on
+    any prefilter that reads those answers. Each request is counted once, for its question."""
+    with RunStore(run_dir, readonly=True, lock=False) as store:
+        good = {n["question_id"] for n in store.nodes(status="good")}
+        roots = {n["question_id"]: n for n in store.nodes() if n["path"] == "r"}
+        requests = set(
+            store.db.execute(
+                "SELECT o.question_id, COALESCE(c.batch, c.key) FROM call_owners o "
+                "JOIN calls c ON c.key = o.key WHERE c.phase = 'search'"
+            ).fetchall()
+        )
+        total = store.paid_calls("search")
+        rows = []
+        for d in store.questions(status="done"):
+            root = roots[d["id"]]
+            probs = root["outputs"].get("probs")
+            if not probs:
+                return "no log-probs: nothing to rank by"
+            cost = sum(1 for q, _ in requests if q == d["id"])
+            rows.append((probs[root["answer"]], d["id"] in good, cost))
+    rows.sort(key=lambda r: -r[0])  # the surest first: the least promising
+    positives, saved, lost, out = sum(r[1] for r in rows), 0, 0, []
+    todo = list(shares)
+    for _, has_example, cost in rows:
+        saved, lost = saved + cost, lost + has_example
+        while todo and saved / total >= todo[0]:
+            out.append(f"{saved / total * 100:.0f}% saved, {lost / positives * 100:.1f}% lost")
+            todo.pop(0)
+    return "; ".join(out)
+
+
+def fmt_auc(value: float | None) -> str:
+    return "undefined (one class)" if value is None else f"{value:.3f}"
+
+
+async def auto_on_server(
+    per_source: int, seed: int, folds: int, thresholds: tuple[float, ...], logprobs: bool
+) -> None:
+    questions = bench_questions(per_source, seed)
+    what = "with log-probs" if logprobs else "WITHOUT log-probs"
+    with (
+        tempfile.TemporaryDirectory(prefix="cdv-bench-auto-") as tmp,
+        FakeServer(questions, seed=seed, logprobs=logprobs, world=AUTO_WORLD) as fs,
+    ):
+        base = server_config(fs.base_url, seed)
+        fs.reset()
+        full = await measure("no prefilter", base, questions, keep_dir=Path(tmp) / "full")
+        s = full.summary
+        print(
+            f"\n(3) --prefilter auto: loopback OpenAI-compatible server {what}, world "
+            f"{AUTO_WORLD}, cdvkit's defaults, {len(questions)} questions ({per_source} per "
+            f"benchmark), seed {seed}\n  without a prefilter: {s['calls']} calls, "
+            f"{full.examples} examples, {s['with_example']} of {s['originally_correct']} "
+            f"originally correct questions with an example ({full.seconds:.0f}s)"
+        )
+        feature_aucs(Path(tmp) / "full", folds, seed)
+        head = (
+            f"  {'--prefilter auto':<22} {'threshold':>9} {'skipped':>8} {'calls':>7} "
+            f"{'calls saved':>12} {'with example':>12} {'lost':>10} {'calls/ex':>9} {'s':>5}"
+        )
+        print(head)
+        print("  " + "-" * (len(head) - 2))
+        verdicts = []
+        for t in thresholds:
+            fs.reset()
+            cfg = replace(base, prefilter="auto", prefilter_threshold=t)
+            m = await measure(f"auto @ {t}", cfg, questions)
+            a = m.summary
+            saved = 1 - a["calls"] / s["calls"]
+            lost = s["with_example"] - a["with_example"]
+            share = lost / s["with_example"] if s["with_example"] else 0.0
+            default = t == SearchConfig().prefilter_threshold
+            print(
+                f"  {'default' if default else '':<22} {t:>9.2f} {a['skipped']:>8} "
+                f"{a['calls']:>7} {saved * 100:>11.1f}% {a['with_example']:>12} "
+                f"{lost:>4} ({share * 100:>3.0f}%) {m.calls_per_example:>9.2f} {m.seconds:>5.0f}"
+            )
+            if default:
+                ok = saved >= SAVED_TARGET and share <= LOST_TARGET
+                verdicts.append(
+                    f"  --prefilter auto at the default threshold {t:g}: {saved * 100:.1f}% of "
+                    f"the calls saved (target >= {SAVED_TARGET * 100:.0f}%), {share * 100:.1f}% "
+                    f"of the questions with an example lost (target <= {LOST_TARGET * 100:.0f}%)"
+                    f" -> {'MET' if ok else 'NOT MET'}"
+                )
+        print(f"  {'none':<22} {'':>9} {0:>8} {s['calls']:>7} {'':>12} {s['with_example']:>12}")
+        if logprobs:
+            print(
+                "  with hindsight, skipping by the target's P(correct) on the original, the "
+                f"skipped questions free: {hindsight(Path(tmp) / 'full')}"
+            )
+        for line in verdicts:
+            print(line)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--per-source", type=int, default=100, help="questions per benchmark file")
+    ap.add_argument("--per-source", type=int, default=100, help="(2): questions per benchmark")
+    ap.add_argument(
+        "--auto-per-source", type=int, default=100, help="(3): questions per benchmark file"
+    )
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--skip-file-part", action="store_true", help="only (3), --prefilter auto")
+    ap.add_argument("--skip-auto", action="store_true", help="only (1) and (2)")
+    ap.add_argument("--skip-no-logprobs", action="store_true", help="(3) with log-probs only")
     args = ap.parse_args()
     start = time.perf_counter()
-    shared = cv_on_shared_file(args.folds, args.seed)
-    asyncio.run(on_a_run(args.per_source, args.seed, shared))
+    if not args.skip_file_part:
+        shared = cv_on_shared_file(args.folds, args.seed)
+        asyncio.run(on_a_run(args.per_source, args.seed, shared))
+    if not args.skip_auto:
+        default = (SearchConfig().prefilter_threshold,)
+        for logprobs, thresholds in ((True, AUTO_THRESHOLDS), (False, default)):
+            if logprobs or not args.skip_no_logprobs:
+                asyncio.run(
+                    auto_on_server(
+                        args.auto_per_source, args.seed, args.folds, thresholds, logprobs
+                    )
+                )
     print(f"\nprefilter: {time.perf_counter() - start:.0f}s")
 
 

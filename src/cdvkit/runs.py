@@ -6,18 +6,21 @@ Python API call it.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from cdvkit.data.question import Question
 from cdvkit.executors import LocalExecutor
 from cdvkit.executors.base import Executor
-from cdvkit.jobs import JobEnd, RunOutcome
+from cdvkit.jobs import JobEnd, OnEnd, RunOutcome, WorkSpec
 from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.work import SearchWork
 from cdvkit.store import RunStore
 from cdvkit.store.status import UNFINISHED
+
+AUTO = "auto"  # --prefilter auto: learn which questions to skip from this run's own outcomes
 
 
 class ConfigMismatchError(ValueError):
@@ -58,14 +61,16 @@ async def run_search(
     """
     executor = executor or LocalExecutor()
     try:
-        if cfg.prefilter:
+        if cfg.include_skipped:
+            # What a prefilter skipped is searched now; its paid calls come from the cache.
+            store.reopen_skipped()
+        elif cfg.prefilter and cfg.prefilter != AUTO:
             try:
                 from cdvkit.prefilter import skip_in_store
 
                 skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
             except (ImportError, OSError, ValueError) as exc:
                 return RunOutcome(fatal=f"prefilter: {exc}")
-        todo = [d["question"] for d in store.questions() if d["status"] in UNFINISHED]
         # Calls paid by earlier sessions of this run count against its ceiling.
         budget = Budget(
             cfg.max_calls,
@@ -74,12 +79,31 @@ async def run_search(
             cost=store.total_cost("search"),
         )
 
+        async def run_map(spec: WorkSpec, jobs: Sequence[Any], on_end: OnEnd | None) -> RunOutcome:
+            return await executor.map(
+                spec, jobs, store, budget, concurrency=cfg.concurrency, on_end=on_end
+            )
+
+        if cfg.prefilter == AUTO and not cfg.include_skipped:
+            try:
+                import sklearn  # noqa: F401 - needed once the warm-up is over: checked first
+
+                from cdvkit.prefilter.auto import AutoPrefilter
+            except ImportError as exc:
+                return RunOutcome(
+                    fatal=f"prefilter: --prefilter auto needs {exc.name or exc}: "
+                    "pip install 'cdvkit[prefilter]'"
+                )
+            auto = AutoPrefilter(
+                cfg, store, run_map, models=models, on_question_done=on_question_done
+            )
+            return await auto.run()
+
         def ended(end: JobEnd) -> None:
             if on_question_done:
                 on_question_done(end.key, end.status)
 
-        return await executor.map(
-            SearchWork(cfg, models), todo, store, budget, concurrency=cfg.concurrency, on_end=ended
-        )
+        todo = [d["question"] for d in store.questions() if d["status"] in UNFINISHED]
+        return await run_map(SearchWork(cfg, models), todo, ended)
     finally:
         await executor.aclose()

@@ -133,9 +133,27 @@ class SearchConfig:
     )
     # enhanceability prefilter: questions with P(enhanceable) below the threshold are skipped
     prefilter: str | None = setting(
-        None, "Enhanceability model from `cdv prefilter train`: skip hopeless questions."
+        None,
+        "Skip hopeless questions: a model file from `cdv prefilter train`, or 'auto' (learn "
+        "from this run's own outcomes as they arrive).",
     )
     prefilter_threshold: float = setting(0.3, "Skip questions with P(enhanceable) below this.")
+    # --prefilter auto: searched in full before it first trains (a seeded random sample), then
+    # questions searched between two retrainings. Both decide what is skipped, so neither may
+    # change on resume (concurrency may: it is not what sizes a batch).
+    prefilter_warmup: int = setting(
+        30, "--prefilter auto: questions searched first, a seeded random sample, to learn from."
+    )
+    prefilter_batch: int = setting(
+        32,
+        "--prefilter auto: questions searched, by predicted promise, between retrainings (or "
+        "a quarter of those searched so far, once more).",
+    )
+    include_skipped: bool = setting(
+        False,
+        "Search the questions a prefilter skipped earlier in this run (paid calls are reused).",
+        flag="--include-skipped",
+    )
     proposer_temperature: float = setting(0.7, "The LLM proposer's sampling temperature.")
     proposer_batch: bool = setting(
         True,
@@ -151,7 +169,15 @@ class SearchConfig:
 
     # Fields a resumed run may change without invalidating what is stored.
     RESUMABLE_CHANGES = frozenset(
-        {"max_calls", "max_cost", "concurrency", "model_concurrency", "base_url", "roles"}
+        {
+            "max_calls",
+            "max_cost",
+            "concurrency",
+            "model_concurrency",
+            "base_url",
+            "roles",
+            "include_skipped",
+        }
     )
 
     def to_dict(self) -> dict[str, Any]:
@@ -219,6 +245,8 @@ class SearchConfig:
             preset_values(self.preset)
         if not 0.0 <= self.prefilter_threshold <= 1.0:
             raise ValueError("--prefilter-threshold must lie between 0 and 1")
+        if self.prefilter_warmup < 1 or self.prefilter_batch < 1:
+            raise ValueError("--prefilter-warmup and --prefilter-batch must be at least 1")
         from cdvkit.models.registry import is_model, split_spec
         from cdvkit.registry import parse_spec
         from cdvkit.search.constraints import CONSTRAINTS

@@ -96,6 +96,9 @@ ADDED_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("failures", "phase", "TEXT NOT NULL DEFAULT 'search'"),
     # Whether the protocol confirmed a candidate node (NULL: never a candidate).
     ("nodes", "verified", "INTEGER"),
+    # P(enhanceable) the prefilter gave the question when it decided to search or skip it
+    # (NULL: no prefilter, or searched before it had learnt anything).
+    ("questions", "prefilter_p", "REAL"),
 )
 
 

@@ -33,6 +33,7 @@ from cdvkit.store.schema import (
     migrate,
     table_columns,
 )
+from cdvkit.store.status import QuestionStatus
 from cdvkit.version import __version__
 
 
@@ -216,6 +217,23 @@ class RunStore(CallLog):
             "updated=? WHERE id=?",
             (status, original_rate, error, time.time(), qid),
         )
+
+    def record_prefilter(self, qid: str, p: float | None) -> None:
+        """The P(enhanceable) a prefilter gave ``qid`` when it decided to search or skip it."""
+        self._exec("UPDATE questions SET prefilter_p=? WHERE id=?", (p, qid))
+
+    def reopen_skipped(self) -> list[str]:
+        """Turn the questions a prefilter skipped back to pending (``--include-skipped``); their
+        predicted P stays. Returns their ids."""
+        with self._mutex:
+            rows = self.db.execute(
+                "SELECT id FROM questions WHERE status=? ORDER BY idx", (QuestionStatus.SKIPPED,)
+            ).fetchall()
+            self.db.execute(
+                "UPDATE questions SET status=?, error=NULL, updated=? WHERE status=?",
+                (QuestionStatus.PENDING, time.time(), QuestionStatus.SKIPPED),
+            )
+        return [r[0] for r in rows]
 
     # --- nodes ---------------------------------------------------------------------------------
     def _max_seq(self) -> int:
