@@ -249,7 +249,9 @@ def test_generate_refuses_a_run_dir_whose_database_is_not_a_run_store(
 def test_a_second_generate_on_the_same_run_dir_is_refused(tmp_path: Path) -> None:
     data = write_data(tmp_path / "q.jsonl")
     run_dir, log = tmp_path / "run", tmp_path / "calls.log"
-    first = subprocess.Popen(cdv_cmd(data, run_dir), env=run_env(data, log, "0.03"))
+    # Slow enough calls that the first run outlives the second process's start (a few seconds
+    # of imports): a first run that ends before the second opens the directory is no test.
+    first = subprocess.Popen(cdv_cmd(data, run_dir), env=run_env(data, log, "0.5"))
     try:
         deadline = time.time() + 30
         while len(log_lines(log)) < 3 and first.poll() is None and time.time() < deadline:
