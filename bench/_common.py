@@ -37,6 +37,23 @@ def bench_questions(per_source: int, seed: int = 0) -> list[Question]:
     return out
 
 
+def server_config(base_url: str, seed: int, **settings: Any) -> SearchConfig:
+    """cdvkit's defaults against the loopback simulated LLM (bench/_fakeserver.py) playing every
+    role; ``settings`` override any of them."""
+    return SearchConfig(
+        target="openai-compatible/fake-target",
+        proposer="openai-compatible/fake-proposer",
+        judge="openai-compatible/fake-judge",
+        extractor="openai-compatible/fake-extractor",
+        base_url=base_url,
+        seed=seed,
+        # The simulated proposer writes placeholder prose: embedding similarity to the question
+        # would only measure that, so the local similarity floor is off.
+        similarity_floor=0.0,
+        **settings,
+    )
+
+
 @dataclass
 class Measured:
     name: str

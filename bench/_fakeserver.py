@@ -32,7 +32,6 @@ import argparse
 import ast
 import asyncio
 import contextlib
-import hashlib
 import json
 import math
 import random
@@ -48,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _freeworld import FreeProblem, FreeWorld, free_reply, free_role
+from _freeworld import FreeProblem, FreeWorld, free_reply, free_role, pick, seed_of
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 500: "Internal Server Error"}
@@ -64,10 +63,6 @@ OPENERS = (
     "In a podcast I heard recently the host discussed",
     "During a dinner conversation someone brought up",
 )
-
-
-def _seed(*parts: Any) -> int:
-    return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
 
 
 def tokens(text: str) -> int:
@@ -124,7 +119,7 @@ class World:
         choice = next((c for c in q.choices if c.strip().rstrip(".") == option), None)
         if choice is None:
             return None
-        rng = random.Random(_seed(self.seed, "s", text))
+        rng = random.Random(seed_of(self.seed, "s", text))
         invalid = rng.random() < self.invalid_rate
         strength = rng.expovariate(1.0 / self.strength_mean) * (2.0 if invalid else 1.0)
         return Sentence(strength, choice, invalid)
@@ -145,7 +140,7 @@ class World:
 
     def probs(self, q: Original, question_text: str, choices: list[str]) -> list[float]:
         """P(choice) at temperature 1 for a node's text and (shuffled) choices."""
-        rng = random.Random(_seed(self.seed, "q", q.qid))
+        rng = random.Random(seed_of(self.seed, "q", q.qid))
         margin = rng.gauss(self.margin_mean, self.margin_sd)
         base = {c: rng.gauss(0.0, self.wrong_sd) for c in q.choices}
         correct = q.choices[q.answer]
@@ -160,7 +155,7 @@ class World:
         return [w / total for w in weights]
 
     def propose(self, q: Original, node_text: str, option: str, sample: int) -> str:
-        rng = random.Random(_seed(self.seed, "p", q.qid, node_text, option, sample))
+        rng = random.Random(seed_of(self.seed, "p", q.qid, node_text, option, sample))
         opener = rng.choice(OPENERS)
         return f"{opener} {option.strip().rstrip('.')} (note {rng.randrange(10**6)})."
 
@@ -177,26 +172,18 @@ class World:
         by_text: bool = False,
     ) -> str:
         probs = self.probs(q, text, choices)
-        rng = random.Random(_seed(self.seed, "a", text, tuple(choices), sample))
-        if temperature <= 0.0:
-            pick = max(range(len(probs)), key=probs.__getitem__)
-        else:
-            sharp = [p ** (1.0 / temperature) if p > 0 else 0.0 for p in probs]
-            total = sum(sharp)
-            if total <= 0.0 or not math.isfinite(total):
-                pick = max(range(len(probs)), key=probs.__getitem__)
-            else:
-                pick = rng.choices(range(len(probs)), weights=sharp)[0]
+        rng = random.Random(seed_of(self.seed, "a", text, tuple(choices), sample))
+        chosen = pick(probs, temperature, rng)
         # As long as real step-by-step replies: 116 to 381 tokens on average for six models.
         words = rng.choices(
             FILLER_TEXT.split(), k=rng.randint(self.reply_words[0], self.reply_words[1])
         )
         reasoning = "Let me think step by step: " + " ".join(words) + "."
         if rng.random() < self.unparsable_rate:
-            return f"{reasoning} So I would go with {choices[pick]}, all things considered."
+            return f"{reasoning} So I would go with {choices[chosen]}, all things considered."
         if by_text:  # the paper's prompt asks for the choice's text
-            return f"{reasoning}\nThe final answer is: '{choices[pick]}'"
-        return f"{reasoning}\nAnswer: {LETTERS[pick]}"
+            return f"{reasoning}\nThe final answer is: '{choices[chosen]}'"
+        return f"{reasoning}\nAnswer: {LETTERS[chosen]}"
 
 
 # --- reading the prompts cdvkit sends ----------------------------------------------------------

@@ -15,6 +15,7 @@ a restarted server judges every sentence as the first one did.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import random
@@ -69,10 +70,38 @@ def fmt(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".")
 
 
-def _seed(*parts: Any) -> int:
-    import hashlib
-
+def seed_of(*parts: Any) -> int:
+    """A seed from any values, the same in every process (Python's hash() is salted)."""
     return int.from_bytes(hashlib.sha256(repr(parts).encode()).digest()[:8], "big")
+
+
+def pick(probs: list[float], temperature: float, rng: random.Random) -> int:
+    """The index a sample at ``temperature`` draws from ``probs`` (P at temperature 1): from
+    P ** (1 / T), so T near zero is greedy; T = 0 is the argmax."""
+    greedy = max(range(len(probs)), key=probs.__getitem__)
+    if temperature <= 0.0:
+        return greedy
+    sharp = [p ** (1.0 / temperature) if p > 0 else 0.0 for p in probs]
+    total = sum(sharp)
+    if total <= 0.0 or not math.isfinite(total):
+        return greedy
+    return rng.choices(range(len(probs)), weights=sharp)[0]
+
+
+def problem_rows(n: int, seed: int = 0) -> list[dict[str, Any]]:
+    """``n`` grade-school problems with numeric answers, as dataset rows (question, answer)."""
+    rng = random.Random(seed)
+    things = ["apples", "marbles", "stamps", "books", "shells", "coins", "pencils", "cards"]
+    rows = []
+    for i in range(n):
+        a, b, c = rng.randint(3, 40), rng.randint(2, 9), rng.randint(1, 20)
+        thing = things[i % len(things)]
+        question = (
+            f"Problem {i}: Sam has {a} boxes with {b} {thing} in each, then gives away {c} "
+            f"{thing}. How many {thing} does Sam have left?"
+        )
+        rows.append({"question": question, "answer": a * b - c})
+    return rows
 
 
 @dataclass
@@ -125,7 +154,7 @@ class FreeWorld:
     def _present(self, text: str) -> list[FreeSentence]:
         found = []
         for m in self._sentence.finditer(text):
-            rng = random.Random(_seed(self.seed, "fs", m.group(0)))
+            rng = random.Random(seed_of(self.seed, "fs", m.group(0)))
             invalid = rng.random() < self.invalid_rate
             strength = rng.expovariate(1.0 / self.strength_mean) * (2.0 if invalid else 1.0)
             found.append(FreeSentence(strength, float(m.group(1)), invalid))
@@ -133,7 +162,7 @@ class FreeWorld:
 
     def probs(self, p: FreeProblem, text: str) -> dict[float, float]:
         """P(answer) at temperature 1 over the correct answer and the wrong ones in play."""
-        rng = random.Random(_seed(self.seed, "fq", p.qid))
+        rng = random.Random(seed_of(self.seed, "fq", p.qid))
         logits = {p.answer: rng.gauss(self.margin_mean, self.margin_sd)}
         for v in self.slips(p):
             logits[v] = rng.gauss(0.0, self.wrong_sd)
@@ -148,30 +177,22 @@ class FreeWorld:
     def answer(self, p: FreeProblem, text: str, temperature: float, sample: int) -> str:
         probs = self.probs(p, text)
         values = list(probs)
-        rng = random.Random(_seed(self.seed, "fa", text, sample))
-        if temperature <= 0.0:
-            pick = max(values, key=probs.__getitem__)
-        else:
-            sharp = [probs[v] ** (1.0 / temperature) for v in values]
-            total = sum(sharp)
-            if total <= 0.0 or not math.isfinite(total):
-                pick = max(values, key=probs.__getitem__)
-            else:
-                pick = rng.choices(values, weights=sharp)[0]
+        rng = random.Random(seed_of(self.seed, "fa", text, sample))
+        chosen = values[pick([probs[v] for v in values], temperature, rng)]
         steps = " ".join(rng.choices(FREE_FILLER.split(), k=rng.randint(*self.reply_words)))
         reasoning = f"Let me think step by step: {steps}."
-        spoken = words(pick)
+        spoken = words(chosen)
         if spoken is not None and rng.random() < self.unparsable_rate:
             return f"{reasoning} So in the end it comes to {spoken}, all things considered."
-        return f"{reasoning}\nAnswer: {fmt(pick)}"
+        return f"{reasoning}\nAnswer: {fmt(chosen)}"
 
     def wrong_answers(self, p: FreeProblem, k: int, sample: int) -> list[str]:
         slips = self.slips(p)
-        random.Random(_seed(self.seed, "fw", p.qid, sample)).shuffle(slips)
+        random.Random(seed_of(self.seed, "fw", p.qid, sample)).shuffle(slips)
         return [fmt(v) for v in slips[:k]]
 
     def propose(self, p: FreeProblem, node_text: str, wrong: str, sample: int) -> str:
-        rng = random.Random(_seed(self.seed, "fp", p.qid, node_text, wrong, sample))
+        rng = random.Random(seed_of(self.seed, "fp", p.qid, node_text, wrong, sample))
         value = _number(wrong)
         shown = fmt(value) if value is not None else wrong
         return f"{rng.choice(self.openers)} the figure {shown} (note {rng.randrange(10**6)})."

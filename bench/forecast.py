@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
 import sys
 import time
 from dataclasses import replace
@@ -26,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import bench_questions, measure
+from _common import bench_questions, measure, server_config
 from _fakeserver import FakeServer
+from _freeworld import problem_rows
 from cdvkit.data.question import NO_CHOICE, NUMERIC, Question
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.forecast import forecast_run, role_prices
@@ -39,34 +39,18 @@ ROLES = ("target", "proposer", "judge", "extractor")
 
 
 def problems(n: int, seed: int) -> list[Question]:
-    """``n`` grade-school problems with numeric answers."""
-    rng = random.Random(seed)
-    things = ["apples", "marbles", "stamps", "books", "shells", "coins", "pencils", "cards"]
-    out = []
-    for i in range(n):
-        a, b, c = rng.randint(3, 40), rng.randint(2, 9), rng.randint(1, 20)
-        thing = things[i % len(things)]
-        text = (
-            f"Problem {i}: Sam has {a} boxes with {b} {thing} in each, then gives away {c} "
-            f"{thing}. How many {thing} does Sam have left?"
+    """``n`` numeric problems of the simulated server's free-form world."""
+    return [
+        Question(
+            f"p{i}", r["question"], (), NO_CHOICE, task=NUMERIC, references=(str(r["answer"]),)
         )
-        out.append(
-            Question(f"p{i}", text, (), NO_CHOICE, task=NUMERIC, references=(str(a * b - c),))
-        )
-    return out
+        for i, r in enumerate(problem_rows(n, seed))
+    ]
 
 
 def base_config(url: str, seed: int) -> SearchConfig:
-    return SearchConfig(
-        target="openai-compatible/sim-target",
-        proposer="openai-compatible/sim-proposer",
-        judge="openai-compatible/sim-judge",
-        extractor="openai-compatible/sim-extractor",
-        base_url=url,
-        seed=seed,
-        similarity_floor=0.0,  # the simulated proposer writes placeholder prose
-        roles={role: {"price_per_mtok": PRICE} for role in ROLES},
-    )
+    """The server's defaults, every role priced."""
+    return server_config(url, seed, roles={role: {"price_per_mtok": PRICE} for role in ROLES})
 
 
 async def compare(

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np
 
-from _common import DATA_DIR, Measured, bench_questions, measure
+from _common import DATA_DIR, Measured, bench_questions, measure, server_config
 from _fakeserver import FakeServer
 from cdvkit.data.question import Question
 from cdvkit.prefilter import (
@@ -153,19 +153,6 @@ async def on_a_run(per_source: int, seed: int, shared_file: Path) -> None:
             f"{lost:>4} ({share * 100:>3.0f}%) {m.calls_per_example:>9.2f}"
         )
     print(f"  {'none':<28} {'':>9} {0:>8} {s['calls']:>7} {'':>12} {s['with_example']:>12}")
-
-
-def server_config(base_url: str, seed: int) -> SearchConfig:
-    """cdvkit's defaults against the simulated LLM playing every role (as in search_efficiency)."""
-    return SearchConfig(
-        target="openai-compatible/fake-target",
-        proposer="openai-compatible/fake-proposer",
-        judge="openai-compatible/fake-judge",
-        extractor="openai-compatible/fake-extractor",
-        base_url=base_url,
-        seed=seed,
-        similarity_floor=0.0,  # the simulated proposer writes placeholder prose
-    )
 
 
 def run_features(run_dir: Path) -> tuple[list[Question], list[list[float]], list[int]]:

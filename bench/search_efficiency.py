@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Measured, bench_questions, measure, print_table
+from _common import Measured, bench_questions, measure, print_table, server_config
 from _fakeserver import FakeServer
 from cdvkit.data.question import Question
 from cdvkit.models import scripted
@@ -143,17 +143,7 @@ async def bench_server(per_source: int, seed: int) -> None:
     results: dict[bool, list[Measured]] = {}
     for logprobs in (True, False):
         with FakeServer(questions, seed=seed, logprobs=logprobs) as fs:
-            base = SearchConfig(
-                target="openai-compatible/fake-target",
-                proposer="openai-compatible/fake-proposer",
-                judge="openai-compatible/fake-judge",
-                extractor="openai-compatible/fake-extractor",
-                base_url=fs.base_url,
-                seed=seed,
-                # The simulated proposer writes placeholder prose: embedding similarity to the
-                # question would only measure that, so the local similarity floor is off.
-                similarity_floor=0.0,
-            )
+            base = server_config(fs.base_url, seed)
 
             def p_correct(ex: dict, fs: FakeServer = fs) -> float:
                 return fs.probs(ex["question"], ex["choices"])[ex["answer"]]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -22,23 +21,14 @@ from cdvkit.store import RunStore
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "bench"))
 from _fakeserver import FakeServer  # noqa: E402
+from _freeworld import problem_rows  # noqa: E402
 
 runner = CliRunner()
 
 
 def write_problems(path: Path, n: int = 50, seed: int = 0) -> Path:
-    """``n`` grade-school problems with numeric answers, as a JSONL file."""
-    rng = random.Random(seed)
-    things = ["apples", "marbles", "stamps", "books", "shells", "coins", "pencils", "cards"]
-    with path.open("w") as f:
-        for i in range(n):
-            a, b, c = rng.randint(3, 40), rng.randint(2, 9), rng.randint(1, 20)
-            thing = things[i % len(things)]
-            q = (
-                f"Problem {i}: Sam has {a} boxes with {b} {thing} in each, then gives away {c} "
-                f"{thing}. How many {thing} does Sam have left?"
-            )
-            f.write(json.dumps({"question": q, "answer": a * b - c}) + "\n")
+    """``n`` numeric problems of the simulated server's free-form world, as a JSONL file."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in problem_rows(n, seed)))
     return path
 
 
