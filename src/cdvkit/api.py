@@ -26,7 +26,7 @@ from cdvkit.executors import Executor, LocalExecutor
 from cdvkit.models.base import Model
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
-from cdvkit.search.build import check_models
+from cdvkit.search.build import check_models, role_models
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.forecast import Forecast, forecast_from_store, forecast_run, role_prices
 from cdvkit.store import RunStore
@@ -187,16 +187,10 @@ def forecast_of(cfg: SearchConfig, store: RunStore, models: dict[str, Model]) ->
         prices[role] = model.price_per_mtok if model.price_per_mtok else prices.get(role)
         if role == "target" and cfg.scoring == "auto" and not model.supports_choice_probs:
             guided = False
-    fc = forecast_run(cfg, left, prices, exact_guided=guided, models=role_names(cfg))
+    fc = forecast_run(cfg, left, prices, exact_guided=guided, models=role_models(cfg))
     fc.questions = len(statuses)
     fc.spent_cost, fc.spent_calls = store.total_cost("search"), store.paid_calls("search")
     return fc
-
-
-def role_names(cfg: SearchConfig) -> dict[str, str]:
-    from cdvkit.search.build import role_models
-
-    return role_models(cfg)
 
 
 def estimate(
@@ -207,7 +201,7 @@ def estimate(
     cfg = SearchConfig.from_sources(config, data=data, **settings)
     questions = _load_questions(cfg, RunHooks())
     prices, guided = role_prices(cfg)
-    return forecast_run(cfg, questions, prices, exact_guided=guided, models=role_names(cfg))
+    return forecast_run(cfg, questions, prices, exact_guided=guided, models=role_models(cfg))
 
 
 def _load_questions(cfg: SearchConfig, hooks: RunHooks) -> list[Any]:

@@ -270,34 +270,34 @@ def forecast_run(
     other = _levels(cfg, questions, False, priors) if exact_guided is None else guided
     roles: dict[str, RoleForecast] = {}
     for role in dict.fromkeys([*guided[1], *other[1]]):
-        price = prices.get("target" if role == "verify" else role)
-
-        def cost(c: _Counts, price: tuple[float, float] | None = price) -> float:
-            return (c.prompt * price[0] + c.completion * price[1]) / 1e6 if price else 0.0
-
+        price = prices.get(_paid_as(role))
         mine = [lv.get(role, _Counts()) for lv in guided]
         both = mine + [lv.get(role, _Counts()) for lv in other]
         roles[role] = RoleForecast(
             role,
-            (models or {}).get("target" if role == "verify" else role, ""),
+            (models or {}).get(_paid_as(role), ""),
             _spread(mine[1].calls, [c.calls for c in both]),
             mine[1].prompt,
             mine[1].completion,
-            _spread(cost(mine[1]), [cost(c) for c in both]),
+            _spread(_usd(mine[1], price), [_usd(c, price) for c in both]),
             price is not None,
         )
     fc = Forecast(len(questions), "settings", roles)
     if exact_guided is None:
-
-        def mid_cost(role: str, c: _Counts) -> float:
-            price = prices.get("target" if role == "verify" else role)
-            return (c.prompt * price[0] + c.completion * price[1]) / 1e6 if price else 0.0
-
         fc.without_logprobs = (
             sum(c.calls for c in other[1].values()),
-            sum(mid_cost(r, c) for r, c in other[1].items()),
+            sum(_usd(c, prices.get(_paid_as(r))) for r, c in other[1].items()),
         )
     return fc
+
+
+def _paid_as(role: str) -> str:
+    """The role whose model (and price) a role's calls use: confirmations are the target's."""
+    return "target" if role == "verify" else role
+
+
+def _usd(c: _Counts, price: tuple[float, float] | None) -> float:
+    return (c.prompt * price[0] + c.completion * price[1]) / 1e6 if price else 0.0
 
 
 def _levels(
