@@ -20,7 +20,7 @@ from cdvkit.prompts import MalformedJSON, judge_request, parse_json_object
 from cdvkit.registry import Registry
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
-from cdvkit.tasks.numeric import parse_number, reference_number, same_number
+from cdvkit.tasks.numeric import numbers_in, reference_number, same_number
 from cdvkit.tasks.prompts import free_judge_request
 
 
@@ -70,15 +70,9 @@ def _mentions(text: str, phrase: str) -> bool:
     return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text.lower()) is not None
 
 
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?")
-
-
 def _names_number(text: str, reference: str) -> bool:
     want = reference_number(reference)
-    if want is None:
-        return False
-    found = (parse_number(m.group(0)) for m in _NUMBER.finditer(text))
-    return any(v is not None and same_number(v, want) for v in found)
+    return want is not None and any(same_number(v, want) for v in numbers_in(text))
 
 
 class LeakCheck:

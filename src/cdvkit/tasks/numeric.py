@@ -283,6 +283,11 @@ def parse_number(text: str) -> float | None:
     return _parse(str(text))[0] if text is not None else None
 
 
+def numbers_in(text: str) -> list[float]:
+    """Every number a text states, read as the answer reader reads one ("$1,080", "13.0")."""
+    return [v for _, _, v in _tokens(_clean(text))]
+
+
 def same_number(a: float, b: float, *, rel_tol: float = 1e-6, abs_tol: float = 1e-6) -> bool:
     return math.isclose(a, b, rel_tol=rel_tol, abs_tol=abs_tol)
 
