@@ -21,18 +21,13 @@ from cdvkit.models.hf_backend import HFModel  # noqa: E402
 from cdvkit.models.hf_text import render_plain  # noqa: E402
 from cdvkit.models.registry import load_model  # noqa: E402
 from cdvkit.prompts import TARGET_SYSTEM, render_mcq, target_messages  # noqa: E402
+from tiny_models import CHAT_TEMPLATE, byte_bpe, tiny_gpt2  # noqa: E402
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 QUESTION = "Which animal barks?"
 CHOICES = ("cat", "dog", "fish")
 
 
 def _build_tokenizer() -> Any:
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
     # Byte-level BPE like GPT-2: any text encodes, and " A" (not "A") is the label token after
     # "Answer:" because the corpus only ever shows labels after a space.
     corpus = [
@@ -40,19 +35,7 @@ def _build_tokenizer() -> Any:
         f"{QUESTION} A. cat B. dog C. fish D. bird",
         "<|system|> <|user|> <|assistant|> " + TARGET_SYSTEM,
     ] * 5
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=320,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
+    fast = byte_bpe(corpus, vocab_size=320)
     fast.chat_template = CHAT_TEMPLATE
     return fast
 
@@ -61,20 +44,9 @@ def _build_tokenizer() -> Any:
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("tiny-gpt2")
     tok = _build_tokenizer()
-    cfg = transformers.GPT2Config(
-        n_layer=1,
-        n_head=2,
-        n_embd=32,
-        n_positions=512,
-        vocab_size=len(tok),
-        # A wide init makes the next-token distribution far from uniform, so a test comparing
-        # probabilities would notice the wrong label tokens being read.
-        initializer_range=0.5,
-        bos_token_id=tok.eos_token_id,
-        eos_token_id=tok.eos_token_id,
-    )
-    torch.manual_seed(0)
-    transformers.GPT2LMHeadModel(cfg).save_pretrained(path)
+    # A wide init makes the next-token distribution far from uniform, so a test comparing
+    # probabilities would notice the wrong label tokens being read.
+    tiny_gpt2(tok, n_layer=1, initializer_range=0.5).save_pretrained(path)
     tok.save_pretrained(path)
     return path
 

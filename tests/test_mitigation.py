@@ -34,6 +34,7 @@ from cdvkit.prompts import TARGET_SYSTEM, target_messages
 from cdvkit.store import RunStore
 from eval_helpers import QUESTIONS, defended_responder, make_run, register_models
 from scripted_helpers import oracle_responder, scripted
+from tiny_models import byte_bpe, save_plain_and_chat, tiny_gpt2
 
 QS = [
     *QUESTIONS,
@@ -350,11 +351,6 @@ def test_defense_files_with_one_name_keep_separate_results(
 
 # --- training with TRL on a tiny model -----------------------------------------------------------
 
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
-
 
 @pytest.fixture(scope="module")
 def tiny(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -364,10 +360,8 @@ def tiny(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
     tokens. The wide init makes the model's letter choice depend on the question, so the
     training can move each prompt's probabilities its own way.
     """
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     root = tmp_path_factory.mktemp("tiny")
     corpus = ["<|system|> <|user|> <|assistant|> " + TARGET_SYSTEM]
     for fmt, response in (("dpo", "auto"), ("sft", "short")):
@@ -375,38 +369,8 @@ def tiny(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
         for r in read_jsonl(exp.path / "train.jsonl"):
             corpus.append(r["prompt"] + r.get("chosen", r.get("completion", "")))
             corpus.append(r.get("rejected", ""))
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=600,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus * 3, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
-    cfg = transformers.GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=512,
-        vocab_size=len(fast),
-        initializer_range=0.2,
-        bos_token_id=fast.eos_token_id,
-        eos_token_id=fast.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(cfg)
-    paths = {"plain": root / "plain", "chat": root / "chat"}
-    model.save_pretrained(paths["plain"])
-    fast.save_pretrained(paths["plain"])
-    model.save_pretrained(paths["chat"])
-    fast.chat_template = CHAT_TEMPLATE
-    fast.save_pretrained(paths["chat"])
-    return paths
+    tok = byte_bpe(corpus * 3, vocab_size=600)
+    return save_plain_and_chat(root, tok, tiny_gpt2(tok, initializer_range=0.2))
 
 
 def _trl_args(cls: Any, out: Path, **kw: Any) -> Any:

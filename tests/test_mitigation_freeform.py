@@ -34,6 +34,7 @@ from cdvkit.tasks import AnswerKey
 from cdvkit.tasks.prompts import free_target_request, free_target_system
 from freeform_helpers import FREE_QUESTIONS, free_oracle, make_free_run, register_free_models
 from scripted_helpers import scripted
+from tiny_models import byte_bpe, save_plain_and_chat, tiny_gpt2
 
 runner = CliRunner()
 REFERENCES = {q.id: q.references[0] for q in FREE_QUESTIONS}
@@ -283,21 +284,16 @@ def test_stored_free_replies_must_be_whole_and_read_as_recorded() -> None:
 # --- training with TRL on a tiny model ----------------------------------------------------------
 
 TRAIN = "train.jsonl"
-CHAT_TEMPLATE = (
-    "{% for m in messages %}<|{{ m['role'] }}|>{{ m['content'] }}\n{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>{% endif %}"
-)
 
 
 @pytest.fixture(scope="module")
 def tiny(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """A 2-layer GPT-2 (hidden 32) saved with a plain tokenizer and with a chat one; the BPE
     vocabulary is trained on the free run's prompts and answers."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    pytest.importorskip("transformers")
     pytest.importorskip("trl")
     pytest.importorskip("peft")
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     root = tmp_path_factory.mktemp("tinyfree")
     corpus = ["<|system|> <|user|> <|assistant|> " + free_target_system(NUMERIC)]
@@ -307,36 +303,8 @@ def tiny(run_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, P
         )
         for r in read_jsonl(exp.path / TRAIN):
             corpus += [r["prompt"] + r["chosen"], r["rejected"]]
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=500,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus * 3, trainer)
-    fast = transformers.PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
-    )
-    cfg = transformers.GPT2Config(
-        n_layer=2,
-        n_head=2,
-        n_embd=32,
-        n_positions=512,
-        vocab_size=len(fast),
-        bos_token_id=fast.eos_token_id,
-        eos_token_id=fast.eos_token_id,
-    )
-    torch.manual_seed(0)
-    model = transformers.GPT2LMHeadModel(cfg)
-    paths = {"plain": root / "plain", "chat": root / "chat"}
-    for name, path in paths.items():
-        model.save_pretrained(path)
-        fast.chat_template = CHAT_TEMPLATE if name == "chat" else None
-        fast.save_pretrained(path)
-    return paths
+    tok = byte_bpe(corpus * 3, vocab_size=500)
+    return save_plain_and_chat(root, tok, tiny_gpt2(tok))
 
 
 def _completion_logprob(model_dir: Path, prompt: str, completion: str) -> float:
