@@ -240,3 +240,95 @@ def test_cli_train_and_eval(tmp_path):
 
     res = runner.invoke(app, ["prefilter", "eval", "-d", str(tmp_path / "none.json")])
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def _four(tmp_path: Path) -> tuple[list[Question], Path]:
+    """Two questions the saved model keeps (law) and two it skips (colours), as a data file."""
+    qs = [
+        Question(f"q{i}", q, tuple(c), 0)
+        for i, (q, c) in enumerate([HARD[-1], SIMPLE[-1], HARD[-2], SIMPLE[-2]])
+    ]
+    path = tmp_path / "four.jsonl"
+    path.write_text(
+        "".join(
+            json.dumps(
+                {"id": q.id, "question": q.question, "choices": list(q.choices), "answer": 0}
+            )
+            + "\n"
+            for q in qs
+        )
+    )
+    return qs, path
+
+
+def test_the_estimate_leaves_out_what_a_saved_prefilter_skips(model_file, tmp_path):
+    from cdvkit.api import estimate
+
+    qs, data = _four(tmp_path)
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text("".join(ln + "\n" for ln in data.read_text().splitlines()[::2]))
+    settings = {"target": "scripted/t", "similarity_floor": 0}
+    every = estimate(str(data), **settings)
+    filtered = estimate(str(data), prefilter=str(model_file), prefilter_threshold=0.5, **settings)
+    only_kept = estimate(str(kept), **settings)
+    assert (every.skipped, filtered.questions, filtered.skipped) == (0, 4, 2)
+    # Skipped questions cost nothing: the forecast is that of the kept ones alone.
+    assert filtered.calls == pytest.approx(only_kept.calls)
+    assert filtered.calls[1] < every.calls[1]
+    assert "2 of them skipped by the prefilter" in filtered.line()
+    auto = estimate(str(data), prefilter="auto", **settings)
+    assert auto.calls == pytest.approx(every.calls)
+    assert "--prefilter auto" in auto.line()
+    with pytest.raises(ValueError, match="prefilter"):
+        estimate(str(data), prefilter=str(tmp_path / "nope.joblib"), **settings)
+
+
+def test_the_forecast_before_a_run_counts_only_what_it_will_search(model_file, tmp_path):
+    from cdvkit.api import RunHooks, generate
+    from cdvkit.runs import settle_skips
+
+    qs, data = _four(tmp_path)
+    seen = []
+
+    class Hooks(RunHooks):
+        def forecast(self, forecast):
+            seen.append(forecast)
+
+    def models():
+        return {
+            "target": scripted("t", oracle_responder(qs)),
+            "proposer": scripted("p", marking_proposer),
+        }
+
+    settings = {
+        "target": "scripted/t",
+        "proposer": "scripted/p",
+        "similarity_floor": 0,
+        "prefilter": str(model_file),
+        "prefilter_threshold": 0.5,
+    }
+    run_dir = tmp_path / "run"
+    result = generate(str(data), run_dir=run_dir, models=models(), hooks=Hooks(), **settings)
+    assert seen[0].skipped == 2 and seen[0].questions == 4
+    assert seen[0].calls[1] > 0 and result.summary["skipped"] == 2
+    with RunStore(run_dir, readonly=True, lock=False) as store:
+        # Every question's P is kept, searched or skipped.
+        assert all(d["prefilter_p"] is not None for d in store.questions())
+    # --include-skipped: what was skipped is forecast (and searched) now.
+    generate(
+        str(data), run_dir=run_dir, models=models(), hooks=Hooks(), include_skipped=True, **settings
+    )
+    assert seen[1].skipped == 0 and seen[1].calls[1] > 0
+
+    # A stored P is read, not computed again: settling twice needs the model file only once.
+    cfg = SearchConfig(**settings)
+    moved = tmp_path / "moved.joblib"
+    with RunStore(tmp_path / "again") as store:
+        prepare_store(store, cfg, lambda: qs)
+        assert settle_skips(cfg, store) is None
+        model_file.rename(moved)
+        try:
+            assert settle_skips(cfg, store) is None
+        finally:
+            moved.rename(model_file)
+        assert sorted(d["id"] for d in store.questions(status="skipped")) == ["q1", "q3"]

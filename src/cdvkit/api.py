@@ -25,13 +25,13 @@ from typing import Any
 from cdvkit.executors import Executor, LocalExecutor
 from cdvkit.models.base import Model
 from cdvkit.reporting.summary import summarize
-from cdvkit.runs import prepare_store, run_search
+from cdvkit.runs import AUTO, prepare_store, run_search, settle_skips
 from cdvkit.search.build import check_models, role_models
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.forecast import Forecast, forecast_from_store, forecast_run, role_prices
 from cdvkit.store import RunStore
 from cdvkit.store.records import EvaluationResult, Example, RunSpec, RunStats
-from cdvkit.store.status import UNFINISHED
+from cdvkit.store.status import UNFINISHED, QuestionStatus
 
 OnQuestionDone = Callable[[str, str], None]
 
@@ -177,9 +177,16 @@ def generate(
 def forecast_of(cfg: SearchConfig, store: RunStore, models: dict[str, Model]) -> Forecast:
     """A run's forecast as it starts: from its own rates once enough questions have finished,
     else from the settings for the questions left plus what earlier sessions paid."""
-    measured = forecast_from_store(store)
-    if measured is not None:
-        return measured
+    # What a saved prefilter skips is known before any call; a model it cannot use is left to
+    # the run, which stops on it with the same message.
+    settle_skips(cfg, store)
+    fc = forecast_from_store(store) or _forecast_left(cfg, store, models)
+    fc.skipped = sum(1 for d in store.questions() if d["status"] == QuestionStatus.SKIPPED)
+    fc.auto_prefilter = cfg.prefilter == AUTO and not cfg.include_skipped
+    return fc
+
+
+def _forecast_left(cfg: SearchConfig, store: RunStore, models: dict[str, Model]) -> Forecast:
     statuses = store.questions()
     left = [d["question"] for d in statuses if d["status"] in UNFINISHED]
     prices, guided = role_prices(cfg)
@@ -200,8 +207,19 @@ def estimate(
     the data is read and each role's price looked up, no model is called."""
     cfg = SearchConfig.from_sources(config, data=data, **settings)
     questions = _load_questions(cfg, RunHooks())
+    searched, skipped = questions, []
+    if cfg.prefilter and cfg.prefilter != AUTO:
+        from cdvkit.prefilter import apply_prefilter
+
+        try:
+            searched, skipped = apply_prefilter(questions, cfg.prefilter, cfg.prefilter_threshold)
+        except (ImportError, OSError, ValueError) as exc:
+            raise ValueError(f"prefilter: {exc}") from exc
     prices, guided = role_prices(cfg)
-    return forecast_run(cfg, questions, prices, exact_guided=guided, models=role_models(cfg))
+    fc = forecast_run(cfg, searched, prices, exact_guided=guided, models=role_models(cfg))
+    fc.questions, fc.skipped = len(questions), len(skipped)
+    fc.auto_prefilter = cfg.prefilter == AUTO
+    return fc
 
 
 def _load_questions(cfg: SearchConfig, hooks: RunHooks) -> list[Any]:

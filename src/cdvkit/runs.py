@@ -47,6 +47,26 @@ def prepare_store(
     return questions
 
 
+def settle_skips(cfg: SearchConfig, store: RunStore) -> str | None:
+    """Decide, before any call is paid, what this start of the run leaves out: with
+    ``--include-skipped`` nothing (what a prefilter skipped is pending again); with a saved
+    prefilter (``--prefilter MODEL_FILE``) the pending questions it rejects. Returns the problem
+    in one line when the model cannot be used, else None. The prefilter runs locally and stores
+    each P, so settling twice (the forecast, then the run) costs nothing more."""
+    if cfg.include_skipped:
+        store.reopen_skipped()
+        return None
+    if not cfg.prefilter or cfg.prefilter == AUTO:
+        return None
+    try:
+        from cdvkit.prefilter import skip_in_store
+
+        skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
+    except (ImportError, OSError, ValueError) as exc:
+        return f"prefilter: {exc}"
+    return None
+
+
 async def run_search(
     cfg: SearchConfig,
     store: RunStore,
@@ -61,16 +81,11 @@ async def run_search(
     """
     executor = executor or LocalExecutor()
     try:
-        if cfg.include_skipped:
-            # What a prefilter skipped is searched now; its paid calls come from the cache.
-            store.reopen_skipped()
-        elif cfg.prefilter and cfg.prefilter != AUTO:
-            try:
-                from cdvkit.prefilter import skip_in_store
-
-                skip_in_store(store, cfg.prefilter, cfg.prefilter_threshold)
-            except (ImportError, OSError, ValueError) as exc:
-                return RunOutcome(fatal=f"prefilter: {exc}")
+        # What a prefilter skipped and --include-skipped reopens is searched now; its paid
+        # calls come from the cache.
+        problem = settle_skips(cfg, store)
+        if problem is not None:
+            return RunOutcome(fatal=problem)
         # Calls paid by earlier sessions of this run count against its ceiling.
         budget = Budget(
             cfg.max_calls,

@@ -29,22 +29,26 @@ def skip_in_store(
 ) -> dict[str, float]:
     """Mark a run's pending questions below ``threshold`` as skipped; {question id: P}.
 
-    Only pending questions are looked at, so a resumed run skips exactly what the first start
-    skipped (the model is deterministic) and never drops a question it already began.
+    Only pending questions are looked at, so a resumed run never drops a question it already
+    began. Every pending question's P is stored, kept or skipped, and a stored P is read, not
+    computed again: the forecast before a run applies the prefilter first, the run then finds
+    nothing left to predict, and a resumed run skips exactly what the first start skipped.
     """
-    pending: list[Question] = [
-        d["question"] for d in store.questions(status=QuestionStatus.PENDING)
-    ]
+    pending = store.questions(status=QuestionStatus.PENDING)
     if not pending:
         return {}
-    probs = Prefilter.load(path).predict_proba(pending)
-    skipped: dict[str, float] = {}
-    for q, prob in zip(pending, probs, strict=True):
-        if prob < threshold:
+    fresh = [d["question"] for d in pending if d.get("prefilter_p") is None]
+    probs = {d["id"]: d.get("prefilter_p") for d in pending}
+    if fresh:
+        for q, prob in zip(fresh, Prefilter.load(path).predict_proba(fresh), strict=True):
+            probs[q.id] = float(prob)
             if hasattr(store, "record_prefilter"):
                 store.record_prefilter(q.id, float(prob))
+    skipped: dict[str, float] = {}
+    for qid, prob in probs.items():
+        if prob is not None and prob < threshold:
             store.set_question_status(
-                q.id, SKIPPED, error=f"prefilter: P(enhanceable) {prob:.2f} < {threshold:g}"
+                qid, SKIPPED, error=f"prefilter: P(enhanceable) {prob:.2f} < {threshold:g}"
             )
-            skipped[q.id] = float(prob)
+            skipped[qid] = prob
     return skipped

@@ -88,6 +88,10 @@ class Forecast:
     # Whether the target gives choice probabilities is known only once it is first asked; until
     # then the middle assumes it does, and this is the middle (calls, cost) if it does not.
     without_logprobs: tuple[float, float] | None = None
+    # Questions a saved prefilter leaves out (known before any call, so not forecast), and
+    # whether --prefilter auto may leave out more (it learns which only as the run goes).
+    skipped: int = 0
+    auto_prefilter: bool = False
 
     @property
     def calls(self) -> tuple[float, float, float]:
@@ -114,6 +118,10 @@ class Forecast:
             f"forecast: {mid:,.0f} calls ({lo:,.0f}-{hi:,.0f}), USD {cmid:.2f} "
             f"({clo:.2f}-{chi:.2f}) for {self.questions} questions, {where}"
         )
+        if self.skipped:
+            text += f"; {self.skipped} of them skipped by the prefilter (not counted)"
+        if self.auto_prefilter:
+            text += "; counts every question as searched (--prefilter auto skips only as it learns)"
         if self.without_logprobs is not None:
             calls, cost = self.without_logprobs
             text += (
@@ -134,6 +142,8 @@ class Forecast:
             "spent_calls": self.spent_calls,
             "spent_cost": self.spent_cost,
             "without_logprobs": list(self.without_logprobs) if self.without_logprobs else None,
+            "skipped": self.skipped,
+            "auto_prefilter": self.auto_prefilter,
             "roles": {k: asdict(v) for k, v in self.roles.items()},
         }
 
