@@ -264,7 +264,7 @@ def _four(tmp_path: Path) -> tuple[list[Question], Path]:
 def test_the_estimate_leaves_out_what_a_saved_prefilter_skips(model_file, tmp_path):
     from cdvkit.api import estimate
 
-    qs, data = _four(tmp_path)
+    _, data = _four(tmp_path)
     kept = tmp_path / "kept.jsonl"
     kept.write_text("".join(ln + "\n" for ln in data.read_text().splitlines()[::2]))
     settings = {"target": "scripted/t", "similarity_floor": 0}

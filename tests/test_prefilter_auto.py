@@ -206,6 +206,30 @@ async def test_auto_skips_the_hopeless_questions_it_learnt_to_spot(tmp_path):
             assert not any(q.question in p for p in prop_prompts)
 
 
+async def test_the_progress_hears_each_original_answered_and_each_question_end_once(tmp_path):
+    from cdvkit.store.status import ROOT_ANSWERED
+
+    qs = make_questions(48)
+    heard: list[tuple[str, str]] = []
+    cfg = config()
+    with RunStore(tmp_path / "run") as store:
+        prepare_store(store, cfg, lambda: qs)
+        await run_search(
+            cfg,
+            store,
+            models=models(qs, every_third(qs)),
+            on_question_done=lambda q, st: heard.append((q, st)),
+        )
+        final = {d["id"]: d["status"] for d in store.questions()}
+    answered = [q for q, st in heard if st == ROOT_ANSWERED]
+    ends = [(q, st) for q, st in heard if st != ROOT_ANSWERED]
+    # Each original auto answers before deciding (the warm-up's from the cache) is heard once,
+    # apart from the ends: every question ends once, skipped ones included.
+    assert sorted(answered) == sorted(final)
+    assert sorted(ends) == sorted(final.items())
+    assert "skipped" in final.values()
+
+
 async def test_it_retrains_as_outcomes_arrive(tmp_path):
     qs = make_questions(48)
     order = seeded_order([q.id for q in qs], 3)

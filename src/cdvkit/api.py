@@ -53,7 +53,8 @@ class RunHooks:
 
     @contextmanager
     def running(self, total: int, done: int, store: RunStore) -> Iterator[OnQuestionDone | None]:
-        """Wraps the search; what it yields is called as each question ends."""
+        """Wraps the search; what it yields is called as each question ends, with its id and
+        status (and with ``ROOT_ANSWERED`` as ``--prefilter auto`` answers an original first)."""
         yield None
 
 

@@ -164,16 +164,22 @@ class CliHooks(RunHooks):
             yield None
             return
         from cdvkit.search.forecast import forecast_from_store
+        from cdvkit.store.status import ROOT_ANSWERED
 
         with progress_bar("{task.fields[examples]} examples{task.fields[forecast]}") as progress:
             task = progress.add_task(
                 "searching", total=total, completed=done, examples=0, forecast=""
             )
 
-            ended_here = 0
+            ended_here = answered = 0
 
-            def ended(_qid: str, _status: str) -> None:
-                nonlocal ended_here
+            def ended(_qid: str, status: str) -> None:
+                nonlocal ended_here, answered
+                if status == ROOT_ANSWERED:
+                    # --prefilter auto asks every original before it decides what to search.
+                    answered += 1
+                    progress.update(task, description=f"prefilter auto: {answered} originals")
+                    return
                 ended_here += 1
                 update: dict[str, Any] = {}
                 # Once enough questions have finished, the run's own rates replace the priors;
@@ -183,7 +189,13 @@ class CliHooks(RunHooks):
                     if fc is not None:
                         lo, mid, hi = fc.cost
                         update["forecast"] = f", forecast USD {mid:.2f} ({lo:.2f}-{hi:.2f})"
-                progress.update(task, advance=1, examples=len(store.nodes(status="good")), **update)
+                progress.update(
+                    task,
+                    description="searching",
+                    advance=1,
+                    examples=len(store.nodes(status="good")),
+                    **update,
+                )
 
             yield ended
 

@@ -41,7 +41,7 @@ from cdvkit.prefilter.features import OnlineModel, root_features, text_features
 from cdvkit.prefilter.roots import RootWork
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.work import SearchWork
-from cdvkit.store.status import QuestionStatus
+from cdvkit.store.status import ROOT_ANSWERED, QuestionStatus
 
 MapJobs = Callable[[WorkSpec, Sequence[Question], OnEnd | None], Awaitable[RunOutcome]]
 
@@ -124,6 +124,8 @@ class AutoPrefilter:
         def got(end: JobEnd) -> None:
             if end.value is not None:
                 self.roots[end.key] = end.value
+            if self.on_question_done is not None:
+                self.on_question_done(end.key, ROOT_ANSWERED)
 
         todo = [self.questions[q] for q in ids]
         return merge(self.outcome, await self.run_map(RootWork(self.cfg, self.models), todo, got))

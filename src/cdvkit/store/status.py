@@ -22,3 +22,8 @@ UNFINISHED = (
     QuestionStatus.INCOMPLETE,
     QuestionStatus.FAILED,
 )
+
+# Not a status: what --prefilter auto reports (to the callback that hears each question end) as
+# it answers a question undistracted before deciding whether to search it; the question has
+# not ended, so a progress display shows it apart.
+ROOT_ANSWERED = "root answered"
