@@ -245,6 +245,49 @@ def hindsight(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> st
     return "; ".join(out)
 
 
+def hindsight_after_first(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> str:
+    """What stopping searches after their first expansion would do, the least promising first by
+    the log-odds of the best P(correct) found so far, chosen with hindsight on the unfiltered
+    run: a bound on stopping hopeless searches early. The calls a stop saves are the question's
+    search calls after its root, shared over its nodes, for the nodes after the first
+    expansion's."""
+    with RunStore(run_dir, readonly=True, lock=False) as store:
+        good = {n["question_id"] for n in store.nodes(status="good")}
+        requests = set(
+            store.db.execute(
+                "SELECT o.question_id, COALESCE(c.batch, c.key) FROM call_owners o "
+                "JOIN calls c ON c.key = o.key WHERE c.phase = 'search'"
+            ).fetchall()
+        )
+        total = store.paid_calls("search")
+        by_question: dict[str, list[dict]] = {}
+        for n in store.nodes():
+            by_question.setdefault(n["question_id"], []).append(n)
+        rows = []
+        for d in store.questions(status="done"):
+            nodes = by_question[d["id"]]
+            root, rest = nodes[0], nodes[1:]
+            if not rest or root["outputs"].get("probs") is None:
+                continue
+            first = [n for n in rest if n["parent_path"] == rest[0]["parent_path"]]
+            best = min([root["rate"]] + [n["rate"] for n in first if n["rate"] is not None])
+            best = min(max(best, 1e-9), 1 - 1e-9)
+            cost = sum(1 for q, _ in requests if q == d["id"]) - 2  # less the root's 2
+            later = cost * (len(rest) - len(first)) / len(rest)
+            rows.append((np.log(best / (1 - best)), d["id"] in good, later))
+    if not rows:
+        return "no log-probs: nothing to rank by"
+    rows.sort(key=lambda r: -r[0])
+    positives, saved, lost, out = sum(r[1] for r in rows), 0.0, 0, []
+    todo = list(shares)
+    for _, has_example, later in rows:
+        saved, lost = saved + later, lost + has_example
+        while todo and saved / total >= todo[0]:
+            out.append(f"{saved / total * 100:.0f}% saved, {lost / positives * 100:.1f}% lost")
+            todo.pop(0)
+    return "; ".join(out)
+
+
 def fmt_auc(value: float | None) -> str:
     return "undefined (one class)" if value is None else f"{value:.3f}"
 
@@ -304,6 +347,10 @@ async def auto_on_server(
             print(
                 "  with hindsight, skipping by the target's P(correct) on the original, the "
                 f"skipped questions free: {hindsight(Path(tmp) / 'full')}"
+            )
+            print(
+                "  with hindsight, stopping searches after their first expansion by the best "
+                f"P(correct) found: {hindsight_after_first(Path(tmp) / 'full')}"
             )
         for line in verdicts:
             print(line)
