@@ -314,6 +314,11 @@ def test_the_forecast_before_a_run_counts_only_what_it_will_search(model_file, t
     with RunStore(run_dir, readonly=True, lock=False) as store:
         # Every question's P is kept, searched or skipped.
         assert all(d["prefilter_p"] is not None for d in store.questions())
+        stored = {d["id"]: d["prefilter_p"] for d in store.questions()}
+    # The report shows each question's P (the HTML puts it beside the question).
+    from cdvkit.reporting.data import collect
+
+    assert {q["id"]: q["prefilter_p"] for q in collect(run_dir)["questions"]} == stored
     # --include-skipped: what was skipped is forecast (and searched) now.
     generate(
         str(data), run_dir=run_dir, models=models(), hooks=Hooks(), include_skipped=True, **settings

@@ -74,6 +74,8 @@ def collect(run_dir: str | Path, *, reply_chars: int = REPLY_CHARS) -> dict[str,
                     "status": d["status"],
                     "original_rate": d["original_rate"],
                     "error": d["error"],
+                    # what a prefilter predicted when it decided to search or skip it
+                    "prefilter_p": d.get("prefilter_p"),
                     "question": q.question,
                     "choices": list(q.choices),
                     "answer": q.answer,

@@ -150,7 +150,8 @@
     sum.appendChild(el("span", "badge " + safeClass(q.status), q.status));
     if (q.examples) sum.appendChild(el("span", "badge good", q.examples + " CDV example" + (q.examples > 1 ? "s" : "")));
     sum.appendChild(el("span", "qid", q.id + (q.source ? " · " + q.source : "") + "  "));
-    sum.appendChild(el("span", "muted", "right on the original " + pct(q.original_rate) + " · " + q.nodes.length + " nodes · "));
+    var predicted = q.prefilter_p === null || q.prefilter_p === undefined ? "" : "P(enhanceable) " + q.prefilter_p.toFixed(2) + " · ";
+    sum.appendChild(el("span", "muted", predicted + "right on the original " + pct(q.original_rate) + " · " + q.nodes.length + " nodes · "));
     var text = q.question || "";
     sum.appendChild(el("span", "", text.length > 140 ? text.slice(0, 139) + "…" : text));
     det.appendChild(sum);
