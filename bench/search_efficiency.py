@@ -8,7 +8,9 @@ Same questions, same models, one run each, every figure read back from the run s
     an LLM proposer, an LLM judge and an extractor, with log-probs and then without.
 
 Rows: ``reference`` (preset), cdvkit's ``default`` (SearchConfig()), the ``efficient`` preset,
-and the reference with ONE cost feature switched on at a time, so each is measured on its own.
+the defaults with ``--proposals 3`` (up to three rounds of distractions per expansion: a wider
+tree, shorter examples), and the reference with ONE cost feature switched on at a time, so each
+is measured on its own.
 Every configuration shares one protocol (5 near-greedy step-by-step answers; fooled when none is
 right): it decides which originals count as originally correct, and every example a cheaper score
 proposes is confirmed under it (the confirmations are counted in "calls"). "success" is questions
@@ -49,6 +51,8 @@ from cdvkit.search.preset import apply_preset
 # pattern, at no lower success and with no more added sentences per example.
 CALL_RATIO_TARGET = 10.0
 SUCCESS_MARGIN = 0.0
+# Not the defaults: three distractions per wrong option where needed, for shorter examples.
+WIDER = "default + --proposals 3"
 
 
 def letter_reader(req: GenerateRequest, sample: int) -> str:
@@ -123,6 +127,7 @@ async def bench_embed(per_source: int, seed: int) -> None:
         ("reference", apply_preset(base, "reference")),
         ("default", base),
         ("efficient", apply_preset(base, "efficient")),
+        (WIDER, replace(base, proposals=3)),
         *single_features(base),
     ]
     rows = [
@@ -136,6 +141,7 @@ async def bench_embed(per_source: int, seed: int) -> None:
     )
     print(verdict("default vs reference", rows[0], rows[1]))
     print(verdict("efficient vs reference", rows[0], rows[2]))
+    print(verdict("--proposals 3 vs reference", rows[0], rows[3]))
 
 
 async def bench_server(per_source: int, seed: int) -> None:
@@ -150,7 +156,11 @@ async def bench_server(per_source: int, seed: int) -> None:
 
             truly = truly_correct(questions, fs.probs)
             efficient = apply_preset(base, "efficient")
-            configs = [("default", base), ("efficient", efficient)]
+            configs = [
+                ("default", base),
+                ("efficient", efficient),
+                (WIDER, replace(base, proposals=3)),
+            ]
             if not logprobs:
                 configs.append(
                     ("efficient + sequential sampling", replace(efficient, sequential=True))
@@ -185,6 +195,7 @@ async def bench_server(per_source: int, seed: int) -> None:
         by_name = {r.name: r for r in rows}
         print(verdict(f"default vs reference{tag}", ref, by_name["default"]))
         print(verdict(f"efficient vs reference{tag}", ref, by_name["efficient"]))
+        print(verdict(f"--proposals 3 vs reference{tag}", ref, by_name[WIDER]))
 
 
 def main() -> None:

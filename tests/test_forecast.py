@@ -173,3 +173,18 @@ def test_a_server_that_may_give_log_probs_is_forecast_both_ways():
     assert maybe.cost[2] >= max(yes.cost[2], no.cost[2])
     assert "if the target gives no log-probs" in maybe.line()
     assert "log-probs" not in yes.line() and "log-probs" not in no.line()
+
+
+def test_more_proposals_widen_the_forecast_tree():
+    one = SearchConfig(target="scripted/t", proposer="scripted/p", max_expansions=3, max_good=1)
+    two = SearchConfig(**{**one.to_dict(), "proposals": 2})
+    prices = {"target": (1.0, 1.0), "proposer": (1.0, 1.0)}
+    f1 = forecast_run(one, [Q], prices, exact_guided=True)
+    f2 = forecast_run(two, [Q], prices, exact_guided=True)
+    mid = PRIORS.fooled[1]
+    # Searched with P 0.85: the root, then 3 (or 6) children an expansion; one batch proposer
+    # call an expansion for each round of proposals.
+    for f, branching, rounds in ((f1, 3, 1), (f2, 6, 2)):
+        expansions = expected_expansions(branching, mid, 3, 1)
+        assert f.roles["target"].calls[1] == pytest.approx(1 + 0.85 * branching * expansions)
+        assert f.roles["proposer"].calls[1] == pytest.approx(0.85 * rounds * expansions)

@@ -26,6 +26,7 @@ from scripted_helpers import (
     judge_says,
     marking_proposer,
     oracle_responder,
+    per_option,
     scripted,
 )
 
@@ -273,3 +274,52 @@ async def test_run_search_writes_everything_to_the_store(tmp_path):
         await run_search(cfg, store, models=models)
         assert summarize(store)["calls"] == first_calls
         assert models["target"].calls == [] and models["proposer"].calls == []
+
+
+async def test_proposals_write_several_distractions_per_wrong_option_a_batch_call_a_round():
+    target = scripted("oracle", oracle_responder([SKY], fooled_at=99))
+    prop = scripted(
+        "prop", lambda req, i: per_option(lambda wrong: f"{MARK}: talk {i} of {wrong}.")(req, i)
+    )
+    searcher = Searcher(
+        proposer=LLMProposer(RoleClient(prop, "proposer"), batch=True),
+        constraints=[],
+        goal=TargetGoal(RoleClient(target, "target"), samples=1, temperature=0.7),
+        strategy_factory=lambda: make_strategy("best-first"),
+        limits=SearchLimits(max_expansions=1),
+        proposals=2,
+    )
+    result = await searcher.search(SKY)
+    children = [n for n in result.nodes if n.depth == 2]
+    wrongs = len(SKY.choices) - 1
+    # Two rounds of one sentence per wrong option: twice the children, each option aimed at
+    # twice, the second round being the proposer's second sample (one batch call a round).
+    assert [n.path for n in children] == [f"r.{k}" for k in range(2 * wrongs)]
+    aimed = [n.target_option for n in children]
+    assert sorted(aimed) == sorted(aimed[:wrongs] * 2)
+    assert len(prop.calls) == 2
+    assert len({n.distraction for n in children}) == 2 * wrongs
+
+
+async def test_a_further_round_of_proposals_is_paid_only_while_examples_are_wanted():
+    fooled_at_once = scripted("oracle", oracle_responder([SKY], fooled_at=1))
+    prop = scripted(
+        "prop", lambda req, i: per_option(lambda wrong: f"{MARK}: talk {i} of {wrong}.")(req, i)
+    )
+
+    def searcher(max_good: int) -> Searcher:
+        return Searcher(
+            proposer=LLMProposer(RoleClient(prop, "proposer"), batch=True),
+            constraints=[],
+            goal=TargetGoal(RoleClient(fooled_at_once, "target"), samples=1, temperature=0.7),
+            strategy_factory=lambda: make_strategy("best-first"),
+            limits=SearchLimits(max_expansions=1, max_good=max_good),
+            proposals=3,
+        )
+
+    wrongs = len(SKY.choices) - 1
+    # Every child fools: the first round gives 3 examples, enough for max_good 3 but not 4.
+    few = await searcher(3).search(SKY)
+    assert len(few.examples) == wrongs and len(prop.calls) == 1
+    more = await searcher(wrongs + 1).search(SKY)
+    assert len(more.examples) == 2 * wrongs and len(prop.calls) == 1 + 2

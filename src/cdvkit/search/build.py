@@ -190,4 +190,5 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
         store=store,
         judge_last=cfg.judge_last,
         wrong_answers=cfg.wrong_answers,
+        proposals=cfg.proposals,
     )

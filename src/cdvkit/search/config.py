@@ -163,6 +163,11 @@ class SearchConfig:
     wrong_answers: int = setting(
         3, "Free-form questions: wrong answers aimed at per expanded node."
     )
+    proposals: int = setting(
+        1,
+        "Distractions written per wrong answer at each expansion, in rounds; a further round "
+        "only while examples are still wanted (more: a wider tree, shorter examples).",
+    )
     # throughput
     concurrency: int = setting(16, "Questions searched at once.")
     model_concurrency: int = setting(8, "Requests in flight per model (a role may set its own).")
@@ -235,6 +240,8 @@ class SearchConfig:
             raise ValueError("--scoring must be auto, sample or exact")
         if self.wrong_answers < 1:
             raise ValueError("--wrong-answers must be at least 1")
+        if self.proposals < 1:
+            raise ValueError("--proposals must be at least 1")
         from cdvkit.data import resolve_task
 
         resolve_task(self.task)  # raises ValueError (DatasetError) on an unknown shape

@@ -64,6 +64,9 @@ class Searcher:
     judge_last: bool = False
     # Wrong answers aimed at per expanded free-form node (multiple choice aims at every option).
     wrong_answers: int = 3
+    # Distractions written per wrong answer at each expansion: the k-th round of a node's
+    # proposals is the proposer's k-th sample (a batch proposer: one call per round).
+    proposals: int = 1
 
     def __post_init__(self) -> None:
         # Local checks first: a child they drop costs no model call (a stable sort keeps order).
@@ -112,7 +115,8 @@ class Searcher:
                     self.store.save_node(q.id, parent.to_record())
                 continue
             result.expansions += 1
-            children = await self._expand(q, parent, seen)
+            wanted = self.limits.max_good - len(result.examples)
+            children = await self._expand(q, parent, seen, wanted)
             open_children = []
             for child in children:
                 self._save(q.id, child, nodes)
@@ -128,32 +132,44 @@ class Searcher:
             result.status = INCOMPLETE
         return result
 
-    async def _expand(self, q: Question, parent: Node, seen: set[str]) -> list[Node]:
-        # Three phases keep the tree identical however calls interleave: proposals for every wrong
-        # answer in flight together, then children composed and deduplicated in answer order
-        # (a duplicate costs nothing further), then constraints and goal for the rest together.
+    async def _expand(self, q: Question, parent: Node, seen: set[str], wanted: int) -> list[Node]:
+        # Each round of proposals goes in three phases that keep the tree identical however calls
+        # interleave: proposals for every wrong answer in flight together, then children composed
+        # and deduplicated in answer order (a duplicate costs nothing further), then constraints
+        # and goal for the rest together. A further round is paid only while the question still
+        # lacks examples (``wanted``): rounds are more of the same node's children, not new depth.
         targets = await self._targets(q, parent)
         if isinstance(targets, Exception):
             # The call naming the wrong answers failed: one error child keeps the question
             # incomplete, so a rerun pays for that call and expands the node in full.
             return [self._compose(parent, 0, None, None, targets)]
         wrongs = tuple(w for _, w in targets)
-        rngs = [parent.rng(self.seed, q.id, f"child{k}") for k in range(len(targets))]
-        texts = await asyncio.gather(
-            *(
-                self._propose(ProposalContext(q, parent, t, rng, wrong=w, wrongs=wrongs))
-                for (t, w), rng in zip(targets, rngs, strict=True)
+        children: list[Node] = []
+        for r in range(self.proposals):
+            ks = range(r * len(targets), (r + 1) * len(targets))
+            rngs = [parent.rng(self.seed, q.id, f"child{k}") for k in ks]
+            texts = await asyncio.gather(
+                *(
+                    self._propose(
+                        ProposalContext(q, parent, t, rng, attempt=r, wrong=w, wrongs=wrongs)
+                    )
+                    for (t, w), rng in zip(targets, rngs, strict=True)
+                )
             )
-        )
-        children = []
-        for k, ((_, wrong), rng, text) in enumerate(zip(targets, rngs, texts, strict=True)):
-            child = self._compose(parent, k, wrong, rng, text)
-            if child.status == ns.OPEN:
-                if child.question in seen:
-                    child.status = ns.DUPLICATE
-                seen.add(child.question)
-            children.append(child)
-        await asyncio.gather(*(self._assess(q, parent, c) for c in children if c.status == ns.OPEN))
+            batch = []
+            for k, (_, wrong), rng, text in zip(ks, targets, rngs, texts, strict=True):
+                child = self._compose(parent, k, wrong, rng, text)
+                if child.status == ns.OPEN:
+                    if child.question in seen:
+                        child.status = ns.DUPLICATE
+                    seen.add(child.question)
+                batch.append(child)
+            await asyncio.gather(
+                *(self._assess(q, parent, c) for c in batch if c.status == ns.OPEN)
+            )
+            children += batch
+            if sum(c.status == ns.GOOD for c in children) >= wanted:
+                break
         return children
 
     async def _targets(self, q: Question, parent: Node) -> list[tuple[int, str]] | Exception:

@@ -194,7 +194,9 @@ def _question_counts(
     """Expected calls and tokens per role for one question at a child fooling rate and a reply
     length."""
     free = q.free_form
-    branching = cfg.wrong_answers if free else max(1, len(q.choices) - 1)
+    aims = cfg.wrong_answers if free else max(1, len(q.choices) - 1)
+    rounds = getattr(cfg, "proposals", 1)  # distractions per wrong answer and expansion
+    branching = aims * rounds
     n = cfg.samples
     if free:
         target_req = free_target_request(q.question, q.task, temperature=cfg.temperature)
@@ -241,8 +243,8 @@ def _question_counts(
             prop_req = proposer_request(
                 q.question, q.choices, q.answer, (q.answer + 1) % len(q.choices)
             )
-        per_expansion = 1 if (cfg.proposer_batch or free) else branching
-        out = priors.sentence_tokens * (branching if per_expansion == 1 else 1)
+        per_expansion = rounds if (cfg.proposer_batch or free) else branching
+        out = priors.sentence_tokens * (aims if per_expansion == rounds else 1)
         role("proposer").add(searched * expansions * per_expansion, _tokens(prop_req), out)
     if cfg.judge:
         if free:
