@@ -83,6 +83,11 @@ def test_export_jsonl(tmp_path):
                 "target_option": "a",
             },
         )
+        store.save_node("q1", {"path": "r.1", "parent_path": "r", "depth": 2, "question": "Y. Q?",
+                               "choices": ["a", "b"], "answer": 1, "status": "open"})  # fmt: skip
+        # The progress bar counts examples by the index, without reading a node.
+        assert store.count_nodes("good") == len(store.nodes(status="good")) == 1
+        assert (store.count_nodes("open"), store.count_nodes("error")) == (1, 0)
         n = store.export_jsonl(tmp_path / "out.jsonl")
     assert n == 1
     row = (tmp_path / "out.jsonl").read_text()

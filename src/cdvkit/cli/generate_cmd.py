@@ -193,7 +193,7 @@ class CliHooks(RunHooks):
                     task,
                     description="searching",
                     advance=1,
-                    examples=len(store.nodes(status="good")),
+                    examples=store.count_nodes("good"),
                     **update,
                 )
 

@@ -276,6 +276,10 @@ class RunStore(CallLog):
             ),
         )
 
+    def count_nodes(self, status: str) -> int:
+        """How many nodes have ``status``, counted by the index (no node is read)."""
+        return int(self._exec("SELECT COUNT(*) FROM nodes WHERE status=?", (status,)).fetchone()[0])
+
     def nodes(self, qid: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
         clauses, params = [], []
         if qid is not None:
