@@ -98,6 +98,7 @@ async def main_async(per_source: int, n_problems: int, seed: int) -> None:
             if logprobs:
                 configs.append(("reference preset", apply_preset(base, "reference")))
                 configs.append(("default, no judge", replace(base, judge=None)))
+                configs.append(("default, --proposals 3", replace(base, proposals=3)))
             for name, cfg in configs:
                 fs.reset()
                 results.append(await compare(name, cfg, mc, logprobs))
