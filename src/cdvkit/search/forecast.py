@@ -195,7 +195,7 @@ def _question_counts(
     length."""
     free = q.free_form
     aims = cfg.wrong_answers if free else max(1, len(q.choices) - 1)
-    rounds = getattr(cfg, "proposals", 1)  # distractions per wrong answer and expansion
+    rounds = cfg.proposals  # distractions per wrong answer at each expansion, in rounds
     branching = aims * rounds
     n = cfg.samples
     if free:
