@@ -82,6 +82,27 @@ def test_simulated_numeric_search_finds_examples_that_fool_the_target(tmp_path, 
         assert summary["by_role"]["proposer"]["calls"] > 0
 
 
+def test_free_form_proposals_come_in_rounds_each_aimed_at_the_same_wrong_answers(tmp_path):
+    data = write_problems(tmp_path / "math.jsonl", n=12, seed=1)
+    questions = load_questions(str(data)).questions
+    with FakeServer(questions) as fs:
+        generate(data, tmp_path / "run", fs.base_url, "--proposals", "2")
+    with RunStore(tmp_path / "run", lock=False, readonly=True) as store:
+        nodes = store.nodes()
+    by_parent: dict[tuple[str, str], list[dict]] = {}
+    for n in nodes:
+        if n["parent_path"] is not None:
+            by_parent.setdefault((n["question_id"], n["parent_path"]), []).append(n)
+    wide = [kids for kids in by_parent.values() if len(kids) > 3]
+    assert wide  # some expansion wanted a second round
+    for kids in wide:
+        kids.sort(key=lambda k: int(k["path"].rsplit(".", 1)[1]))
+        first, second = kids[: len(kids) // 2], kids[len(kids) // 2 :]
+        # The second round aims at the first round's wrong answers, with other sentences.
+        assert [k["target_option"] for k in first] == [k["target_option"] for k in second]
+        assert {k["distraction"] for k in first}.isdisjoint(k["distraction"] for k in second)
+
+
 def free_cmd(data: Path, run_dir: Path) -> list[str]:
     return [
         sys.executable, str(HERE / "drive_cli.py"), "generate",
