@@ -34,6 +34,7 @@ import asyncio
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import replace
 from pathlib import Path
 
@@ -212,30 +213,23 @@ def feature_aucs(run_dir: Path, folds: int, seed: int) -> None:
     print("    each answer feature alone: " + ", ".join(singles))
 
 
-def hindsight(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> str:
-    """What skipping by the target's own P(correct) on the original would do, chosen with
-    hindsight on the unfiltered run, each skipped question costing nothing at all: a bound on
-    any prefilter that reads those answers. Each request is counted once, for its question."""
-    with RunStore(run_dir, readonly=True, lock=False) as store:
-        good = {n["question_id"] for n in store.nodes(status="good")}
-        roots = {n["question_id"]: n for n in store.nodes() if n["path"] == "r"}
-        requests = set(
-            store.db.execute(
-                "SELECT o.question_id, COALESCE(c.batch, c.key) FROM call_owners o "
-                "JOIN calls c ON c.key = o.key WHERE c.phase = 'search'"
-            ).fetchall()
-        )
-        total = store.paid_calls("search")
-        rows = []
-        for d in store.questions(status="done"):
-            root = roots[d["id"]]
-            probs = root["outputs"].get("probs")
-            if not probs:
-                return "no log-probs: nothing to rank by"
-            cost = sum(1 for q, _ in requests if q == d["id"])
-            rows.append((probs[root["answer"]], d["id"] in good, cost))
-    rows.sort(key=lambda r: -r[0])  # the surest first: the least promising
-    positives, saved, lost, out = sum(r[1] for r in rows), 0, 0, []
+def search_requests(store: RunStore) -> Counter[str]:
+    """Requests of the search phase per question, each counted once (a batch is one request)."""
+    pairs = set(
+        store.db.execute(
+            "SELECT o.question_id, COALESCE(c.batch, c.key) FROM call_owners o "
+            "JOIN calls c ON c.key = o.key WHERE c.phase = 'search'"
+        ).fetchall()
+    )
+    return Counter(q for q, _ in pairs)
+
+
+def trade_off(rows: list[tuple[float, bool, float]], total: int, shares: tuple[float, ...]) -> str:
+    """Calls saved against questions with an example lost when the questions of ``rows``
+    ((rank, has an example, calls saved)) are given up, the highest rank first, read at each
+    share of ``total`` calls saved."""
+    rows = sorted(rows, key=lambda r: -r[0])
+    positives, saved, lost, out = sum(r[1] for r in rows), 0.0, 0, []
     todo = list(shares)
     for _, has_example, cost in rows:
         saved, lost = saved + cost, lost + has_example
@@ -243,6 +237,26 @@ def hindsight(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> st
             out.append(f"{saved / total * 100:.0f}% saved, {lost / positives * 100:.1f}% lost")
             todo.pop(0)
     return "; ".join(out)
+
+
+def hindsight(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> str:
+    """What skipping by the target's own P(correct) on the original would do, chosen with
+    hindsight on the unfiltered run, each skipped question costing nothing at all: a bound on
+    any prefilter that reads those answers. Each request is counted once, for its question."""
+    with RunStore(run_dir, readonly=True, lock=False) as store:
+        good = {n["question_id"] for n in store.nodes(status="good")}
+        roots = {n["question_id"]: n for n in store.nodes() if n["path"] == "r"}
+        cost = search_requests(store)
+        total = store.paid_calls("search")
+        rows = []
+        for d in store.questions(status="done"):
+            root = roots[d["id"]]
+            probs = root["outputs"].get("probs")
+            if not probs:
+                return "no log-probs: nothing to rank by"
+            # The surest first: the least promising.
+            rows.append((probs[root["answer"]], d["id"] in good, float(cost[d["id"]])))
+    return trade_off(rows, total, shares)
 
 
 def hindsight_after_first(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25, 0.3)) -> str:
@@ -253,12 +267,7 @@ def hindsight_after_first(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25,
     expansion's."""
     with RunStore(run_dir, readonly=True, lock=False) as store:
         good = {n["question_id"] for n in store.nodes(status="good")}
-        requests = set(
-            store.db.execute(
-                "SELECT o.question_id, COALESCE(c.batch, c.key) FROM call_owners o "
-                "JOIN calls c ON c.key = o.key WHERE c.phase = 'search'"
-            ).fetchall()
-        )
+        cost = search_requests(store)
         total = store.paid_calls("search")
         by_question: dict[str, list[dict]] = {}
         for n in store.nodes():
@@ -272,20 +281,12 @@ def hindsight_after_first(run_dir: Path, shares: tuple[float, ...] = (0.2, 0.25,
             first = [n for n in rest if n["parent_path"] == rest[0]["parent_path"]]
             best = min([root["rate"]] + [n["rate"] for n in first if n["rate"] is not None])
             best = min(max(best, 1e-9), 1 - 1e-9)
-            cost = sum(1 for q, _ in requests if q == d["id"]) - 2  # less the root's 2
-            later = cost * (len(rest) - len(first)) / len(rest)
-            rows.append((np.log(best / (1 - best)), d["id"] in good, later))
+            after_root = cost[d["id"]] - 2  # less the root's 2
+            later = after_root * (len(rest) - len(first)) / len(rest)
+            rows.append((float(np.log(best / (1 - best))), d["id"] in good, later))
     if not rows:
         return "no log-probs: nothing to rank by"
-    rows.sort(key=lambda r: -r[0])
-    positives, saved, lost, out = sum(r[1] for r in rows), 0.0, 0, []
-    todo = list(shares)
-    for _, has_example, later in rows:
-        saved, lost = saved + later, lost + has_example
-        while todo and saved / total >= todo[0]:
-            out.append(f"{saved / total * 100:.0f}% saved, {lost / positives * 100:.1f}% lost")
-            todo.pop(0)
-    return "; ".join(out)
+    return trade_off(rows, total, shares)
 
 
 def fmt_auc(value: float | None) -> str:
