@@ -22,7 +22,7 @@ from cdvkit.search.forecast import (
     forecast_run,
 )
 from cdvkit.store import RunStore
-from scripted_helpers import marking_proposer, oracle_responder
+from scripted_helpers import marking_proposer, oracle_responder, write_questions
 
 runner = CliRunner()
 Q = Question("q1", "Which colour is the sky on a clear day?", ("blue", "red", "green", "grey"), 0)
@@ -138,14 +138,7 @@ def test_estimate_runs_nothing_and_writes_nothing(tmp_path, monkeypatch):
 
 def test_the_forecast_is_printed_before_a_run_and_named_when_a_budget_stops_it(tmp_path):
     questions = colour_questions(6)
-    data = tmp_path / "q.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"question": q.question, "choices": list(q.choices), "answer": q.answer})
-            + "\n"
-            for q in questions
-        )
-    )
+    data = write_questions(tmp_path / "q.jsonl", questions)
     REGISTRY["fc-target"] = oracle_responder(questions)
     REGISTRY["fc-prop"] = marking_proposer
     res = runner.invoke(

@@ -31,7 +31,7 @@ from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.node import Node
 from cdvkit.store import RunStore
-from scripted_helpers import marking_proposer, oracle_responder, scripted
+from scripted_helpers import marking_proposer, oracle_responder, scripted, write_questions
 
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/enhanceability_train.json"
 PROMPT = "Determine whether the following question is too simple to be enhanced:\n"
@@ -242,31 +242,20 @@ def test_cli_train_and_eval(tmp_path):
     assert res.exit_code == 2 and "no such file" in res.output
 
 
-def _four(tmp_path: Path) -> tuple[list[Question], Path]:
-    """Two questions the saved model keeps (law) and two it skips (colours), as a data file."""
-    qs = [
+def _four() -> list[Question]:
+    """Two questions the saved model keeps (law, q0 and q2) and two it skips (colours)."""
+    return [
         Question(f"q{i}", q, tuple(c), 0)
         for i, (q, c) in enumerate([HARD[-1], SIMPLE[-1], HARD[-2], SIMPLE[-2]])
     ]
-    path = tmp_path / "four.jsonl"
-    path.write_text(
-        "".join(
-            json.dumps(
-                {"id": q.id, "question": q.question, "choices": list(q.choices), "answer": 0}
-            )
-            + "\n"
-            for q in qs
-        )
-    )
-    return qs, path
 
 
 def test_the_estimate_leaves_out_what_a_saved_prefilter_skips(model_file, tmp_path):
     from cdvkit.api import estimate
 
-    _, data = _four(tmp_path)
-    kept = tmp_path / "kept.jsonl"
-    kept.write_text("".join(ln + "\n" for ln in data.read_text().splitlines()[::2]))
+    qs = _four()
+    data = write_questions(tmp_path / "four.jsonl", qs)
+    kept = write_questions(tmp_path / "kept.jsonl", qs[::2])
     settings = {"target": "scripted/t", "similarity_floor": 0}
     every = estimate(str(data), **settings)
     filtered = estimate(str(data), prefilter=str(model_file), prefilter_threshold=0.5, **settings)
@@ -287,7 +276,8 @@ def test_the_forecast_before_a_run_counts_only_what_it_will_search(model_file, t
     from cdvkit.api import RunHooks, generate
     from cdvkit.runs import settle_skips
 
-    qs, data = _four(tmp_path)
+    qs = _four()
+    data = write_questions(tmp_path / "four.jsonl", qs)
     seen = []
 
     class Hooks(RunHooks):
