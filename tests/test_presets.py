@@ -283,7 +283,7 @@ def test_preset_precedence_and_validation(tmp_path):
     assert SearchConfig().preset is None and not SearchConfig().always_extract
     with pytest.raises(ValueError, match="unknown preset"):
         SearchConfig.from_sources(preset="fastest")
-    assert set(PRESETS) == {"reference", "efficient"}
+    assert set(PRESETS) == {"reference", "efficient", "paper"}
 
 
 async def test_reference_run_costs_by_role(tmp_path):

@@ -255,8 +255,10 @@ def test_paper_prompt_is_sent_and_its_text_answers_are_read(tmp_path):
     assert summary["originally_correct"] == 2 and summary["with_example"] == 2
     system, user = seen[0].messages
     assert system == ("system", PAPER_SYSTEM)
-    # The choices as a Python list, no option letters, the answer asked for by its text.
-    assert "Choices: ['" in user[1] and "A. " not in user[1]
+    # The choices as a Python list, no option letters, and no final-answer line asked for
+    # (the paper's own layout: its extractor reads every reply).
+    assert "Choices:\n['desert', 'ocean', 'attic']" in user[1] and "A. " not in user[1]
+    assert "Answer:" not in user[1] and "final answer is" not in user[1]
     with RunStore(run, readonly=True, lock=False) as store:
         assert store.get_config()["target_prompt"] == "paper"
         answers = [a for n in store.nodes() for a in n["outputs"].get("answers", [])]

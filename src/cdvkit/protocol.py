@@ -21,18 +21,22 @@ import asyncio
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cdvkit.answers import read_answer
 from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER
 from cdvkit.models.base import MCQ
 from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
     TARGET_PROMPTS,
     MalformedJSON,
+    _after,
     extractor_request,
     parse_json_object,
+    read_choice_reply,
+    read_verdict,
     target_messages,
     target_request,
+    target_template,
 )
+from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 from cdvkit.tasks import AnswerKey
 from cdvkit.tasks.prompts import free_extractor_request, free_target_request, grader_request
 
@@ -60,6 +64,10 @@ class Protocol:
     batch_samples: bool = True
     sequential: bool = False
     always_extract: bool = False
+    # The templates the target, the extractor and the grader are asked with, and how their
+    # replies are read (cdvkit.prompts.templates); part of the protocol only when not the
+    # defaults, so answers stored before templates existed keep their keys.
+    prompts: PromptSet = DEFAULT_PROMPTS
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
@@ -95,7 +103,11 @@ class Protocol:
         )
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        out = asdict(self)
+        del out["prompts"]
+        if self.prompts != DEFAULT_PROMPTS:
+            out["prompts"] = self.prompts.digest
+        return out
 
 
 @dataclass
@@ -171,7 +183,9 @@ class Asker:
     async def probs(self, question: str, choices: tuple[str, ...]) -> list[float]:
         # Exact scoring reads the answer letter's probability, so it always uses the letter
         # rendering whatever prompt the sampled answers use.
-        msgs = target_messages(question, choices, defense=self.protocol.defense)
+        msgs = target_messages(
+            question, choices, defense=self.protocol.defense, prompts=self.protocol.prompts
+        )
         return await self.client.choice_probs(msgs, MCQ(question, tuple(choices)))
 
     async def exact(self, question: str, choices: tuple[str, ...], answer: int) -> Outcome:
@@ -189,11 +203,16 @@ class Asker:
         p = self.protocol
         if key is None:
             req = target_request(
-                question, choices, temperature=p.temperature, defense=p.defense, prompt=p.prompt
+                question,
+                choices,
+                temperature=p.temperature,
+                defense=p.defense,
+                prompt=p.prompt,
+                prompts=p.prompts,
             )
         else:
             req = free_target_request(
-                question, key.task, temperature=p.temperature, defense=p.defense
+                question, key.task, temperature=p.temperature, defense=p.defense, prompts=p.prompts
             )
         answers: list[dict[str, Any]] = []
         for start, count in self._stages():
@@ -201,7 +220,7 @@ class Asker:
             if key is None:
                 read = [self._read(choices, answer, r) for r in replies]
             else:
-                read = [_read_free(key, r) for r in replies]
+                read = [self._read_free(key, r) for r in replies]
             extract = [
                 i
                 for i, a in enumerate(read)
@@ -261,7 +280,8 @@ class Asker:
         return [b[0] for b in batches]
 
     def _read(self, choices: tuple[str, ...], answer: int, reply: str) -> dict[str, Any]:
-        reading = read_answer(reply, choices)
+        spec = self.protocol.prompts[target_template(self.protocol.prompt)].reply
+        reading = read_choice_reply(spec, reply, choices)
         index = reading.index
         return {
             "choice": index,
@@ -280,11 +300,12 @@ class Asker:
         assert self.extractor is not None
         # Identical unreadable replies share one extraction (sample 0), so none is paid twice;
         # the reference pays one extraction per answer, which the sample index reproduces.
+        p = self.protocol
         ext = await self.extractor.complete(
-            extractor_request(question, choices, a["full"]),
-            sample=sample if self.protocol.always_extract else 0,
+            extractor_request(question, choices, a["full"], prompt=p.prompt, prompts=p.prompts),
+            sample=sample if p.always_extract else 0,
         )
-        via = read_answer(ext, choices).index
+        via = read_choice_reply(p.prompts[f"extractor.{p.prompt}"].reply, ext, choices).index
         if via is not None and via != a["choice"]:
             a = {**a, "choice": via, "status": "extracted", "correct": via == answer}
         return a
@@ -294,11 +315,12 @@ class Asker:
     ) -> dict[str, Any]:
         """The extractor's reading of a free-form reply the shape's reader could not decide."""
         assert self.extractor is not None
+        p = self.protocol
         ext = await self.extractor.complete(
-            free_extractor_request(question, key.task, a["full"]),
-            sample=sample if self.protocol.always_extract else 0,
+            free_extractor_request(question, key.task, a["full"], prompts=p.prompts),
+            sample=sample if p.always_extract else 0,
         )
-        via = key.read(ext).answer
+        via = key.read(_reply_part(p.prompts[f"extractor.{key.task}"].reply, ext)).answer
         if via is not None and via != a["answer"]:
             right = key.is_right(via)
             a = {**a, "answer": via, "status": "extracted", "correct": right, "undecided": False}
@@ -310,22 +332,43 @@ class Asker:
         A verdict that is not JSON with a true/false ``correct`` leaves the reading as it was:
         an unread reply stays wrong, never a guess."""
         assert self.grader is not None
-        reply = await self.grader.complete(grader_request(question, key.references, a["full"]))
+        prompts = self.protocol.prompts
+        reply = await self.grader.complete(
+            grader_request(question, key.references, a["full"], prompts=prompts)
+        )
         try:
-            verdict = parse_json_object(reply).get("correct")
-        except MalformedJSON:
-            return a
-        if not isinstance(verdict, bool):
+            verdict, _ = read_verdict(prompts["grader.free"].reply, reply)
+        except (MalformedJSON, KeyError, ValueError):
             return a
         return {**a, "status": "graded", "correct": verdict}
+
+    def _read_free(self, key: AnswerKey, reply: str) -> dict[str, Any]:
+        spec = self.protocol.prompts[f"target.{key.task}"].reply
+        return _read_free(key, reply, _reply_part(spec, reply))
 
 
 # What a reply the reader could not map to a choice is recorded as (it counts as wrong).
 _STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "outside": "outside"}
 
 
-def _read_free(key: AnswerKey, reply: str) -> dict[str, Any]:
-    reading = key.read(reply)
+def _reply_part(spec: Any, reply: str) -> str:
+    """The part of a free-form reply its template says holds the answer (after a prefix a
+    prompts file set; the shape's reader finds the answer in the whole reply otherwise)."""
+    if spec.format == "json":
+        try:
+            value = parse_json_object(reply).get(spec.key or "")
+        except MalformedJSON:
+            return ""
+        return "" if value is None else str(value)
+    if spec.prefix:
+        after = _after(reply, spec.prefix)
+        if after is not None and after.strip():
+            return after
+    return reply
+
+
+def _read_free(key: AnswerKey, reply: str, part: str | None = None) -> dict[str, Any]:
+    reading = key.read(reply if part is None else part)
     status = "ok" if reading.answer is not None else _FREE_STATUS.get(reading.reason, "unparsed")
     return {
         "answer": reading.answer,
@@ -369,7 +412,16 @@ def protocol_from_config(cfg: Any) -> Protocol:
         batch_samples=bool(get("batch_samples", True)),
         sequential=bool(get("sequential", False)),
         always_extract=bool(get("always_extract", False)),
+        prompts=prompts_from_config(cfg),
     )
+
+
+def prompts_from_config(cfg: Any) -> PromptSet:
+    """The templates a run's settings (a search config or its stored dict) define."""
+    from cdvkit.prompts.templates import prompt_set
+
+    get = cfg.get if isinstance(cfg, dict) else lambda k, d=None: getattr(cfg, k, d)
+    return prompt_set(get("prompts", None) or None, get("max_tokens", None) or None)
 
 
 __all__ = [

@@ -47,6 +47,7 @@ def _register_commands() -> None:
         init_cmd,
         listing_cmd,
         prefilter_cmd,
+        prompts_cmd,
         report_cmd,
         show_cmd,
         train_cmd,
@@ -56,6 +57,7 @@ def _register_commands() -> None:
     for module in (
         init_cmd,
         generate_cmd,
+        prompts_cmd,
         show_cmd,
         listing_cmd,
         evaluate_cmd,

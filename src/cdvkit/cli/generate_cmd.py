@@ -260,7 +260,7 @@ def _config_options() -> list[inspect.Parameter]:
     for f in fields(SearchConfig):
         if "help" not in f.metadata:
             continue  # roles: a table, set in the config file or with --set roles.ROLE.X=...
-        kind = hints[f.name]
+        kind = f.metadata.get("cli") or hints[f.name]
         base = bool if kind in (bool, bool | None) else kind
         decls = [f.metadata["flag"]] if f.metadata.get("flag") else []
         params.append(

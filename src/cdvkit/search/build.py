@@ -21,7 +21,7 @@ from cdvkit.search.constraints import CONSTRAINTS, Constraint
 from cdvkit.search.context import BuildContext
 from cdvkit.search.engine import Searcher, SearchLimits
 from cdvkit.search.goal import TargetGoal
-from cdvkit.search.proposers import PROPOSERS, Proposer
+from cdvkit.search.proposers import PROPOSERS, Proposer, rewrites
 from cdvkit.search.strategies import make_strategy
 
 
@@ -70,10 +70,13 @@ def proposer_spec(cfg: SearchConfig) -> tuple[str, dict[str, Any]]:
 def constraint_specs(cfg: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
     """The constraints a run applies: the built-in checks its settings turn on, then any given
     by name (``--constraint NAME:key=value``), in that order."""
-    specs: list[tuple[str, dict[str, Any]]] = [("length", {})]
+    # A rewrite baseline lengthens the question on purpose (about tenfold), which the length
+    # and similarity checks exist to stop; the paper applies neither to its baselines.
+    baseline = rewrites(cfg.proposer)
+    specs: list[tuple[str, dict[str, Any]]] = [] if baseline else [("length", {})]
     if cfg.leak_check:
         specs.append(("leak", {}))
-    if cfg.similarity_floor > 0:
+    if cfg.similarity_floor > 0 and not baseline:
         specs.append(("similarity", {}))
     if cfg.judge:
         specs.append(("judge", {}))
@@ -87,7 +90,9 @@ def role_models(cfg: SearchConfig) -> dict[str, str]:
     if isinstance(options.get("model"), str):
         out["proposer"] = options["model"]
     for name, opts in constraint_specs(cfg):
-        model = opts.get("model") or (cfg.judge if name == "judge" else None)
+        model = opts.get("model") or (cfg.judge_model if name == "judge" else None)
+        if model == "target":
+            model = cfg.target
         if isinstance(model, str):
             out.setdefault(name, model)
     if cfg.extractor:
@@ -191,4 +196,5 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
         judge_last=cfg.judge_last,
         wrong_answers=cfg.wrong_answers,
         proposals=cfg.proposals,
+        choice_order=cfg.choice_order,
     )

@@ -12,28 +12,43 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cdvkit.protocol import NEAR_GREEDY, Protocol, protocol_from_config
+from cdvkit.prompts.templates import PromptSet
+from cdvkit.protocol import NEAR_GREEDY, Protocol, prompts_from_config, protocol_from_config
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
+# ``--judge target``: the target model judges its own distractions, as the paper's code does.
+JUDGE_IS_TARGET = "target"
+CHOICE_ORDERS = ("keep", "shuffle")
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
 
 
-def setting(default: Any = None, help: str = "", *, flag: str | None = None, **kw: Any) -> Any:
+def setting(
+    default: Any = None,
+    help: str = "",
+    *,
+    flag: str | None = None,
+    cli: Any = None,
+    **kw: Any,
+) -> Any:
     """A field of SearchConfig that is also a `cdv generate` option: declared once, here.
 
     ``flag`` overrides the option's spelling (``--judge-last/--no-judge-last``, ``--constraint``
-    for the list ``constraints``); ``kw`` goes to ``dataclasses.field`` (default_factory).
+    for the list ``constraints``); ``cli`` is the option's type where the setting's own cannot
+    be typed on a command line (a table given as repeated ``ROLE=N``, a file read into its
+    content); ``kw`` goes to ``dataclasses.field`` (default_factory).
     """
     if "default_factory" not in kw:
         kw["default"] = default
-    return field(metadata={"help": help, "flag": flag}, **kw)
+    return field(metadata={"help": help, "flag": flag, "cli": cli}, **kw)
 
 
 @dataclass
 class SearchConfig:
     preset: str | None = setting(
-        None, "A recipe of settings: efficient (cheap, the defaults) | reference (the paper's)."
+        None,
+        "A recipe of settings: efficient (cheap, the defaults) | paper (the paper's procedure, "
+        "to reproduce its numbers) | reference (the paper code's call pattern, to compare cost).",
     )
     data: str = setting("sample", "Built-in dataset name, 'sample' (default), or a file.")
     split: str | None = setting(None, "Dataset split (built-ins).")
@@ -54,7 +69,11 @@ class SearchConfig:
         "A provider/model that writes distractions, or a registered proposer with options, "
         "e.g. llm:model=openai/gpt-4o,temperature=0.9 (cdv parts lists them).",
     )
-    judge: str | None = setting(None, "provider/model for the LLM judge (default: local checks).")
+    judge: str | None = setting(
+        None,
+        "provider/model for the LLM judge, or 'target' (the target model judges, as in the "
+        "paper); default: local checks only.",
+    )
     extractor: str | None = setting(
         None, "provider/model mapping replies the reader cannot decide to a choice."
     )
@@ -75,7 +94,38 @@ class SearchConfig:
     samples: int = setting(5, "Protocol: answers per question (n).")
     temperature: float = setting(NEAR_GREEDY, "Protocol: sampling temperature.")
     target_prompt: str = setting(
-        "letter", "letter (lettered choices) | paper (the paper's: answer by text)."
+        "letter",
+        "letter (lettered choices) | paper (the paper's: choices as a list, answer by text; "
+        "its extractor reads a JSON reply naming the choice).",
+    )
+    proposer_prompt: str = setting(
+        "standard",
+        "The LLM proposer's template: standard (sees the choices and the answer) | paper (sees "
+        "only the question and one wrong option, as the paper's code).",
+    )
+    judge_prompt: str = setting(
+        "standard",
+        "The LLM judge's template: standard (sees the choices and the answer) | paper (sees only "
+        "the original and the distracted question).",
+    )
+    # A prompts file's content (cdvkit.prompts.templates): recorded in the run, so a resume
+    # asks every model exactly as the run began.
+    prompts: dict[str, dict[str, Any]] | None = setting(  # noqa: RUF009 - a field, via setting()
+        None,
+        "A TOML file replacing any role's template and how its reply is read (cdv prompts "
+        "prints those in effect).",
+        cli=Path,
+    )
+    max_tokens: dict[str, int] = setting(  # noqa: RUF009 - a dataclasses.field, via setting()
+        help="Longest reply of a role, ROLE=N (repeatable; N alone: the target). Defaults: "
+        "target 4096, the others their template's.",
+        cli=list[str],
+        default_factory=dict,
+    )
+    choice_order: str = setting(
+        "keep",
+        "A child's choices: keep (the parent's order, so a drop is the distraction's alone) | "
+        "shuffle (the paper's).",
     )
     threshold: float | None = setting(
         None, "Exact scoring: fooled only when P(correct) is also below this."
@@ -223,6 +273,13 @@ class SearchConfig:
 
             # A preset fills in what neither the config file nor the command line set.
             values = {**preset_values(values["preset"]), **values}
+        if isinstance(values.get("prompts"), str | Path):
+            from cdvkit.prompts.templates import load_prompts_file
+
+            # The file's content is the setting: the run records it, not the path.
+            values["prompts"] = load_prompts_file(values["prompts"])
+        if isinstance(values.get("max_tokens"), list | tuple):
+            values["max_tokens"] = parse_max_tokens(values["max_tokens"])
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
@@ -242,6 +299,15 @@ class SearchConfig:
             raise ValueError("--wrong-answers must be at least 1")
         if self.proposals < 1:
             raise ValueError("--proposals must be at least 1")
+        from cdvkit.prompts import JUDGE_PROMPTS, PROPOSER_PROMPTS
+
+        if self.proposer_prompt not in PROPOSER_PROMPTS:
+            raise ValueError(f"--proposer-prompt must be one of {', '.join(PROPOSER_PROMPTS)}")
+        if self.judge_prompt not in JUDGE_PROMPTS:
+            raise ValueError(f"--judge-prompt must be one of {', '.join(JUDGE_PROMPTS)}")
+        if self.choice_order not in CHOICE_ORDERS:
+            raise ValueError(f"--choice-order must be one of {', '.join(CHOICE_ORDERS)}")
+        self.prompt_set()  # raises PromptsError / ValueError naming a bad template or limit
         from cdvkit.data import resolve_task
 
         resolve_task(self.task)  # raises ValueError (DatasetError) on an unknown shape
@@ -250,6 +316,11 @@ class SearchConfig:
             from cdvkit.search.preset import preset_values
 
             preset_values(self.preset)
+        if self.preset == "paper" and not self.extractor:
+            raise ValueError(
+                "--preset paper has the extractor read every answer, as the paper's code does "
+                "(it used gpt-4o-mini): pass --extractor provider/model"
+            )
         if not 0.0 <= self.prefilter_threshold <= 1.0:
             raise ValueError("--prefilter-threshold must lie between 0 and 1")
         if self.prefilter_warmup < 1 or self.prefilter_batch < 1:
@@ -286,9 +357,9 @@ class SearchConfig:
                 raise ValueError(
                     f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
                 )
-        models = [
-            (role, getattr(self, role)) for role in ("target", "judge", "extractor", "grader")
-        ]
+        models = [(role, getattr(self, role)) for role in ("target", "extractor", "grader")]
+        if self.judge != JUDGE_IS_TARGET:
+            models.append(("judge", self.judge))
         if is_model(self.proposer):
             models.append(("proposer", self.proposer))
         for role, spec in models:
@@ -301,6 +372,15 @@ class SearchConfig:
     def protocol_spec(self) -> Protocol:
         """The protocol these settings define (see cdvkit.protocol)."""
         return protocol_from_config(self)
+
+    def prompt_set(self) -> PromptSet:
+        """The templates every role is asked with (cdvkit.prompts.templates)."""
+        return prompts_from_config(self)
+
+    @property
+    def judge_model(self) -> str | None:
+        """The judge's provider/model: the target's own when ``judge`` is 'target'."""
+        return self.target if self.judge == JUDGE_IS_TARGET else self.judge
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Settings that differ from a stored run's and would make resuming it wrong."""
@@ -338,6 +418,19 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         if key in names and "list" in str(names[key].type) and not isinstance(value, list):
             value = [*out.get(key, []), raw]  # a list setting given one item at a time
         out[key] = value
+    return out
+
+
+def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """``--max-tokens`` items (``ROLE=N``, or ``N`` for the target) as {role: N}."""
+    out: dict[str, int] = {}
+    for item in items:
+        role, eq, n = str(item).rpartition("=")
+        role = role.strip() if eq else "target"
+        try:
+            out[role] = int(n)
+        except ValueError:
+            raise ValueError(f"--max-tokens {item!r}: not N or ROLE=N (e.g. judge=512)") from None
     return out
 
 

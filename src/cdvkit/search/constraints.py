@@ -16,7 +16,8 @@ from typing import Any, Protocol
 from cdvkit.data.question import NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import BackendUnavailableError
-from cdvkit.prompts import MalformedJSON, judge_request, parse_json_object
+from cdvkit.prompts import MalformedJSON, judge_request, judge_template, read_verdict
+from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 from cdvkit.registry import Registry
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
@@ -116,51 +117,60 @@ class SemanticSimilarity:
         return Verdict(ok, "" if ok else f"similarity {sim:.2f} < {self.floor}", float(sim))
 
 
-def _yes_no(value: Any) -> bool:
-    """A verdict's true/false; anything else (null, "maybe", a list) is no verdict at all."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str):
-        word = value.strip().strip(".").lower()
-        if word in ("true", "yes"):
-            return True
-        if word in ("false", "no"):
-            return False
-    raise ValueError(f"changes_answer is not true or false: {str(value)[:40]!r}")
-
-
 class LLMJudge:
     """Asks the judge model whether the added context changes the ORIGINAL question's answer.
 
-    Runs on the judge model, never implicitly on the target. A malformed verdict is asked for again
-    (a new sample) up to ``retries`` times, then the child is dropped: unverified is not valid.
+    Runs on the judge model (the target's own only when the run says ``--judge target``, as the
+    paper's code does). A malformed verdict is asked for again (a new sample) up to ``retries``
+    times, then the child is dropped: unverified is not valid. ``prompt`` picks the template
+    (``standard``, or ``paper``: only the two questions are shown); the template says which
+    JSON key holds the verdict and which value lets the child pass.
     """
 
     name = "judge"
     calls_model = True
 
-    def __init__(self, client: RoleClient, *, retries: int = 3) -> None:
+    def __init__(
+        self,
+        client: RoleClient,
+        *,
+        retries: int = 3,
+        prompt: str = "standard",
+        prompts: PromptSet = DEFAULT_PROMPTS,
+    ) -> None:
         self.client = client
         self.retries = retries
+        self.prompt = prompt
+        self.prompts = prompts
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
+        p, prompts = self.prompt, self.prompts
         if original.free_form:
-            req = free_judge_request(original.question, original.answer_text, child.question)
+            req = free_judge_request(
+                original.question, original.answer_text, child.question, prompt=p, prompts=prompts
+            )
         else:
             req = judge_request(
-                original.question, original.choices, original.answer, child.question
+                original.question,
+                original.choices,
+                original.answer,
+                child.question,
+                prompt=p,
+                prompts=prompts,
             )
+        spec = prompts[judge_template(p, original.free_form)].reply
         last = ""
         for attempt in range(self.retries):
             reply = await self.client.complete(req, sample=attempt)
             try:
-                obj = parse_json_object(reply)
-                changes = _yes_no(obj["changes_answer"])
-                reason = str(obj.get("reason", ""))
-            except (MalformedJSON, KeyError, ValueError) as exc:
+                unchanged, reason = read_verdict(spec, reply)
+            except KeyError as exc:
+                last = f"no {exc} in the reply"
+                continue
+            except (MalformedJSON, ValueError) as exc:
                 last = str(exc)
                 continue
-            return Verdict(not changes, reason)
+            return Verdict(unchanged, reason)
         return Verdict(False, f"judge gave no valid verdict after {self.retries} tries ({last})")
 
 
@@ -191,8 +201,21 @@ def _similarity(ctx: BuildContext, *, floor: float | None = None) -> Constraint:
 
 
 @CONSTRAINTS.register("judge", help="an LLM checks the answer is unchanged; model=...")
-def _judge(ctx: BuildContext, *, model: str | None = None, retries: int = 3) -> Constraint:
-    spec = model or ctx.cfg.judge
+def _judge(
+    ctx: BuildContext,
+    *,
+    model: str | None = None,
+    retries: int = 3,
+    prompt: str | None = None,
+) -> Constraint:
+    spec = model or ctx.cfg.judge_model
+    if spec == "target":
+        spec = ctx.cfg.target
     if not spec:
         raise ValueError("the judge constraint needs a model: judge:model=provider/model")
-    return LLMJudge(ctx.client("judge", spec), retries=retries)
+    return LLMJudge(
+        ctx.client("judge", spec),
+        retries=retries,
+        prompt=ctx.cfg.judge_prompt if prompt is None else prompt,
+        prompts=ctx.cfg.prompt_set(),
+    )

@@ -67,6 +67,9 @@ class Searcher:
     # Distractions written per wrong answer at each expansion: the k-th round of a node's
     # proposals is the proposer's k-th sample (a batch proposer: one call per round).
     proposals: int = 1
+    # A child's choices: "keep" the parent's order, so the target's drop is the distraction's
+    # alone, or "shuffle" them as the paper's code does (a drop then mixes in the new order).
+    choice_order: str = "keep"
 
     def __post_init__(self) -> None:
         # Local checks first: a child they drop costs no model call (a stable sort keeps order).
@@ -126,11 +129,19 @@ class Searcher:
                     strategy.push(child)
                     open_children.append(child)
             strategy.expanded(parent, open_children)
+            if self._rewrites:
+                break  # a rewrite baseline asks for one rewrite of the question, no search
         if any(n.status == ns.ERROR for n in nodes):
             # A lost call may have hidden an example: the question is no result until a rerun
             # has every answer (the replay pays only for what is missing).
             result.status = INCOMPLETE
         return result
+
+    @property
+    def _rewrites(self) -> bool:
+        """Whether the proposer rewrites the whole question (the paper's lengthening baselines)
+        instead of adding a sentence aimed at each wrong answer."""
+        return bool(getattr(self.proposer, "rewrites", False))
 
     async def _expand(self, q: Question, parent: Node, seen: set[str], wanted: int) -> list[Node]:
         # Each round of proposals goes in three phases that keep the tree identical however calls
@@ -177,6 +188,9 @@ class Searcher:
         of a multiple-choice node; for a free-form one, the target's own wrong answers on it
         (most frequent first), then the proposer's, up to ``wrong_answers``."""
         key = parent.key
+        if self._rewrites:
+            # One rewrite, aimed at no wrong answer in particular.
+            return [(parent.wrong_indices[0] if key is None else NO_CHOICE, "")]
         if key is None:
             return [(i, parent.choices[i]) for i in parent.wrong_indices]
         picked: dict[str, str] = {}
@@ -236,13 +250,16 @@ class Searcher:
             child.verdicts["proposer"] = {"passed": False, "reason": "empty proposal"}
             return child
         child.distraction = text
-        child.placement = rng.choice(("prefix", "suffix"))
-        child.question = (
-            f"{text} {parent.question}"
-            if child.placement == "prefix"
-            else f"{parent.question} {text}"
-        )
-        if parent.choices:
+        if self._rewrites:
+            child.placement, child.question, child.target_option = "rewrite", text, None
+        else:
+            child.placement = rng.choice(("prefix", "suffix"))
+            child.question = (
+                f"{text} {parent.question}"
+                if child.placement == "prefix"
+                else f"{parent.question} {text}"
+            )
+        if parent.choices and self.choice_order == "shuffle":
             order = list(range(len(parent.choices)))
             rng.shuffle(order)
             child.choices = tuple(parent.choices[i] for i in order)

@@ -198,11 +198,22 @@ def _question_counts(
     rounds = cfg.proposals  # distractions per wrong answer at each expansion, in rounds
     branching = aims * rounds
     n = cfg.samples
+    prompts = cfg.prompt_set()
     if free:
-        target_req = free_target_request(q.question, q.task, temperature=cfg.temperature)
+        target_req = free_target_request(
+            q.question, q.task, temperature=cfg.temperature, prompts=prompts
+        )
     else:
-        target_req = target_request(q.question, q.choices, temperature=cfg.temperature)
+        target_req = target_request(
+            q.question,
+            q.choices,
+            temperature=cfg.temperature,
+            prompt=cfg.target_prompt,
+            prompts=prompts,
+        )
     base = _tokens(target_req)
+    # No reply runs past its limit (--max-tokens), however long the model would go on.
+    reply = min(reply, target_req.max_tokens)
     expansions = expected_expansions(branching, fooled, cfg.max_expansions, cfg.max_good)
     children = branching * expansions
     candidates = children * fooled
@@ -232,28 +243,45 @@ def _question_counts(
     if proposer_spec(cfg)[0] == "llm":
         if free:
             prop_req = free_proposer_batch_request(
-                q.question, q.answer_text, [q.answer_text] * branching
+                q.question, q.answer_text, [q.answer_text] * branching, prompts=prompts
             )
             role("proposer").add(searched, base, priors.wrong_answers_tokens)
-        elif cfg.proposer_batch:
+        elif cfg.proposer_batch and cfg.proposer_prompt != "paper":
             prop_req = proposer_batch_request(
-                q.question, q.choices, q.answer, [i for i in range(len(q.choices)) if i != q.answer]
+                q.question,
+                q.choices,
+                q.answer,
+                [i for i in range(len(q.choices)) if i != q.answer],
+                prompts=prompts,
             )
         else:
             prop_req = proposer_request(
-                q.question, q.choices, q.answer, (q.answer + 1) % len(q.choices)
+                q.question,
+                q.choices,
+                q.answer,
+                (q.answer + 1) % len(q.choices),
+                prompt=cfg.proposer_prompt,
+                prompts=prompts,
             )
-        per_expansion = rounds if (cfg.proposer_batch or free) else branching
+        batched = (cfg.proposer_batch and cfg.proposer_prompt != "paper") or free
+        per_expansion = rounds if batched else branching
         out = priors.sentence_tokens * (aims if per_expansion == rounds else 1)
         role("proposer").add(searched * expansions * per_expansion, _tokens(prop_req), out)
     if cfg.judge:
+        jp = cfg.judge_prompt
         if free:
-            judge_req = free_judge_request(q.question, q.answer_text, q.question)
+            judge_req = free_judge_request(
+                q.question, q.answer_text, q.question, prompt=jp, prompts=prompts
+            )
         else:
-            judge_req = judge_request(q.question, q.choices, q.answer, q.question)
+            judge_req = judge_request(
+                q.question, q.choices, q.answer, q.question, prompt=jp, prompts=prompts
+            )
         judged = candidates + max(expansions - 1, 0) if cfg.judge_last else children
         role("judge").add(
-            searched * judged, _tokens(judge_req) + priors.sentence_tokens, priors.judge_tokens
+            searched * judged,
+            _tokens(judge_req) + priors.sentence_tokens,
+            min(priors.judge_tokens, judge_req.max_tokens),
         )
     if cfg.extractor:
         share = 1.0 if cfg.always_extract else priors.undecided

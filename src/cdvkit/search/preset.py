@@ -1,5 +1,15 @@
 """Named bundles of search settings.
 
+- ``paper``: the paper's procedure step for step, as its reference code runs it, to reproduce its
+  numbers: the paper's templates for the target (choices as a list, answered by text), the
+  proposer (the node's question and one wrong option, temperature 0.7, its sentence after a
+  label) and the judge (the target model itself, shown only the two questions, on every child
+  before it is simulated); n=5 answers at temperature 0.0001, one request each, every answer
+  read by the extractor; the 10x length filter and no other check; best-first with
+  exp(2 / rate) / depth, 10 expansions, 3 examples, no depth cap; random placement and shuffled
+  choices. Two defects are not copied: the child is simulated (not its parent), and an answer
+  outside the choices counts as wrong (not dropped from the rate). The README lists every
+  difference and the number it moves.
 - ``reference``: the paper's reference implementation's call pattern, measured on the child's own
   text (its known defects are not copied): every node is asked ``n=5`` times, one request per
   sample, and every answer goes to the extractor whether it parses or not; best-first with
@@ -24,6 +34,8 @@ from cdvkit.registry import Registry
 
 # The reference's target settings: "near-zero temperature", five simulations.
 REFERENCE_TEMPERATURE = 0.01
+# The temperature the paper's code asks the target, the judge and the extractor at.
+PAPER_TEMPERATURE = 0.0001
 
 Recipe = Callable[[], dict[str, Any]]
 # Presets are recipes registered by name (``--preset NAME``, entry point group cdvkit.recipes):
@@ -54,6 +66,42 @@ def reference() -> dict[str, Any]:
         "max_expansions": 10,
         "max_good": 3,
         "max_depth": 10,
+        "choice_order": "shuffle",
+    }
+
+
+@PRESETS.register("paper", help="the paper's procedure step for step (to reproduce its numbers)")
+def paper() -> dict[str, Any]:
+    """The paper's procedure as its reference code runs it (see the module's docstring); needs
+    ``--extractor`` (the paper's was gpt-4o-mini) and, to write real distractions, a model as
+    ``--proposer`` (the paper's was gpt-4o-mini too)."""
+    return {
+        "protocol": "sample",
+        "scoring": "sample",
+        "samples": 5,
+        "temperature": PAPER_TEMPERATURE,
+        "target_prompt": "paper",
+        "batch_samples": False,
+        "sequential": False,
+        "always_extract": True,
+        "proposer_prompt": "paper",
+        "proposer_temperature": 0.7,
+        "proposer_batch": False,
+        "proposals": 1,
+        "judge": "target",
+        "judge_prompt": "paper",
+        "judge_last": False,
+        "length_ratio": 10.0,
+        "similarity_floor": 0.0,
+        "leak_check": False,
+        "choice_order": "shuffle",
+        "strategy": "best-first",
+        "k": 2.0,
+        "n": 1.0,
+        "max_expansions": 10,
+        "max_good": 3,
+        # No depth cap: ten expansions stack at most ten sentences on the root (depth 1).
+        "max_depth": 11,
     }
 
 

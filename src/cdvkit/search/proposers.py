@@ -14,11 +14,15 @@ from typing import Any, Protocol
 from cdvkit.data.question import LETTERS, NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
-    clean_proposal,
+    choice_values,
     parse_batch_proposals,
     proposer_batch_request,
     proposer_request,
+    read_rewrite,
+    read_sentence,
+    render_request,
 )
+from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 from cdvkit.registry import Registry
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
@@ -96,18 +100,28 @@ class LLMProposer:
     """The paper's proposer: an LLM writes one subtle sentence for the targeted wrong option."""
 
     def __init__(
-        self, client: RoleClient, *, temperature: float = 0.7, batch: bool = False
+        self,
+        client: RoleClient,
+        *,
+        temperature: float = 0.7,
+        batch: bool = False,
+        prompt: str = "standard",
+        prompts: PromptSet = DEFAULT_PROMPTS,
     ) -> None:
         self.client = client
         self.temperature = temperature
-        self.batch = batch
+        # The paper's template writes for one option at a time and shows no choices, so it
+        # has no batched form.
+        self.batch = batch and prompt != "paper"
+        self.prompt = prompt
+        self.prompts = prompts
         self.name = client.name
 
     async def wrong_answers(self, ctx: ProposalContext, k: int) -> list[str]:
         # Asked about the original question, so every node of a tree shares one paid call.
         q = ctx.original
         req = wrong_answers_request(
-            q.question, q.task, q.answer_text, k, temperature=self.temperature
+            q.question, q.task, q.answer_text, k, temperature=self.temperature, prompts=self.prompts
         )
         return parse_wrong_answers(await self.client.complete(req))
 
@@ -125,6 +139,7 @@ class LLMProposer:
                 node.answer,
                 node.wrong_indices,
                 temperature=self.temperature,
+                prompts=self.prompts,
             )
             text = await self.client.complete(req, sample=ctx.attempt)
             return parse_batch_proposals(text).get(LETTERS[ctx.target], "")
@@ -135,22 +150,69 @@ class LLMProposer:
             node.answer,
             ctx.target,
             temperature=self.temperature,
+            prompt=self.prompt,
+            prompts=self.prompts,
         )
         text = await self.client.complete(req, sample=ctx.attempt)
-        return clean_proposal(text)
+        name = "proposer.paper" if self.prompt == "paper" else "proposer.one"
+        return read_sentence(self.prompts[name].reply, text)
 
     async def _propose_free(self, ctx: ProposalContext) -> str:
         node, reference = ctx.node, ctx.original.answer_text
         if self.batch and ctx.wrongs:
             req = free_proposer_batch_request(
-                node.question, reference, list(ctx.wrongs), temperature=self.temperature
+                node.question,
+                reference,
+                list(ctx.wrongs),
+                temperature=self.temperature,
+                prompts=self.prompts,
             )
             text = await self.client.complete(req, sample=ctx.attempt)
             return parse_numbered_proposals(text).get(ctx.wrongs.index(ctx.wrong) + 1, "")
         req = free_proposer_request(
-            node.question, reference, ctx.wrong, temperature=self.temperature
+            node.question, reference, ctx.wrong, temperature=self.temperature, prompts=self.prompts
         )
-        return clean_proposal(await self.client.complete(req, sample=ctx.attempt))
+        text = await self.client.complete(req, sample=ctx.attempt)
+        return read_sentence(self.prompts["proposer.free"].reply, text)
+
+
+class RewriteProposer:
+    """The paper's lengthening baselines: a model rewrites the whole original question once
+    (a ten-times-longer paraphrase, or background sentences and practical examples around it),
+    with no search; the run's evaluation then compares that naive lengthening with CDV search."""
+
+    rewrites = True
+
+    def __init__(
+        self,
+        client: RoleClient,
+        template: str,
+        *,
+        temperature: float = 0.7,
+        prompts: PromptSet = DEFAULT_PROMPTS,
+    ) -> None:
+        self.client = client
+        self.template = template
+        self.temperature = temperature
+        self.prompts = prompts
+        self.name = template.split(".", 1)[1].replace("_", "-")
+
+    async def propose(self, ctx: ProposalContext) -> str:
+        q = ctx.original
+        values = {
+            "question": q.question.strip(),
+            "answer": q.answer_text,
+            **choice_values(q.choices),
+        }
+        req = render_request(
+            self.prompts,
+            self.template,
+            values,
+            temperature=self.temperature,
+            first_sample=ctx.attempt,
+        )
+        text = await self.client.complete(req, sample=ctx.attempt)
+        return read_rewrite(self.prompts[self.template].reply, text)
 
 
 def near_misses(q: Question, k: int, rng: random.Random) -> list[str]:
@@ -172,6 +234,19 @@ def near_misses(q: Question, k: int, rng: random.Random) -> list[str]:
     return out[:k]
 
 
+# Proposers that rewrite a whole question once (the paper's lengthening baselines) instead of
+# adding one sentence per wrong option: a run with one of them is a baseline, not a search, and
+# its evaluation asks each question's rewrite whether or not it fooled the target.
+REWRITE_PROPOSERS = frozenset({"paraphrase-long", "background"})
+
+
+def rewrites(proposer: str | None) -> bool:
+    """Whether a run's ``proposer`` setting names a rewrite baseline (see REWRITE_PROPOSERS)."""
+    from cdvkit.registry import parse_spec
+
+    return bool(proposer) and parse_spec(str(proposer))[0] in REWRITE_PROPOSERS
+
+
 ProposerFactory = Callable[..., Proposer]  # factory(ctx: BuildContext, **options)
 PROPOSERS: Registry[ProposerFactory] = Registry("proposer", "cdvkit.proposers")
 
@@ -190,9 +265,40 @@ def _llm(
     model: str,
     temperature: float | None = None,
     batch: bool | None = None,
+    prompt: str | None = None,
 ) -> Proposer:
     return LLMProposer(
         ctx.client("proposer", model),
         temperature=ctx.cfg.proposer_temperature if temperature is None else temperature,
         batch=ctx.cfg.proposer_batch if batch is None else batch,
+        prompt=ctx.cfg.proposer_prompt if prompt is None else prompt,
+        prompts=ctx.cfg.prompt_set(),
     )
+
+
+def _rewrite(template: str) -> Callable[..., Proposer]:
+    def factory(
+        ctx: BuildContext, *, model: str | None = None, temperature: float | None = None
+    ) -> Proposer:
+        if not model:
+            raise ValueError(f"the {template} baseline needs a model: NAME:model=provider/model")
+        return RewriteProposer(
+            ctx.client("proposer", model),
+            f"rewrite.{template.replace('-', '_')}",
+            temperature=ctx.cfg.proposer_temperature if temperature is None else temperature,
+            prompts=ctx.cfg.prompt_set(),
+        )
+
+    return factory
+
+
+PROPOSERS.add(
+    "paraphrase-long",
+    _rewrite("paraphrase-long"),
+    help="the paper's baseline: one paraphrase ~10x longer per question, no search; model=...",
+)
+PROPOSERS.add(
+    "background",
+    _rewrite("background"),
+    help="the paper's baseline: background and examples around each question, no search; model=...",
+)

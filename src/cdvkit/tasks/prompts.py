@@ -1,8 +1,9 @@
-"""Prompts of every role for free-form questions (numeric and short answers).
+"""Requests of every role for free-form questions (numeric and short answers).
 
 They mirror :mod:`cdvkit.prompts` (multiple choice) with the answer given as a number or a short
-text instead of a letter, and with the wrong answers to aim at named by their text. The simulated
-server (bench/_fakeserver.py) reads the system prompts' wording to tell the roles apart.
+text instead of a letter, and with the wrong answers to aim at named by their text; their
+templates live with every other in :mod:`cdvkit.prompts.templates`. The simulated server
+(bench/_fakeserver.py) reads the default system prompts' wording to tell the roles apart.
 """
 
 from __future__ import annotations
@@ -12,18 +13,17 @@ from typing import Any
 
 from cdvkit.data.question import NUMERIC
 from cdvkit.models.base import GenerateRequest
-from cdvkit.prompts import MalformedJSON, clean_proposal, parse_json_object
+from cdvkit.prompts import (
+    MalformedJSON,
+    clean_proposal,
+    parse_json_object,
+    render_request,
+)
+from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 
-_FINAL = {
-    NUMERIC: "a final line of the form 'Answer: N' where N is the number alone",
-    "short_answer": "a final line of the form 'Answer: X' where X is the answer alone, in a few "
-    "words",
-}
-_KIND = {NUMERIC: "math word problems", "short_answer": "questions"}
 
-
-def free_target_system(task: str) -> str:
-    return f"You answer {_KIND[task]}. Think step by step, then finish with {_FINAL[task]}."
+def free_target_system(task: str, prompts: PromptSet = DEFAULT_PROMPTS) -> str:
+    return prompts[f"target.{task}"].system.format()
 
 
 def free_target_request(
@@ -32,77 +32,63 @@ def free_target_request(
     *,
     temperature: float,
     defense: str = "",
-    max_tokens: int = 768,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    system = free_target_system(task)
+    name = f"target.{task}"
+    msgs = prompts.render(name, question=question.strip())
     if defense:
-        system = f"{system}\n\n{defense}"
+        if msgs[0]["role"] == "system":
+            msgs[0] = {"role": "system", "content": f"{msgs[0]['content']}\n\n{defense}"}
+        else:
+            msgs.insert(0, {"role": "system", "content": defense})
     return GenerateRequest.make(
-        [{"role": "system", "content": system}, {"role": "user", "content": question.strip()}],
+        msgs,  # type: ignore[arg-type]
         temperature=temperature,
-        max_tokens=max_tokens,
+        max_tokens=prompts.tokens(name),
     )
 
 
-def free_extractor_request(question: str, task: str, reply: str) -> GenerateRequest:
-    what = "number" if task == NUMERIC else "answer, in a few words"
-    user = (
-        f"Question:\n{question.strip()}\n\nHere is a response to this question:\n<<<\n"
-        f"{reply[-4000:]}\n>>>\n\nWhat final answer does the response give? Reply with the {what} "
-        "only, or NONE if it gives no single final answer."
-    )
-    return GenerateRequest.make(
-        [
-            {"role": "system", "content": "You read the final answer out of free-text replies."},
-            {"role": "user", "content": user},
-        ],
-        temperature=0.0,
-        max_tokens=20,
-    )
+def free_extractor_request(
+    question: str, task: str, reply: str, *, prompts: PromptSet = DEFAULT_PROMPTS
+) -> GenerateRequest:
+    values = {"question": question.strip(), "reply": reply[-4000:]}
+    return render_request(prompts, f"extractor.{task}", values, temperature=0.0)
 
 
-GRADER_SYSTEM = (
-    "You grade answers to questions against a reference answer. Decide whether the response's "
-    "final answer means the same as the reference answer (aliases and equivalent forms count). "
-    'Reply with JSON only: {"correct": true|false, "reason": "<one short sentence>"}'
-)
-
-
-def grader_request(question: str, references: tuple[str, ...], reply: str) -> GenerateRequest:
+def grader_request(
+    question: str,
+    references: tuple[str, ...],
+    reply: str,
+    *,
+    prompts: PromptSet = DEFAULT_PROMPTS,
+) -> GenerateRequest:
     aliases = f" (also accepted: {'; '.join(references[1:6])})" if len(references) > 1 else ""
-    user = (
-        f"Question:\n{question.strip()}\n\nReference answer: {references[0]}{aliases}\n\n"
-        f"Response:\n<<<\n{reply[-4000:]}\n>>>\n\nIs the response's final answer correct?"
-    )
-    return GenerateRequest.make(
-        [{"role": "system", "content": GRADER_SYSTEM}, {"role": "user", "content": user}],
-        temperature=0.0,
-        max_tokens=120,
-        json_mode=True,
-    )
-
-
-WRONG_SYSTEM = (
-    "You help build a benchmark of contextual distraction for free-form questions. Given a "
-    "question and its correct answer, you list plausible WRONG final answers a careless solver "
-    "might give: for math, near-miss numbers from a common slip (a skipped step, a wrong "
-    "operation, a unit mix-up); otherwise confusable entities or facts. Reply with JSON only: "
-    '{"wrong_answers": ["...", "..."]}'
-)
+    values = {
+        "question": question.strip(),
+        "answer": references[0],
+        "aliases": aliases,
+        "reply": reply[-4000:],
+    }
+    return render_request(prompts, "grader.free", values, temperature=0.0)
 
 
 def wrong_answers_request(
-    question: str, task: str, reference: str, k: int, *, temperature: float = 0.7
+    question: str,
+    task: str,
+    reference: str,
+    k: int,
+    *,
+    temperature: float = 0.7,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    user = (
-        f"Question:\n{question.strip()}\n\nCorrect answer: {reference}\n\n"
-        f"List {k} distinct plausible wrong {'numbers' if task == NUMERIC else 'answers'}."
-    )
-    return GenerateRequest.make(
-        [{"role": "system", "content": WRONG_SYSTEM}, {"role": "user", "content": user}],
-        temperature=temperature,
-        max_tokens=40 + 20 * k,
-        json_mode=True,
+    values = {
+        "question": question.strip(),
+        "answer": reference,
+        "k": k,
+        "kind": "numbers" if task == NUMERIC else "answers",
+    }
+    return render_request(
+        prompts, "wrong_answers.free", values, temperature=temperature, sized=40 + 20 * k
     )
 
 
@@ -121,57 +107,41 @@ def parse_wrong_answers(text: str) -> list[str]:
     return [str(a).strip() for a in obj if isinstance(a, str | int | float) and str(a).strip()]
 
 
-FREE_PROPOSER_SYSTEM = (
-    "You help build a benchmark of contextual distraction. Given a question, its correct answer "
-    "and one wrong answer, you write ONE sentence of coherent but irrelevant context that could "
-    "naturally accompany the question and subtly makes the wrong answer seem plausible. The "
-    "sentence must not state or hint what the answer is, must not contradict the correct "
-    "answer, and must not add, remove or change any quantity or fact the question needs. "
-    "Reply with the sentence only."
-)
-
-
 def free_proposer_request(
-    question: str, reference: str, wrong: str, *, temperature: float = 0.7, sample: int = 0
+    question: str,
+    reference: str,
+    wrong: str,
+    *,
+    temperature: float = 0.7,
+    sample: int = 0,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    user = (
-        f"Question:\n{question.strip()}\n\nCorrect answer: {reference}\n"
-        f"Wrong answer to make plausible: {wrong}\n\nWrite the one sentence of distracting context."
+    values = {"question": question.strip(), "answer": reference, "wrong": wrong, "wrongs": wrong}
+    return render_request(
+        prompts, "proposer.free", values, temperature=temperature, first_sample=sample
     )
-    return GenerateRequest.make(
-        [{"role": "system", "content": FREE_PROPOSER_SYSTEM}, {"role": "user", "content": user}],
-        temperature=temperature,
-        max_tokens=120,
-        first_sample=sample,
-    )
-
-
-FREE_PROPOSER_BATCH_SYSTEM = (
-    "You help build a benchmark of contextual distraction. Given a question, its correct answer "
-    "and numbered wrong answers, you write, for EACH wrong answer, ONE sentence of coherent but "
-    "irrelevant context that could naturally accompany the question and subtly makes that wrong "
-    "answer seem plausible. No sentence may state or hint what the answer is, contradict the "
-    "correct answer, or add, remove or change any quantity or fact the question needs. Reply "
-    'with JSON only: an object whose keys are the numbers, e.g. {"1": "...", "2": "..."}.'
-)
 
 
 def free_proposer_batch_request(
-    question: str, reference: str, wrongs: list[str], *, temperature: float = 0.7
+    question: str,
+    reference: str,
+    wrongs: list[str],
+    *,
+    temperature: float = 0.7,
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    listed = "\n".join(f"{i}. {w}" for i, w in enumerate(wrongs, start=1))
-    user = (
-        f"Question:\n{question.strip()}\n\nCorrect answer: {reference}\n"
-        f"Wrong answers to make plausible:\n{listed}\n\n"
-        "Write one sentence of distracting context for each wrong answer, as JSON."
-    )
-    return GenerateRequest.make(
-        [
-            {"role": "system", "content": FREE_PROPOSER_BATCH_SYSTEM},
-            {"role": "user", "content": user},
-        ],
+    values = {
+        "question": question.strip(),
+        "answer": reference,
+        "wrong": wrongs[0] if wrongs else "",
+        "wrongs": "\n".join(f"{i}. {w}" for i, w in enumerate(wrongs, start=1)),
+    }
+    return render_request(
+        prompts,
+        "proposer.free_batch",
+        values,
         temperature=temperature,
-        max_tokens=60 + 80 * len(wrongs),
+        sized=60 + 80 * len(wrongs),
     )
 
 
@@ -189,25 +159,19 @@ def parse_numbered_proposals(text: str) -> dict[int, str]:
     return out
 
 
-FREE_JUDGE_SYSTEM = (
-    "You check distracted free-form questions. Extra context was added to an original question. "
-    "Decide whether the added context changes the correct answer to the ORIGINAL question, makes "
-    "it ambiguous, or (for math) adds, removes or changes a quantity the solution must use. "
-    'Reply with JSON only: {"changes_answer": true|false, "reason": "<one short sentence>"}'
-)
-
-
 def free_judge_request(
-    original_question: str, reference: str, distracted_question: str
+    original_question: str,
+    reference: str,
+    distracted_question: str,
+    *,
+    prompt: str = "standard",
+    prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    user = (
-        f"Original question:\n{original_question.strip()}\nCorrect answer: {reference}\n\n"
-        f"Question with added context:\n{distracted_question}\n\n"
-        "Does the added context change the correct answer to the original question?"
-    )
-    return GenerateRequest.make(
-        [{"role": "system", "content": FREE_JUDGE_SYSTEM}, {"role": "user", "content": user}],
-        temperature=0.0,
-        max_tokens=200,
-        json_mode=True,
-    )
+    from cdvkit.prompts import judge_template
+
+    values = {
+        "original": original_question.strip(),
+        "answer": reference,
+        "distracted": distracted_question,
+    }
+    return render_request(prompts, judge_template(prompt, free_form=True), values, temperature=0.0)

@@ -1,0 +1,112 @@
+"""`cdv prompts`: the templates a run asks every role with, as a prompts file to edit.
+
+Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` with the others.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from cdvkit.cli.common import USER_ERRORS, add_command, fail
+from cdvkit.prompts.templates import PLACEHOLDERS, PromptSet, role_of
+
+
+def templates_in_use(cfg: Any, task: str = "multiple_choice") -> list[str]:
+    """The templates a search with settings ``cfg`` renders for questions of shape ``task``."""
+    from cdvkit.search.proposers import rewrites
+
+    free = task != "multiple_choice"
+    names = [f"target.{task}" if free else f"target.{cfg.target_prompt}"]
+    names.append(f"extractor.{task}" if free else f"extractor.{cfg.target_prompt}")
+    if rewrites(cfg.proposer):
+        from cdvkit.registry import parse_spec
+
+        names.append(f"rewrite.{parse_spec(cfg.proposer)[0].replace('-', '_')}")
+    elif free:
+        names += ["proposer.free_batch" if cfg.proposer_batch else "proposer.free"]
+        names.append("wrong_answers.free")
+    elif cfg.proposer_prompt == "paper":
+        names.append("proposer.paper")
+    else:
+        names.append("proposer.batch" if cfg.proposer_batch else "proposer.one")
+    if cfg.judge_prompt == "paper":
+        names.append("judge.paper")
+    else:
+        names.append("judge.free" if free else "judge.standard")
+    if free:
+        names.append("grader.free")
+    return names
+
+
+def prompts(
+    prompts_file: Annotated[
+        Path | None,
+        typer.Option("--prompts", help="A prompts file (TOML) replacing any template."),
+    ] = None,
+    config: Annotated[Path | None, typer.Option(help="A `cdv generate` config file.")] = None,
+    preset: Annotated[
+        str | None, typer.Option(help="A preset: efficient | paper | reference.")
+    ] = None,
+    run: Annotated[
+        Path | None, typer.Option(help="Show the templates a stored run was made with.")
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Any other setting, KEY=VALUE (e.g. target-prompt=paper)."),
+    ] = None,
+    task: Annotated[
+        str, typer.Option(help="The question shape: multiple_choice | numeric | short_answer.")
+    ] = "multiple_choice",
+    all_: Annotated[
+        bool, typer.Option("--all", help="Every template, not only those the settings use.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the templates as JSON.")] = False,
+) -> None:
+    """Print the templates in effect, as a prompts file: copy it, edit any text or reply
+    reading, and pass it back with `cdv generate --prompts FILE`."""
+    from cdvkit.protocol import prompts_from_config
+    from cdvkit.search.config import SearchConfig, parse_settings
+
+    try:
+        if run is not None:
+            from cdvkit.store import RunStore
+
+            with RunStore(run, readonly=True, lock=False) as store:
+                stored = store.get_config() or {}
+            cfg: Any = SearchConfig(
+                **{k: v for k, v in stored.items() if k in SearchConfig.__dataclass_fields__}
+            )
+            found: PromptSet = prompts_from_config(stored)
+        else:
+            overrides: dict[str, Any] = parse_settings(set_ or [])
+            if prompts_file is not None:
+                overrides["prompts"] = prompts_file
+            if preset is not None:
+                overrides["preset"] = preset
+            if overrides.get("preset") == "paper":
+                # Only the templates are wanted here, not a runnable configuration.
+                overrides.setdefault("extractor", "scripted/none")
+            cfg = SearchConfig.from_sources(config, **overrides)
+            found = cfg.prompt_set()
+        if task not in ("multiple_choice", "numeric", "short_answer"):
+            raise ValueError("--task must be multiple_choice, numeric or short_answer")
+    except (*USER_ERRORS, OSError) as exc:
+        raise fail(str(exc)) from None
+    names = found.names() if all_ else templates_in_use(cfg, task)
+    if as_json:
+        out = {
+            n: {**found[n].to_dict(), "placeholders": list(PLACEHOLDERS[role_of(n)])} for n in names
+        }
+        print(json.dumps(out, indent=2, ensure_ascii=False))
+        return
+    # Plain print: the text is a file to paste, so no markup may be read into it.
+    print(found.to_toml(names), end="")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `prompts` to ``app``, replacing any command of that name."""
+    add_command(app, "prompts", prompts)
