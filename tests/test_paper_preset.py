@@ -208,3 +208,45 @@ def test_a_run_keeps_the_choice_order_by_default(tmp_path):
                 original = next(c for q, c, _, _ in QUESTIONS if q in n["question"])
                 counts[order] += list(n["choices"]) != original
     assert counts["keep"] == 0 and counts["shuffle"] > 0
+
+
+def test_the_lengthening_baselines_rewrite_each_question_once(tmp_path):
+    """`paraphrase-long` and `background`: one rewrite per question, no search, no length or
+    similarity check (lengthening is their point); each rewrite is a node at depth 2."""
+    data = _world(tmp_path)
+    asked: list[str] = []
+
+    def rewriter(req: GenerateRequest, sample: int) -> str:
+        text = _user(req)
+        asked.append(text)
+        question = text.split("Question:\n")[1].split("\n\n")[0]
+        padding = " ".join(["Some long and winding preamble."] * 30)
+        return f"Here is my version.\nRewritten question: {padding} {question}"
+
+    REGISTRY["paper-world-rewriter"] = rewriter
+    for name in ("paraphrase-long", "background"):
+        asked.clear()
+        run = tmp_path / name
+        res = runner.invoke(
+            app,
+            ["generate", "--data", str(data), "--target", "scripted/paper-world-target",
+             "--target-prompt", "paper", "--extractor", "scripted/paper-world-extractor",
+             "--proposer", f"{name}:model=scripted/paper-world-rewriter", "--run-dir", str(run),
+             "--json"],
+        )  # fmt: skip
+        assert res.exit_code == 0, res.output
+        summary = json.loads(res.stdout)
+        # The originally failed question is not rewritten; the other two are, once each.
+        assert summary["by_role"]["proposer"]["calls"] == 2 == len(asked)
+        with RunStore(run, readonly=True, lock=False) as store:
+            children = [n for n in store.nodes() if n["parent_path"] is not None]
+        assert len(children) == 2
+        for n in children:
+            assert n["depth"] == 2 and n["placement"] == "rewrite"
+            assert n["question"].startswith("Some long and winding preamble.")
+            assert len(n["question"].split()) > 10 * 8  # far past the search's 10x limit
+            assert n["status"] in ("open", "good") and "length" not in n["verdicts"]
+        if name == "paraphrase-long":
+            assert all("ten times" in a and "['" in a for a in asked)  # shown the choices
+        else:
+            assert all("background" in a and "['" not in a for a in asked)

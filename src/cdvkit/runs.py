@@ -40,7 +40,9 @@ def prepare_store(
                 f"{store.run_dir} holds a run with other settings ({detail}); "
                 "use a new --run-dir, or the same settings to resume"
             )
-        return [d["question"] for d in store.questions()]
+        questions = [d["question"] for d in store.questions()]
+        cfg.as_recorded_before(stored, any(q.free_form for q in questions))
+        return questions
     questions = load()
     store.add_questions(questions)
     store.set_config(cfg.to_dict())

@@ -369,6 +369,15 @@ class SearchConfig:
                 except ValueError as exc:
                     raise ValueError(f"--{role}: {exc}") from None
 
+    def as_recorded_before(self, stored: dict[str, Any], free_form: bool) -> None:
+        """Resume a run stored before a setting existed as it began: choices were shuffled, and
+        the target's replies were capped at 512 tokens (768 for free-form questions), which its
+        stored calls' keys hold. Settings the run recorded are compared, not filled in."""
+        if "choice_order" not in stored:
+            self.choice_order = "shuffle"
+        if "max_tokens" not in stored:
+            self.max_tokens = {"target": 768 if free_form else 512, **self.max_tokens}
+
     def protocol_spec(self) -> Protocol:
         """The protocol these settings define (see cdvkit.protocol)."""
         return protocol_from_config(self)
