@@ -14,6 +14,7 @@ from cdvkit.export import export_lm_eval, export_run, reference_entries
 from cdvkit.export.lm_eval import FINAL_NUMBER, FREE_PROMPT, NUMBER_NOISE
 from cdvkit.store import RunStore
 from freeform_helpers import FREE_QUESTIONS, make_free_run
+from lm_eval_helpers import load_task_yaml
 
 REFS = {q.id: q.references[0] for q in FREE_QUESTIONS}
 
@@ -46,7 +47,7 @@ class RowsStore:
         return iter(self.rows)
 
     def questions(self) -> list[dict]:
-        return [{"question": q} for q in self._questions]
+        return [{"question": q, "status": "done"} for q in self._questions]
 
 
 def free_row(qid: str, task: str, original: str, distracted: str, refs: list[str]) -> dict:
@@ -169,12 +170,13 @@ def test_reference_export_of_a_free_form_run(free_run, examples, tmp_path):
             assert g["choices"] == [] and g["ground_truth"] == ref
 
 
-# --- lm-eval: the folder -------------------------------------------------------------------------
-def test_lm_eval_folder_of_a_numeric_run_has_generate_until_tasks(free_run, examples, tmp_path):
+# --- lm-eval, loglik mode: the folder ----------------------------------------------------------
+def test_lm_eval_loglik_folder_of_a_numeric_run_has_gsm8k_like_tasks(free_run, examples, tmp_path):
     import yaml
 
-    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv math")
+    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv math", mode="loglik")
     assert sorted(p.name for p in res.files) == [
+        "README.md",
         "cdv_math_distracted.jsonl",
         "cdv_math_distracted.yaml",
         "cdv_math_original.jsonl",
@@ -210,14 +212,17 @@ def test_lm_eval_folder_of_a_numeric_run_has_generate_until_tasks(free_run, exam
             assert r["question"] == first[r["id"]][field]
             assert r["answer"] == REFS[r["id"]] and r["references"] == [REFS[r["id"]]]
             assert r["task"] == NUMERIC
-    every = export_run(free_run, "lm-eval", tmp_path / "all", task="x", all_examples=True)
+    every = export_run(
+        free_run, "lm-eval", tmp_path / "all", task="x", all_examples=True, mode="loglik"
+    )
     assert every.count == 9
 
 
-def test_lm_eval_short_answer_tasks_are_modelled_on_triviaqa(tmp_path):
+def test_lm_eval_loglik_short_answer_tasks_are_modelled_on_triviaqa(tmp_path):
     import yaml
 
-    res = export_lm_eval(RowsStore(tmp_path / "run", TRIVIA), tmp_path / "task", task="trivia")
+    store = RowsStore(tmp_path / "run", TRIVIA)
+    res = export_lm_eval(store, tmp_path / "task", task="trivia", mode="loglik")
     cfg = yaml.safe_load((res.path / "trivia_distracted.yaml").read_text())
     assert cfg["output_type"] == "generate_until" and cfg["doc_to_text"] == FREE_PROMPT
     assert cfg["doc_to_target"] == "references"  # every alias counts
@@ -248,7 +253,8 @@ def test_lm_eval_gives_rows_of_several_shapes_a_task_pair_each(tmp_path):
     }
     for k in ("task", "references"):
         del mc[k]
-    res = export_lm_eval(RowsStore(tmp_path / "run", [numeric, *TRIVIA, mc]), tmp_path / "t")
+    store = RowsStore(tmp_path / "run", [numeric, *TRIVIA, mc])
+    res = export_lm_eval(store, tmp_path / "t", mode="loglik")
     names = sorted(p.name for p in res.files if p.suffix == ".yaml")
     assert names == [
         f"cdv_run_{shape}_{variant}.yaml"
@@ -273,19 +279,32 @@ def test_lm_eval_gives_rows_of_several_shapes_a_task_pair_each(tmp_path):
         )
         for variant in ("original", "distracted")
     }
+    # The protocol mode writes the same pairs, each asked as the protocol asks its shape.
+    res = export_lm_eval(store, tmp_path / "p")
+    assert sorted(p.name for p in res.files if p.suffix == ".yaml") == names
+    loaded = TaskManager(include_path=str(res.path), include_defaults=False).load(["cdv_run"])
+    assert {task.OUTPUT_TYPE for task in loaded["tasks"].values()} == {"generate_until"}
+    readme = (res.path / "README.md").read_text()
+    assert "`cdv_run_numeric_original`: accuracy on the original numeric questions" in readme
+    assert ", on the short answer questions." in readme
 
 
 def test_lm_eval_export_of_a_free_form_run_without_examples(tmp_path):
     import yaml
 
     store = RowsStore(tmp_path / "run", [], questions=FREE_QUESTIONS)
-    res = export_lm_eval(store, tmp_path / "task", task="none")
+    res = export_lm_eval(store, tmp_path / "task", task="none", mode="loglik")
     assert res.count == 0
     cfg = yaml.safe_load((res.path / "none_original.yaml").read_text())
     assert cfg["output_type"] == "generate_until" and cfg["doc_to_target"] == "answer"
+    assert cfg["doc_to_text"] == FREE_PROMPT
+    res = export_lm_eval(store, tmp_path / "protocol", task="none")
+    assert res.count == 0 and jsonl(res.path / "none_distracted.jsonl") == []
+    cfg = load_task_yaml(res.path / "none_original.yaml")
+    assert cfg["output_type"] == "generate_until" and cfg["repeats"] == 5  # the default n
 
 
-# --- lm-eval: loaded and scored by lm-eval itself ------------------------------------------------
+# --- lm-eval, loglik mode: loaded and scored by lm-eval itself -----------------------------------
 REPLIES = [
     # (reply, reference, right?) as lm-eval's own filter and metric judge them.
     (" 13", "13", True),
@@ -323,14 +342,14 @@ def test_lm_eval_reads_the_final_number(reply, reference, right):
     assert score == (1.0 if right else 0.0), got
 
 
-def test_lm_eval_loads_the_free_form_tasks_through_its_own_task_manager(
+def test_lm_eval_loads_the_loglik_free_form_tasks_through_its_own_task_manager(
     free_run, examples, tmp_path
 ):
     pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install lm-eval)")
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm-eval").setLevel(logging.WARNING)
-    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv_math")
+    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv_math", mode="loglik")
     tm = TaskManager(include_path=str(res.path), include_defaults=False)
     loaded = tm.load(["cdv_math"])["tasks"]  # the tag runs both tasks
     assert set(loaded) == {"cdv_math_original", "cdv_math_distracted"}
@@ -369,7 +388,7 @@ def _free_lm(answer):
     return Scripted()
 
 
-def test_lm_eval_scores_the_numeric_tasks_end_to_end(free_run, examples, tmp_path):
+def test_lm_eval_scores_the_loglik_numeric_tasks_end_to_end(free_run, examples, tmp_path):
     pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install lm-eval)")
     from lm_eval.evaluator import evaluate as lm_evaluate
     from lm_eval.tasks import TaskManager
@@ -389,7 +408,7 @@ def test_lm_eval_scores_the_numeric_tasks_end_to_end(free_run, examples, tmp_pat
             return f" **Answer:** {pushed[question]}\n(not {REFS[qid]})"
         return right[next(q.id for q in FREE_QUESTIONS if q.question == question)]
 
-    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv_e2e")
+    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv_e2e", mode="loglik")
     tm = TaskManager(include_path=str(res.path), include_defaults=False)
     out = lm_evaluate(
         lm=_free_lm(answer), task_dict=tm.load(["cdv_e2e"]), bootstrap_iters=0, log_samples=False
@@ -398,7 +417,7 @@ def test_lm_eval_scores_the_numeric_tasks_end_to_end(free_run, examples, tmp_pat
     assert out["cdv_e2e_distracted"]["exact_match,final-number"] == pytest.approx(0.0)
 
 
-def test_lm_eval_scores_the_short_answer_tasks_end_to_end(tmp_path):
+def test_lm_eval_scores_the_loglik_short_answer_tasks_end_to_end(tmp_path):
     pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install lm-eval)")
     from lm_eval.evaluator import evaluate as lm_evaluate
     from lm_eval.tasks import TaskManager
@@ -416,7 +435,8 @@ def test_lm_eval_scores_the_short_answer_tasks_end_to_end(tmp_path):
     def answer(prompt: str) -> str:
         return replies[prompt.removeprefix("Question: ").removesuffix("\nAnswer:")]
 
-    res = export_lm_eval(RowsStore(tmp_path / "run", TRIVIA), tmp_path / "task", task="trivia")
+    store = RowsStore(tmp_path / "run", TRIVIA)
+    res = export_lm_eval(store, tmp_path / "task", task="trivia", mode="loglik")
     tm = TaskManager(include_path=str(res.path), include_defaults=False)
     tasks = tm.load(["trivia"])
     for task in tasks["tasks"].values():
@@ -427,3 +447,105 @@ def test_lm_eval_scores_the_short_answer_tasks_end_to_end(tmp_path):
     ]
     assert out["trivia_original"]["exact_match,remove_whitespace"] == pytest.approx(1.0)
     assert out["trivia_distracted"]["exact_match,remove_whitespace"] == pytest.approx(0.5)
+
+
+# --- lm-eval, protocol mode (the default): the run's protocol itself ----------------------------
+def test_lm_eval_protocol_folder_of_a_numeric_run(free_run, examples, tmp_path):
+    from cdvkit.tasks.prompts import free_target_request
+
+    res = export_run(free_run, "lm-eval", tmp_path / "task", task="cdv math")
+    assert {"protocol.json", "utils.py", "README.md"} <= {p.name for p in res.files}
+    cap = free_target_request("q", NUMERIC, temperature=0.01).max_tokens
+    for variant, field in (("original", "original_question"), ("distracted", "question")):
+        cfg = load_task_yaml(res.path / f"cdv_math_{variant}.yaml")
+        assert cfg["output_type"] == "generate_until" and cfg["repeats"] == 2
+        assert cfg["generation_kwargs"]["until"] == []
+        assert cfg["generation_kwargs"]["max_gen_toks"] == cap
+        assert cfg["filter_list"][0]["filter"] == [{"function": "take_first_k", "k": 2}]
+        assert cfg["process_results"] == "!function utils.process_results"
+        rows = jsonl(res.path / f"cdv_math_{variant}.jsonl")
+        assert [r["id"] for r in rows] == ["eggs", "pens", "miles"]
+        first = {}
+        for ex in examples:
+            first.setdefault(ex["question_id"], ex)
+        for r in rows:
+            q = first[r["id"]][field]
+            system, user = free_target_request(q, NUMERIC, temperature=0.01).message_dicts
+            assert (r["system"], r["prompt"]) == (system["content"], user["content"])
+            assert r["references"] == [REFS[r["id"]]] and r["task"] == NUMERIC
+    readme = (res.path / "README.md").read_text()
+    assert "n=2, T=0.01, numeric prompt, right if any answer is right" in readme
+
+
+def planned_free_replies(store, plan):
+    """A script answering each free-form question as ``plan`` says, sample by sample: right (the
+    reference), wrong (another answer) or mute; found by the user message cdvkit renders."""
+    from cdvkit.evaluation import from_store
+    from cdvkit.tasks.prompts import free_target_request
+    from lm_eval_helpers import by_user_message
+
+    table = {}
+    for item in from_store(store).items:
+        for n, v in enumerate(item.variants(True)):
+            user = free_target_request(v.question, v.task, temperature=0.01).message_dicts[-1]
+            table[user["content"]] = (plan[(item.id, "original" if n == 0 else "distracted")], v)
+    find = by_user_message(table)
+
+    def reply(messages, sample: int) -> str:
+        steps, v = find(messages)
+        step = steps[sample % len(steps)]
+        if step == "mute":
+            return "I would rather not say."
+        if step == "right":
+            return f"Working it out step by step.\nAnswer: {v.references[-1]}"
+        return "Working it out step by step.\nAnswer: 7" if v.task == NUMERIC else "Answer: Oslo"
+
+    return reply
+
+
+async def test_lm_eval_protocol_numeric_task_reproduces_cdv_evaluate(free_run, tmp_path):
+    pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install lm-eval)")
+    from cdvkit.evaluation import EvalSettings
+    from lm_eval_helpers import cdv_evaluate, chat_lm, lm_eval_results
+
+    # Right if any of the 2 answers is right: originals eggs and pens (2/3), examples pens and
+    # miles (2/3); lm-eval's first answer alone would give 1/3 and 1/3.
+    plan = {
+        ("eggs", "original"): ["wrong", "right"],
+        ("eggs", "distracted"): ["wrong", "wrong"],
+        ("pens", "original"): ["right", "right"],
+        ("pens", "distracted"): ["mute", "right"],
+        ("miles", "original"): ["mute", "mute"],
+        ("miles", "distracted"): ["right", "wrong"],
+    }
+    res = export_run(free_run, "lm-eval", tmp_path / "task", task="twin")
+    with RunStore(free_run, lock=False, readonly=True) as store:
+        reply = planned_free_replies(store, plan)
+        cdv = await cdv_evaluate(store, EvalSettings(samples=2, resamples=100), reply=reply)
+    out = lm_eval_results(res.path, "twin", chat_lm(reply=reply))
+    assert out["twin_original"]["acc,protocol"] == pytest.approx(cdv["original"])
+    assert out["twin_distracted"]["acc,protocol"] == pytest.approx(cdv["distracted"])
+    assert (cdv["original"], cdv["distracted"]) == pytest.approx((2 / 3, 2 / 3))
+
+
+async def test_lm_eval_protocol_short_answer_task_reproduces_cdv_evaluate(tmp_path):
+    pytest.importorskip("lm_eval", reason="lm-eval is not installed (pip install lm-eval)")
+    from cdvkit.evaluation import EvalSettings
+    from lm_eval_helpers import cdv_evaluate, chat_lm, lm_eval_results
+
+    # "right" answers with the last alias ("Fab Four"), which the reader accepts: originals
+    # both right, examples band right (its second answer) and capital fooled.
+    plan = {
+        ("band", "original"): ["right"],
+        ("band", "distracted"): ["wrong", "right", "wrong"],
+        ("capital", "original"): ["mute", "mute", "right"],
+        ("capital", "distracted"): ["wrong"],
+    }
+    store = RowsStore(tmp_path / "run", TRIVIA)
+    res = export_lm_eval(store, tmp_path / "task", task="trivia")  # the default 5 samples
+    reply = planned_free_replies(store, plan)
+    cdv = await cdv_evaluate(store, EvalSettings(resamples=100), reply=reply)
+    out = lm_eval_results(res.path, "trivia", chat_lm(reply=reply))
+    assert out["trivia_original"]["acc,protocol"] == pytest.approx(cdv["original"])
+    assert out["trivia_distracted"]["acc,protocol"] == pytest.approx(cdv["distracted"])
+    assert (cdv["original"], cdv["distracted"]) == pytest.approx((1.0, 0.5))

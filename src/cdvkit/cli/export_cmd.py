@@ -34,6 +34,14 @@ def export_command(
         bool,
         typer.Option("--all-examples", help="lm-eval: every example, not the first per question."),
     ] = False,
+    lm_eval_mode: Annotated[
+        str,
+        typer.Option(
+            "--lm-eval-mode",
+            help="lm-eval: protocol (the run's protocol, reproduces cdv evaluate's numbers) | "
+            "loglik (lm-eval's own: letters by likelihood, gsm8k/triviaqa-style generation).",
+        ),
+    ] = "protocol",
     chat: Annotated[
         bool,
         typer.Option(
@@ -68,15 +76,19 @@ def export_command(
         _export_training(run, fmt, output, chat, test_share, seed, response, first_only)
         return
     try:
-        res = export_run(run, fmt, output, task=task_name, all_examples=all_examples)
+        # Only the lm-eval writer takes a mode; a plugin format need not accept it.
+        options = {"mode": lm_eval_mode} if fmt == "lm-eval" else {}
+        res = export_run(run, fmt, output, task=task_name, all_examples=all_examples, **options)
     except USER_ERRORS as exc:
         raise _fail(str(exc)) from None
     what = "questions with examples" if fmt == "reference" else "examples"
     console.print(f"wrote {res.count} {what} to {res.path}", highlight=False)
     if fmt == "lm-eval":
         task = res.files[0].stem.rsplit("_", 1)[0] if res.files else "?"
+        as_chat = " --apply_chat_template" if lm_eval_mode == "protocol" else ""
         console.print(
-            f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...",
+            f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...{as_chat}"
+            f"  (what each task measures: {res.path / 'README.md'})",
             highlight=False,
         )
 

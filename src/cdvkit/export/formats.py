@@ -215,8 +215,10 @@ def export_run(
     *,
     task: str | None = None,
     all_examples: bool = False,
+    **options: Any,
 ) -> ExportResult:
-    """Export a run directory in ``fmt``; ``output`` defaults to a file or folder in the run."""
+    """Export a run directory in ``fmt``; ``output`` defaults to a file or folder in the run.
+    ``options`` go to the format's writer as they are (``mode=`` for ``lm-eval``)."""
     if fmt not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
     fmt_ = EXPORTERS.get(fmt)
@@ -224,7 +226,7 @@ def export_run(
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     with RunStore(run_dir, lock=False, readonly=True) as store:
-        return fmt_.write(store, out, task=task, all_examples=all_examples)
+        return fmt_.write(store, out, task=task, all_examples=all_examples, **options)
 
 
 # Formats that are one text file, so `cdv export -o -` can write them to stdout.

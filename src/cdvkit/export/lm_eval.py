@@ -1,19 +1,25 @@
-"""The ``lm-eval`` export: an lm-evaluation-harness task folder (YAML tasks + JSONL data).
+"""The ``lm-eval`` export: an lm-evaluation-harness task folder (YAML tasks, JSONL data, README).
 
 Two paired tasks, ``<task>_original`` and ``<task>_distracted``, over the questions that have a
-CDV example, tagged ``<task>`` so ``lm_eval --include_path <dir> --tasks <task>`` runs both. Their
-kind follows the run's task shape:
+CDV example, tagged ``<task>`` so ``lm_eval --include_path <dir> --tasks <task>`` runs both. One
+run has one shape; rows of several shapes (never written by one run) get one task pair per shape,
+``<task>_<shape>_original`` and ``<task>_<shape>_distracted``, all tagged ``<task>``.
 
-- multiple choice: ``multiple_choice`` tasks, each choice's letter scored by its likelihood after
-  the lettered prompt cdvkit shows its targets (``acc``);
-- numeric: ``generate_until`` tasks modelled on lm-eval's ``gsm8k``: the reply's final number
-  (the one after "Answer:" or "####", else its last number) against the reference, by
-  ``exact_match`` ignoring case, commas, "$", "%", a trailing "." and a zero fraction;
-- short answer: ``generate_until`` tasks modelled on lm-eval's ``triviaqa``: the reply's first
-  line against the reference and its aliases, by ``exact_match`` ignoring case and punctuation.
+Two modes (``cdv export --lm-eval-mode``):
 
-One run has one shape. Rows of several shapes (never written by one run) get one task pair per
-shape, ``<task>_<shape>_original`` and ``<task>_<shape>_distracted``, all tagged ``<task>``.
+- ``protocol`` (the default): the run's protocol itself, so each task's ``acc`` reproduces a
+  ``cdv evaluate`` number (:mod:`.lm_eval_protocol`; scored by cdvkit's readers through the
+  folder's ``utils.py``, so cdvkit must be installed where lm_eval runs);
+- ``loglik``: lm-eval's own conventions, comparable with its other tasks but not with cdvkit's
+  numbers. Multiple choice: ``multiple_choice`` tasks, each choice's letter scored by its
+  likelihood after the lettered question and "Answer:" (``acc``). Numeric: ``generate_until``
+  tasks modelled on lm-eval's ``gsm8k``: the reply's final number (the one after "Answer:" or
+  "####", else its last number) against the reference, by ``exact_match`` ignoring case, commas,
+  "$", "%", a trailing "." and a zero fraction. Short answer: modelled on ``triviaqa``: the
+  reply's first line against the reference and its aliases, by ``exact_match`` ignoring case and
+  punctuation.
+
+The folder's README.md says which ``cdv evaluate`` number each task reproduces.
 """
 
 from __future__ import annotations
@@ -25,11 +31,26 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER
-from cdvkit.export.base import ExportResult, example_rows, row_task
+from cdvkit.evaluation.example_rows import from_store
+from cdvkit.evaluation.items import EvalItem, Variant
+from cdvkit.export.base import ExportResult
+from cdvkit.export.lm_eval_protocol import (
+    PROTOCOL_FILE,
+    UTILS_PY,
+    Function,
+    protocol_config,
+    protocol_row,
+    protocol_settings,
+    reply_cap,
+)
+from cdvkit.export.lm_eval_readme import TaskInfo, task_readme
 from cdvkit.prompts import render_mcq
+from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
 
-# gsm8k's and triviaqa's zero-shot prompt.
+LM_EVAL_MODES = ("protocol", "loglik")
+
+# The loglik mode's parts. gsm8k's and triviaqa's zero-shot prompt:
 FREE_PROMPT = "Question: {{question}}\nAnswer:"
 
 # A number as replies write it: "-5", "$1,080.50".
@@ -49,7 +70,7 @@ NUMBER_NOISE = [",", "\\$", "%", "\\.$", "\\.0+$"]
 NUMERIC_FILTER = "final-number"
 SHORT_FILTER = "remove_whitespace"
 
-# What each shape's tasks add to the common part (dataset, split, tag).
+# What each shape's loglik-mode tasks add to the common part (dataset, split, tag).
 SHAPE_CONFIG: dict[str, dict[str, Any]] = {
     MULTIPLE_CHOICE: {
         "output_type": "multiple_choice",
@@ -119,45 +140,28 @@ def task_slug(text: str) -> str:
     return slug if slug and not slug[0].isdigit() else f"cdv_{slug}"
 
 
-def _mc_row(qid: str, source: str, question: str, choices: list[str], answer: int) -> dict:
-    return {
-        "id": qid,
-        "source": source,
-        "question": question,
-        "choices": choices,
-        "answer": answer,
-        "labels": list(LETTERS[: len(choices)]),
+def _doc(item: EvalItem, v: Variant) -> dict[str, Any]:
+    """One question as a task document (what both modes share)."""
+    row: dict[str, Any] = {"id": item.id, "source": item.dataset, "task": v.task}
+    if v.task == MULTIPLE_CHOICE:
+        return row | {"question": v.question, "choices": list(v.choices), "answer": v.answer}
+    # "answer" is the reference (the numeric tasks' target); "references" adds its aliases.
+    refs = list(v.references)
+    return row | {"question": v.question, "answer": refs[0], "references": refs}
+
+
+def _loglik_row(row: dict[str, Any]) -> dict[str, Any]:
+    if row["task"] != MULTIPLE_CHOICE:
+        return row
+    return row | {
+        "labels": list(LETTERS[: len(row["choices"])]),
         # The same lettered layout cdvkit shows its targets, scored by the letter's likelihood.
-        "prompt": render_mcq(question, choices) + "\nAnswer:",
+        "prompt": render_mcq(row["question"], row["choices"]) + "\nAnswer:",
     }
-
-
-def _free_row(qid: str, source: str, task: str, question: str, references: list[str]) -> dict:
-    return {
-        "id": qid,
-        "source": source,
-        "task": task,
-        "question": question,
-        "answer": references[0],  # the reference: the numeric tasks' target
-        "references": list(references),  # with its aliases: the short-answer tasks' targets
-    }
-
-
-def _doc_row(ex: dict[str, Any], distracted: bool) -> dict[str, Any]:
-    """One variant of an example as a task document."""
-    q = ex["question"] if distracted else ex["original_question"]
-    task = row_task(ex)
-    if task == MULTIPLE_CHOICE:
-        if distracted:
-            return _mc_row(ex["question_id"], ex["source"], q, ex["choices"], ex["answer"])
-        choices, answer = ex["original_choices"], ex["original_answer"]
-        return _mc_row(ex["question_id"], ex["source"], q, choices, answer)
-    refs = ex.get("references") or [ex["answer_text"]]
-    return _free_row(ex["question_id"], ex["source"], task, q, refs)
 
 
 def _task_yaml(
-    task: str, tag: str, data_file: Path, description: str, shape: str = MULTIPLE_CHOICE
+    task: str, tag: str, data_file: Path, description: str, shape_config: dict[str, Any]
 ) -> dict[str, Any]:
     return {
         "task": task,
@@ -169,14 +173,14 @@ def _task_yaml(
         "dataset_kwargs": {"data_files": {"test": str(data_file.resolve())}},
         "test_split": "test",
         # A copy: yaml would write objects it meets twice as anchors and aliases.
-        **copy.deepcopy(SHAPE_CONFIG[shape]),
+        **copy.deepcopy(shape_config),
         "metadata": {"version": 1.0},
     }
 
 
 def _yaml_text(cfg: dict[str, Any]) -> str:
     """``cfg`` as YAML, a text with line breaks double-quoted ("Question: ...\\nAnswer:") where
-    plain PyYAML would fold it over lines."""
+    plain PyYAML would fold it over lines, and :class:`Function` as lm-eval's ``!function``."""
     import yaml
 
     class Dumper(yaml.SafeDumper):
@@ -186,32 +190,45 @@ def _yaml_text(cfg: dict[str, Any]) -> str:
         style = '"' if "\n" in data else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
+    def function(dumper: yaml.SafeDumper, data: Function) -> yaml.ScalarNode:
+        return dumper.represent_scalar("!function", str(data))
+
     Dumper.add_representer(str, text)
+    Dumper.add_representer(Function, function)
     return yaml.dump(cfg, Dumper=Dumper, sort_keys=False, allow_unicode=True)
 
 
-def _shapes(store: RunStore, rows: list[dict[str, Any]]) -> list[str]:
-    """The task shapes to write tasks for: the rows', else (no example) the run's questions'."""
-    shapes = list(dict.fromkeys(row_task(r) for r in rows))
+def _shapes(store: RunStore, items: list[EvalItem]) -> list[str]:
+    """The task shapes to write tasks for: the examples', else (no example) the run's
+    questions'."""
+    shapes = list(dict.fromkeys(i.original.task for i in items))
     if not shapes:
         shapes = list(dict.fromkeys(d["question"].task for d in store.questions()))
     return shapes or [MULTIPLE_CHOICE]
 
 
 def _pair(
-    rows: list[dict[str, Any]], all_examples: bool
+    items: list[EvalItem], all_examples: bool
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The original of each question, and its first (or every) distracted example."""
-    original: dict[str, dict[str, Any]] = {}
-    distracted: list[dict[str, Any]] = []
-    for ex in rows:
-        qid = ex["question_id"]
-        first = qid not in original
-        if first:
-            original[qid] = _doc_row(ex, distracted=False)
-        if all_examples or first:
-            distracted.append(_doc_row(ex, distracted=True))
-    return list(original.values()), distracted
+    """The original of each question with an example, and its first (or every) example: the
+    questions and versions ``cdv evaluate`` asks (its own pairing of the run's rows, which skips
+    a row identical to its original and reads a baseline run's rewrites)."""
+    original = [_doc(i, i.original) for i in items if i.examples]
+    distracted = [_doc(i, v) for i in items for v in i.variants(all_examples)[1:]]
+    return original, distracted
+
+
+def _check(shapes: list[str], mode: str, protocol: Protocol | None) -> None:
+    """Refuse an export no task can hold, before anything is written."""
+    if mode not in LM_EVAL_MODES:
+        raise ValueError(f"unknown lm-eval mode {mode!r} (available: {', '.join(LM_EVAL_MODES)})")
+    for shape in shapes:
+        if mode == "loglik" and shape not in SHAPE_CONFIG:
+            raise ValueError(f"the lm-eval export has no task for {shape!r} questions")
+        if protocol is not None and protocol.scoring == "exact" and shape != MULTIPLE_CHOICE:
+            raise ValueError(
+                f"the run's exact protocol has no choices to score in {shape!r} questions"
+            )
 
 
 def export_lm_eval(
@@ -220,37 +237,61 @@ def export_lm_eval(
     *,
     task: str | None = None,
     all_examples: bool = False,
+    mode: str = "protocol",
 ) -> ExportResult:
     """Two paired tasks, ``<task>_original`` and ``<task>_distracted``, over the questions that
-    have a CDV example, tagged ``<task>`` so ``--tasks <task>`` runs both: ``multiple_choice``
-    tasks for a multiple-choice run, ``generate_until`` ones for a free-form run.
+    have a CDV example, tagged ``<task>`` so ``--tasks <task>`` runs both, plus a README.md
+    saying what each measures. ``mode``: ``protocol`` (the run's protocol, scored by cdvkit's
+    readers: each task reproduces a ``cdv evaluate`` number) or ``loglik`` (lm-eval's own
+    conventions; see the module docstring).
 
-    Use with ``lm_eval --include_path <dir> --tasks <task>``.
+    Use with ``lm_eval --include_path <dir> --tasks <task> --apply_chat_template``.
     """
     out = Path(out_dir)
     name = task_slug(task or f"cdv_{store.run_dir.resolve().name}")
-    rows = example_rows(store)
-    shapes = _shapes(store, rows)
-    for shape in shapes:  # refused before anything is written
-        if shape not in SHAPE_CONFIG:
-            raise ValueError(f"the lm-eval export has no task for {shape!r} questions")
+    items = from_store(store).items
+    shapes = _shapes(store, items)
+    settings = protocol_settings(store.get_config() or {})
+    protocol = protocol_from_config(settings) if mode == "protocol" else None
+    _check(shapes, mode, protocol)
     out.mkdir(parents=True, exist_ok=True)
     files: list[Path] = []
+    written: list[TaskInfo] = []
     count = 0
     for shape in shapes:
         base = f"{name}_{shape}" if len(shapes) > 1 else name
-        original, distracted = _pair([r for r in rows if row_task(r) == shape], all_examples)
+        original, distracted = _pair([i for i in items if i.original.task == shape], all_examples)
         count += len(distracted)
         for variant, data in (("original", original), ("distracted", distracted)):
+            # --all-examples: cdv evaluate weighs each question once, not each example.
+            per_question = protocol is not None and all_examples and variant == "distracted"
+            if protocol is None:
+                docs, config = [_loglik_row(r) for r in data], SHAPE_CONFIG[shape]
+            else:
+                docs = [protocol_row(protocol, r) for r in data]
+                if per_question:
+                    docs = [d | {"per_question": True} for d in docs]
+                config = protocol_config(protocol, shape, reply_cap(protocol, shape), per_question)
             data_file = out / f"{base}_{variant}.jsonl"
             with open(data_file, "w", encoding="utf-8") as f:
-                for r in data:
-                    f.write(json.dumps(r, ensure_ascii=False) + "\n")
+                for d in docs:
+                    f.write(json.dumps(d, ensure_ascii=False) + "\n")
             what = variant if len(shapes) == 1 else f"{shape} {variant}"
             cfg = _task_yaml(
-                f"{base}_{variant}", name, data_file, f"CDV {what} ({store.run_dir.name})", shape
+                f"{base}_{variant}", name, data_file, f"CDV {what} ({store.run_dir.name})", config
             )
             yaml_file = out / f"{base}_{variant}.yaml"
             yaml_file.write_text(_yaml_text(cfg), encoding="utf-8")
             files += [yaml_file, data_file]
+            written.append(TaskInfo(f"{base}_{variant}", shape, variant, len(docs)))
+    if protocol is not None:
+        (out / PROTOCOL_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
+        (out / "utils.py").write_text(UTILS_PY, encoding="utf-8")
+        files += [out / PROTOCOL_FILE, out / "utils.py"]
+    readme = out / "README.md"
+    run = str(store.run_dir)
+    cap = max((reply_cap(protocol, shape) for shape in shapes), default=0) if protocol else 0
+    text = task_readme(name, run, written, str(out.resolve()), protocol, all_examples, cap)
+    readme.write_text(text, encoding="utf-8")
+    files.append(readme)
     return ExportResult(out, count, files)
