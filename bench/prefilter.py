@@ -1,19 +1,24 @@
 """Enhanceability prefilter: how well it ranks questions, and what skipping saves on a real run.
 
 (1) 5-fold cross-validated ROC AUC of the prefilter (MiniLM embeddings + logistic regression) on
-    the shared training file ``../shared/data/benchmarks/enhanceability_train.json``.
+    the shared training file ``../shared/data/benchmarks/enhanceability_train.json``, its labels
+    read as the reference's code wrote them ("Yes" = the search found at least one good
+    question, originally failed questions included: enhanceable).
 (2) On a run with the offline default (target embed/all-MiniLM-L6-v2, template proposer): the
     questions of the four shared benchmarks are split in two disjoint halves. An "earlier run"
     searches the first half with no prefilter; its stored outcomes train a prefilter (the way
     `cdv prefilter train --data <run dir>` does). The second half is then searched without a
     prefilter, and with it skipping the 10/20/30/50% of questions it rates least likely; the
     table shows the calls saved against the examples lost, both against the unfiltered run.
+    A run's labels mean what the file's do: an originally failed question counts as enhanceable.
     The model trained on the shared file is applied the same way, for comparison (it was
     labelled against another target).
 (3) ``--prefilter auto`` on the loopback OpenAI-compatible server (bench/_fakeserver.py), its
     simulated target made harder than the search benchmark's (a wider margin for the right
     answer) so that about half the questions can be made into examples, as in the reference's
-    labelled file (48%): with the default world nearly all can, and there is nothing to skip.
+    labelled file (52% "Yes"): with the default world nearly all can, and there is nothing to
+    skip. Here labels are --prefilter auto's own: questions searched to the end only (auto
+    decides only among questions the target answers right).
     400 questions (100 per benchmark) are searched without a prefilter, then with
     ``--prefilter auto`` at several thresholds; calls saved and questions with an example lost
     are both against the unfiltered run. Before that, which features carry the signal:
@@ -114,17 +119,22 @@ async def on_a_run(per_source: int, seed: int, shared_file: Path) -> None:
             ("trained on the earlier run", tmpdir / "from_run.joblib"),
             ("trained on the shared file", tmpdir / "from_file.joblib"),
         ):
-            # AUC over the questions the later run could label (searched to the end).
+            # AUC over the questions the later run could label (finished: searched to the end,
+            # or failed undistracted, which counts as enhanceable as in the reference).
             scores = Prefilter.load(model).predict_proba(truth.texts)
             value = auc(truth.labels, scores.tolist())
             positives = sum(truth.labels)
             shown = (
                 f"{value:.3f}"
                 if value is not None
-                else f"undefined: {positives} of the {len(truth.labels)} questions searched to "
-                "the end have an example (one class only)"
+                else f"undefined: {positives} of the {len(truth.labels)} finished questions are "
+                "enhanceable (one class only)"
             )
-            print(f"  {label}: AUC on the later run's outcomes {shown}")
+            meta = Prefilter.load(model).metadata
+            print(
+                f"  {label}: trained on {meta['n']} labelled questions, {meta['positives']} "
+                f"enhanceable; AUC on the later run's outcomes {shown}"
+            )
             for share in SKIP_SHARES:
                 later_scores = Prefilter.load(model).predict_proba(later)
                 t = float(np.quantile(later_scores, share))

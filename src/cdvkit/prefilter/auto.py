@@ -101,8 +101,13 @@ class AutoPrefilter:
         return {d["id"]: d["status"] for d in self.store.questions()}
 
     def _labels(self, ids: Sequence[str]) -> list[tuple[str, int]]:
-        """(id, 1 if it has an example else 0) for the questions of ``ids`` searched to the end
-        (an originally failed or incomplete question says nothing about enhanceability)."""
+        """(id, 1 if it has an example else 0) for the questions of ``ids`` searched to the end.
+
+        Unlike a saved model's run labels (``labels.load_run_outcomes``), a question the target
+        failed undistracted is left out, not counted as 1: auto decides only after the root
+        answers, among questions the target got right, so those are the only ones its model
+        needs to rank; failed ones (all answers wrong) would only teach it what it already
+        knows and make its ranking look better than it is. An incomplete one says nothing."""
         status = self._status()
         good = {n["question_id"] for n in self.store.nodes(status="good")}
         return [(q, int(q in good)) for q in ids if status[q] == S.DONE and q in self.roots]

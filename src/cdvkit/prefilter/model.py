@@ -10,7 +10,13 @@ from typing import Any
 
 import numpy as np
 
-from cdvkit.prefilter.labels import Labelled, QuestionLike, as_text, load_labelled
+from cdvkit.prefilter.labels import (
+    LABEL_MEANING,
+    Labelled,
+    QuestionLike,
+    as_text,
+    load_labelled,
+)
 
 FORMAT = "cdvkit-prefilter"
 FORMAT_VERSION = 1
@@ -21,6 +27,15 @@ DEFAULT_C = 0.1
 DEFAULT_THRESHOLD = 0.3
 
 Progress = Callable[[int, int], None]  # (folds done, folds in all)
+
+# Model files from before cdvkit recorded its labels: what they say instead of a record. Then the
+# reference file's "Yes" was read as *not* enhanceable, so such a model trained on it ranks
+# backwards.
+UNRECORDED = (
+    "unrecorded (a model file from before cdvkit recorded its labels; one trained on the "
+    'reference file then read its "Yes" as not enhanceable, the opposite of what it means: '
+    "train it again)"
+)
 
 
 def embed_texts(texts: Sequence[str], embedder: str = DEFAULT_EMBEDDER) -> np.ndarray:
@@ -47,6 +62,20 @@ class Prefilter:
     @property
     def embedder(self) -> str:
         return str(self.metadata.get("embedder", DEFAULT_EMBEDDER))
+
+    @property
+    def label_sources(self) -> list[dict[str, Any]] | None:
+        """Per source: its rows, positives and how its labels were read; None when the file
+        predates the record."""
+        sources = self.metadata.get("label_sources")
+        return None if sources is None else [dict(s) for s in sources]
+
+    @property
+    def label_meaning(self) -> str:
+        """What label 1 meant when this model was trained (``UNRECORDED`` for older files)."""
+        if self.label_sources is None:
+            return UNRECORDED
+        return str(self.metadata.get("label", UNRECORDED))
 
     def predict_proba(self, questions: Sequence[QuestionLike]) -> np.ndarray:
         """P(enhanceable) per question: Question objects, (question, choices) pairs or texts."""
@@ -133,7 +162,8 @@ def train_prefilter(
     import sklearn
 
     metadata: dict[str, Any] = {
-        "label": "P(enhanceable): 1 = a search found a CDV example",
+        "label": LABEL_MEANING,
+        "label_sources": labelled.record(),
         "embedder": embedder,
         "C": c,
         "seed": seed,
