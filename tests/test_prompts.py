@@ -17,7 +17,9 @@ from cdvkit.data.question import LETTERS
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.prompts import PromptsError, load_prompts_file, read_choice_reply
-from cdvkit.prompts.templates import DEFAULT_PROMPTS, DEFAULTS, ReplySpec, check_overrides
+from cdvkit.prompts.defaults import DEFAULTS
+from cdvkit.prompts.spec import ReplySpec
+from cdvkit.prompts.templates import DEFAULT_PROMPTS, check_overrides
 from cdvkit.store import RunStore
 from scripted_helpers import SKY, write_questions
 

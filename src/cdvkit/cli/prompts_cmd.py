@@ -12,7 +12,8 @@ from typing import Annotated, Any
 import typer
 
 from cdvkit.cli.common import USER_ERRORS, add_command, fail
-from cdvkit.prompts.templates import PLACEHOLDERS, PromptSet, role_of
+from cdvkit.prompts.spec import PLACEHOLDERS
+from cdvkit.prompts.templates import PromptSet, role_of
 
 
 def templates_in_use(cfg: Any, task: str = "multiple_choice") -> list[str]:

@@ -15,14 +15,12 @@ from typing import Any
 from cdvkit.answers import Reading, read_answer
 from cdvkit.data.question import LETTERS
 from cdvkit.models.base import MCQ, GenerateRequest, Message
+from cdvkit.prompts.defaults import DEFAULTS, PLAIN_SYSTEM
+from cdvkit.prompts.spec import ReplySpec, Template
 from cdvkit.prompts.templates import (
     DEFAULT_PROMPTS,
-    DEFAULTS,
-    PLAIN_SYSTEM,
     PromptsError,
     PromptSet,
-    ReplySpec,
-    Template,
     load_prompts_file,
     prompt_set,
 )

@@ -325,49 +325,9 @@ class SearchConfig:
             raise ValueError("--prefilter-threshold must lie between 0 and 1")
         if self.prefilter_warmup < 1 or self.prefilter_batch < 1:
             raise ValueError("--prefilter-warmup and --prefilter-batch must be at least 1")
-        from cdvkit.models.registry import is_model, split_spec
-        from cdvkit.registry import parse_spec
-        from cdvkit.search.constraints import CONSTRAINTS
-        from cdvkit.search.proposers import PROPOSERS
-        from cdvkit.search.strategies import STRATEGIES
+        from cdvkit.search.config_parts import check_parts
 
-        where = (
-            "under [roles.target], [roles.proposer], [roles.judge], [roles.extractor] "
-            "or [roles.grader]"
-        )
-        if not isinstance(self.roles, dict):
-            raise ValueError(f"roles: per-role options go {where}")
-        for role, opts in self.roles.items():
-            # A typo here would silently drop the options, the role's API key among them.
-            if role not in ("target", "proposer", "judge", "extractor", "grader"):
-                raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
-            if not isinstance(opts, dict):
-                raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
-        if not is_model(self.proposer) and parse_spec(self.proposer)[0] not in PROPOSERS:
-            raise ValueError(
-                f"--proposer {self.proposer!r}: not a provider/model nor a registered proposer "
-                f"({', '.join(PROPOSERS)})"
-            )
-        if not isinstance(self.constraints, list):
-            raise ValueError("constraints must be a list of names, e.g. ['judge:model=...']")
-        for spec in self.constraints:
-            if parse_spec(str(spec))[0] not in CONSTRAINTS:
-                raise ValueError(
-                    f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
-                )
-        models = [(role, getattr(self, role)) for role in ("target", "extractor", "grader")]
-        if self.judge != JUDGE_IS_TARGET:
-            models.append(("judge", self.judge))
-        if is_model(self.proposer):
-            models.append(("proposer", self.proposer))
-        for role, spec in models:
-            if spec is not None:
-                try:
-                    split_spec(spec)
-                except ValueError as exc:
-                    raise ValueError(f"--{role}: {exc}") from None
+        check_parts(self)
 
     def as_recorded_before(self, stored: dict[str, Any], free_form: bool) -> None:
         """Resume a run stored before a setting existed as it began: choices were shuffled, and

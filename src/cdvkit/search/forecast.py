@@ -20,14 +20,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from cdvkit.data.question import MULTIPLE_CHOICE, Question
-from cdvkit.prompts import judge_request, proposer_batch_request, proposer_request, target_request
 from cdvkit.search.build import proposer_spec
+from cdvkit.search.forecast_requests import question_requests
 from cdvkit.store.status import UNFINISHED, QuestionStatus
-from cdvkit.tasks.prompts import (
-    free_judge_request,
-    free_proposer_batch_request,
-    free_target_request,
-)
 
 CHARS_PER_TOKEN = 4
 MIN_FINISHED = 20  # finished questions before the run's own rates replace the priors
@@ -198,22 +193,10 @@ def _question_counts(
     rounds = cfg.proposals  # distractions per wrong answer at each expansion, in rounds
     branching = aims * rounds
     n = cfg.samples
-    prompts = cfg.prompt_set()
-    if free:
-        target_req = free_target_request(
-            q.question, q.task, temperature=cfg.temperature, prompts=prompts
-        )
-    else:
-        target_req = target_request(
-            q.question,
-            q.choices,
-            temperature=cfg.temperature,
-            prompt=cfg.target_prompt,
-            prompts=prompts,
-        )
-    base = _tokens(target_req)
+    reqs = question_requests(q, cfg, branching)
+    base = _tokens(reqs.target)
     # No reply runs past its limit (--max-tokens), however long the model would go on.
-    reply = min(reply, target_req.max_tokens)
+    reply = min(reply, reqs.target.max_tokens)
     expansions = expected_expansions(branching, fooled, cfg.max_expansions, cfg.max_good)
     children = branching * expansions
     candidates = children * fooled
@@ -242,46 +225,16 @@ def _question_counts(
         sampled_nodes = 1 + searched * children
     if proposer_spec(cfg)[0] == "llm":
         if free:
-            prop_req = free_proposer_batch_request(
-                q.question, q.answer_text, [q.answer_text] * branching, prompts=prompts
-            )
             role("proposer").add(searched, base, priors.wrong_answers_tokens)
-        elif cfg.proposer_batch and cfg.proposer_prompt != "paper":
-            prop_req = proposer_batch_request(
-                q.question,
-                q.choices,
-                q.answer,
-                [i for i in range(len(q.choices)) if i != q.answer],
-                prompts=prompts,
-            )
-        else:
-            prop_req = proposer_request(
-                q.question,
-                q.choices,
-                q.answer,
-                (q.answer + 1) % len(q.choices),
-                prompt=cfg.proposer_prompt,
-                prompts=prompts,
-            )
-        batched = (cfg.proposer_batch and cfg.proposer_prompt != "paper") or free
-        per_expansion = rounds if batched else branching
+        per_expansion = rounds if reqs.batched else branching
         out = priors.sentence_tokens * (aims if per_expansion == rounds else 1)
-        role("proposer").add(searched * expansions * per_expansion, _tokens(prop_req), out)
+        role("proposer").add(searched * expansions * per_expansion, _tokens(reqs.proposer), out)
     if cfg.judge:
-        jp = cfg.judge_prompt
-        if free:
-            judge_req = free_judge_request(
-                q.question, q.answer_text, q.question, prompt=jp, prompts=prompts
-            )
-        else:
-            judge_req = judge_request(
-                q.question, q.choices, q.answer, q.question, prompt=jp, prompts=prompts
-            )
         judged = candidates + max(expansions - 1, 0) if cfg.judge_last else children
         role("judge").add(
             searched * judged,
-            _tokens(judge_req) + priors.sentence_tokens,
-            min(priors.judge_tokens, judge_req.max_tokens),
+            _tokens(reqs.judge) + priors.sentence_tokens,
+            min(priors.judge_tokens, reqs.judge.max_tokens),
         )
     if cfg.extractor:
         share = 1.0 if cfg.always_extract else priors.undecided

@@ -1,0 +1,57 @@
+"""The checks of a search's settings that name parts: roles, strategy, proposer, constraints and
+model strings, each against its registry (imported here, so the registries' modules need not
+import the settings back)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from cdvkit.models.registry import is_model, split_spec
+from cdvkit.registry import parse_spec
+from cdvkit.search.config import JUDGE_IS_TARGET
+from cdvkit.search.constraints import CONSTRAINTS
+from cdvkit.search.proposers import PROPOSERS
+from cdvkit.search.strategies import STRATEGIES
+
+ROLE_NAMES = ("target", "proposer", "judge", "extractor", "grader")
+
+
+def check_parts(cfg: Any) -> None:
+    """Raise ValueError naming the first setting of ``cfg`` (a SearchConfig) that names no
+    known part, role or model string."""
+    where = (
+        "under [roles.target], [roles.proposer], [roles.judge], [roles.extractor] or [roles.grader]"
+    )
+    if not isinstance(cfg.roles, dict):
+        raise ValueError(f"roles: per-role options go {where}")
+    for role, opts in cfg.roles.items():
+        # A typo here would silently drop the options, the role's API key among them.
+        if role not in ROLE_NAMES:
+            raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
+        if not isinstance(opts, dict):
+            raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
+    if not is_model(cfg.proposer) and parse_spec(cfg.proposer)[0] not in PROPOSERS:
+        raise ValueError(
+            f"--proposer {cfg.proposer!r}: not a provider/model nor a registered proposer "
+            f"({', '.join(PROPOSERS)})"
+        )
+    if not isinstance(cfg.constraints, list):
+        raise ValueError("constraints must be a list of names, e.g. ['judge:model=...']")
+    for spec in cfg.constraints:
+        if parse_spec(str(spec))[0] not in CONSTRAINTS:
+            raise ValueError(
+                f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
+            )
+    models = [(role, getattr(cfg, role)) for role in ("target", "extractor", "grader")]
+    if cfg.judge != JUDGE_IS_TARGET:
+        models.append(("judge", cfg.judge))
+    if is_model(cfg.proposer):
+        models.append(("proposer", cfg.proposer))
+    for role, spec in models:
+        if spec is not None:
+            try:
+                split_spec(spec)
+            except ValueError as exc:
+                raise ValueError(f"--{role}: {exc}") from None
