@@ -153,9 +153,9 @@ def test_dpo_rows_use_the_target_prompt_and_stored_replies(run_dir: Path, tmp_pa
         assert chosen.index == ex["answer"]
         assert rejected.index is not None and rejected.index != ex["answer"]
         # The search stored the target's wrong replies; no model answered right yet.
-        assert row["rejected_from"] == "stored:scripted/oracle"
+        assert row["rejected_source"] == "target"
         assert row["rejected"] == f" I think so. Answer: {LETTERS[rejected.index]}"
-        assert row["chosen_from"] == "constructed" and "correct choice" in row["chosen"]
+        assert row["chosen_source"] == "constructed" and "correct choice" in row["chosen"]
 
     # Once a model answered the distracted questions right, its replies become the chosen ones.
     async def evaluate_robust() -> None:
@@ -173,13 +173,13 @@ def test_dpo_rows_use_the_target_prompt_and_stored_replies(run_dir: Path, tmp_pa
     rows = read_jsonl(
         export_training(run_dir, "dpo", tmp_path / "b", test_share=0).path / "train.jsonl"
     )
-    assert all(r["chosen_from"] == "stored:scripted/robust" for r in rows)
+    assert all(r["chosen_source"] == "evaluated:scripted/robust" for r in rows)
     assert all(r["chosen"] == f" Step by step... Answer: {r['answer']}" for r in rows)
 
     short = export_training(run_dir, "dpo", tmp_path / "c", test_share=0, response="short")
     for r in read_jsonl(short.path / "train.jsonl"):
         assert r["chosen"] == f" Answer: {r['answer']}" and r["rejected"] != r["chosen"]
-        assert r["rejected"].startswith(" Answer: ") and r["chosen_from"] == "constructed"
+        assert r["rejected"].startswith(" Answer: ") and r["chosen_source"] == "constructed"
 
 
 def test_chat_and_sft_shapes(run_dir: Path, tmp_path: Path):

@@ -119,9 +119,9 @@ def test_dpo_rows_use_the_free_target_prompt_and_stored_replies(
         assert row["answer"] == REFERENCES[row["question_id"]] and row["task"] == NUMERIC
         assert row["references"] == ex["references"]
         # The search stored the target's wrong replies; no model answered right yet.
-        assert row["rejected_from"] == "stored:scripted/free-oracle"
+        assert row["rejected_source"] == "target"
         assert row["rejected"].startswith(" Let me see, with that in mind it is ")
-        assert row["chosen_from"] == "constructed" and "set them aside" in row["chosen"]
+        assert row["chosen_source"] == "constructed" and "set them aside" in row["chosen"]
 
     # Once a model answered the distracted questions right, its replies become the chosen ones.
     async def evaluate_robust() -> None:
@@ -139,7 +139,7 @@ def test_dpo_rows_use_the_free_target_prompt_and_stored_replies(
 
     asyncio.run(evaluate_robust())
     rows = read_jsonl(export_training(run_dir, "dpo", tmp_path / "b", test_share=0).path / TRAIN)
-    assert rows and all(r["chosen_from"] == "stored:scripted/free-robust" for r in rows)
+    assert rows and all(r["chosen_source"] == "evaluated:scripted/free-robust" for r in rows)
     for r in rows:
         assert r["chosen"] == f" Step by step: the numbers give it.\nAnswer: {r['answer']}"
         assert reads_right(key_of(examples[(r["question_id"], r["example"])]), r["chosen"])
@@ -150,7 +150,7 @@ def test_dpo_rows_use_the_free_target_prompt_and_stored_replies(
         for r in read_jsonl(exp.path / TRAIN):
             ex = examples[(r["question_id"], r["example"])]
             key = key_of(ex)
-            assert r["chosen_from"] == r["rejected_from"] == "constructed"
+            assert r["chosen_source"] == r["rejected_source"] == "constructed"
             assert reads_right(key, r["chosen"]) and reads_wrong(key, r["rejected"])
             assert r["rejected"].startswith(f" {prefix}")
             assert r["rejected"].endswith(f"Answer: {ex['target_option']}")
@@ -274,6 +274,9 @@ def test_stored_free_replies_must_be_whole_and_read_as_recorded() -> None:
     assert stored_free_reply("So 16 - 3 = 13.\nAnswer: 13", key, right=True)
     assert stored_free_reply("So 16 - 3 = 13.\nAnswer: 13", key, right=False) is None
     assert stored_free_reply("x" * STORED_REPLY_LIMIT + "\nAnswer: 13", key, right=True) is None
+    # Read back whole from the call cache, a long reply is one to train on.
+    long = "x" * STORED_REPLY_LIMIT + "\nAnswer: 13"
+    assert stored_free_reply(long, key, right=True, whole=True) == long
     assert stored_free_reply("I am not sure.", key, right=True) is None
     assert stored_free_reply("Answer: 14", key, right=False, answer="14")
     # Recorded as another answer (the extractor's reading): not a reply to train on.

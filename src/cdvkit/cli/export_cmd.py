@@ -145,6 +145,8 @@ def _export_training(
         f"questions) to {res.path / 'test.jsonl'}",
         highlight=False,
     )
+    for line in res.summary():  # where chosen / rejected came from (also in split.json)
+        console.print(line, highlight=False)
     console.print(
         f"train:    cdv train --data {res.path} --model hf/<base> --method {fmt}\n"
         f"evaluate: cdv evaluate --examples {res.path / TEST_EXAMPLES_FILE} "

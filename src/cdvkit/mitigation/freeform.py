@@ -5,7 +5,8 @@ free-form system prompt (:func:`cdvkit.tasks.prompts.free_target_request`) and i
 in ``Answer: <text>``, which :class:`cdvkit.tasks.AnswerKey` reads and judges. Here are that
 prompt as messages, the stored replies that may serve as chosen / rejected answers, and the
 constructed answers used where no stored reply fits. Every chosen answer is one the answer key
-reads as right; every rejected one is read as wrong (or not read at all).
+reads as right; every rejected one is read as wrong (or not read at all). As for multiple
+choice, a stored rejected answer is only ever the target's own reply under the protocol.
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ from cdvkit.tasks.numeric import reference_number
 from cdvkit.tasks.prompts import free_target_request
 
 # Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
-# its beginning, and a rationale cut mid-sentence is no answer to train on.
+# its beginning, and a rationale cut mid-sentence is no answer to train on. The whole reply is
+# read back from the run's call cache (cdvkit.mitigation.training_data) when it is there.
 STORED_REPLY_LIMIT = 300
 SET_ASIDE = (
     "Some details in the question are not needed to answer it, so I set them aside and answer "
@@ -45,14 +47,20 @@ def answer_key(example: Mapping[str, Any]) -> AnswerKey | None:
     return AnswerKey(task, refs or (str(example["answer_text"]),))
 
 
-def stored_free_reply(reply: Any, key: AnswerKey, *, right: bool, answer: Any = None) -> str | None:
+def stored_free_reply(
+    reply: Any, key: AnswerKey, *, right: bool, answer: Any = None, whole: bool = False
+) -> str | None:
     """The reply when it is whole and its own final answer is right (``right``) or wrong.
 
-    A wrong reply must also read as the ``answer`` the run recorded for it, when given: a reply
-    read only through the extractor or the grader is left out, since a model trained on it would
-    learn an answer format the answer key cannot read.
+    ``whole``: the text is known to be the entire reply (read back from the run's call cache), so
+    its length says nothing; otherwise it is a stored tail, whole only when shorter than the
+    limit. A wrong reply must also read as the ``answer`` the run recorded for it, when given: a
+    reply read only through the extractor or the grader is left out, since a model trained on it
+    would learn an answer format the answer key cannot read.
     """
-    if not isinstance(reply, str) or not reply.strip() or len(reply) >= STORED_REPLY_LIMIT:
+    if not isinstance(reply, str) or not reply.strip():
+        return None
+    if not whole and len(reply) >= STORED_REPLY_LIMIT:
         return None
     read = key.read(reply).answer
     if read is None or key.is_right(read) != right:

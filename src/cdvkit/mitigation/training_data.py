@@ -3,11 +3,18 @@
 Every CDV example (a distracted question the target got wrong) becomes one row:
 
 - *chosen*: a correct answer to the distracted question. A stored reply that got it right is
-  used when there is one (an evaluation answer, e.g. of the target under a defense or of a
-  stronger model); otherwise a short rationale ending in ``Answer: X``, the final-answer line
-  :func:`cdvkit.answers.read_answer` reads.
-- *rejected* (DPO only): a wrong answer. The target's own stored wrong reply when there is one,
-  else an answer naming the wrong option the distraction was written to push.
+  used when there is one: the target's own, else an evaluation answer (e.g. of the target under a
+  defense or of a stronger model, from ``cdv evaluate``); otherwise a short rationale ending in
+  ``Answer: X``, the final-answer line :func:`cdvkit.answers.read_answer` reads.
+- *rejected* (DPO only): a wrong answer, and only ever the TARGET's: one of its own wrong replies
+  to the example under the protocol (the search's answers to the node, read back whole from the
+  run's call cache), else a constructed answer naming the wrong option the distraction was
+  written to push. A reply of any other model (an evaluated model, a defense, the extractor) is
+  never a rejected answer: DPO would then push down behaviour the target never had.
+
+Each row says where its answers came from (``chosen_source``: ``target``,
+``evaluated:<model>`` or ``constructed``; ``rejected_source``: ``target`` or ``constructed``),
+and the export counts them (:attr:`TrainingExport.sources`, ``split.json``).
 
 Prompts are :func:`cdvkit.prompts.target_messages`, the messages the ``hf/`` backend (and every
 other backend) sends the target, so a model is trained on exactly what it is evaluated on.
@@ -27,7 +34,7 @@ from __future__ import annotations
 
 import json
 import random
-import sqlite3
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,13 +44,19 @@ from cdvkit.answers import read_answer
 from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE
 from cdvkit.export.formats import example_rows
 from cdvkit.mitigation.freeform import (
-    STORED_REPLY_LIMIT,
     answer_key,
     constructed_free_chosen,
     constructed_free_rejected,
     free_target_messages,
     reference_text,
     stored_free_reply,
+)
+from cdvkit.mitigation.replies import (
+    EVAL_ROLES,
+    TARGET_ROLES,
+    WholeReplies,
+    eval_answers,
+    target_answers,
 )
 from cdvkit.models.hf_text import render_plain
 from cdvkit.prompts import target_messages
@@ -59,6 +72,11 @@ TEST_EXAMPLES_FILE = "test_examples.jsonl"
 TRAIN_EXAMPLES_FILE = "train_examples.jsonl"
 MANIFEST_FILE = "split.json"
 
+# Where a row's answer came from (``chosen_source`` / ``rejected_source``).
+FROM_TARGET = "target"
+CONSTRUCTED = "constructed"
+EVALUATED = "evaluated:"  # followed by the evaluated model's name
+
 
 @dataclass(frozen=True)
 class TrainingPair:
@@ -72,8 +90,8 @@ class TrainingPair:
     answer: int  # -1 for a free-form question
     chosen: str
     rejected: str
-    chosen_from: str  # "stored:<model>" or "constructed"
-    rejected_from: str
+    chosen_source: str  # "target", "evaluated:<model>" or "constructed"
+    rejected_source: str  # "target" or "constructed"
     task: str = MULTIPLE_CHOICE
     references: tuple[str, ...] = ()  # a free-form question's accepted answers, reference first
 
@@ -91,35 +109,61 @@ class TrainingExport:
     train_questions: list[str] = field(default_factory=list)
     test_questions: list[str] = field(default_factory=list)
     files: list[Path] = field(default_factory=list)
+    # Rows (train and test) by where their answers came from: {"chosen": {source: rows}, and for
+    # DPO "rejected": {"target": rows, "constructed": rows}}.
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
+    response: str = "auto"
+
+    def summary(self) -> list[str]:
+        """Where the rows' answers came from, one line per answer kind, for the CLI."""
+        lines = []
+        rejected = self.sources.get("rejected")
+        if rejected is not None:
+            why = (
+                f"--response {self.response}"
+                if self.response != "auto"
+                else "the target left no wrong reply that reads as its answer"
+            )
+            made = rejected.get(CONSTRUCTED, 0)
+            lines.append(
+                f"rejected: {rejected.get(FROM_TARGET, 0)} row(s) with the target's own wrong "
+                f"reply, {made} constructed" + (f" ({why})" if made else "")
+            )
+        chosen = self.sources.get("chosen") or {}
+        evaluated = {k[len(EVALUATED) :]: n for k, n in chosen.items() if k.startswith(EVALUATED)}
+        by_model = ", ".join(f"{m} {n}" for m, n in sorted(evaluated.items()))
+        lines.append(
+            f"chosen: {chosen.get(FROM_TARGET, 0)} row(s) with the target's own right reply, "
+            f"{sum(evaluated.values())} with an evaluated model's right reply"
+            + (f" ({by_model})" if by_model else "")
+            + f", {chosen.get(CONSTRUCTED, 0)} constructed"
+        )
+        return lines
 
 
-def _stored_reply(reply: Any, choices: tuple[str, ...], index: int) -> str | None:
-    """The reply when it is whole and its own final-answer line names choice ``index``.
+def source_counts(pairs: Iterable[TrainingPair], fmt: str) -> dict[str, dict[str, int]]:
+    """Rows by answer source: every source label with its count; rejected only for DPO."""
+    pairs = list(pairs)
+    out: dict[str, dict[str, int]] = {
+        "chosen": dict(sorted(Counter(p.chosen_source for p in pairs).items()))
+    }
+    if fmt == "dpo":
+        rejected = Counter(p.rejected_source for p in pairs)
+        out["rejected"] = {FROM_TARGET: rejected[FROM_TARGET], CONSTRUCTED: rejected[CONSTRUCTED]}
+    return out
+
+
+def _stored_reply(reply: str | None, choices: tuple[str, ...], index: int) -> str | None:
+    """The (whole) reply when its own final-answer line names choice ``index``.
 
     A reply read only through the extractor is left out: a model trained on it would learn an
     answer format cdvkit's parser cannot read.
     """
-    if not isinstance(reply, str) or not reply.strip() or len(reply) >= STORED_REPLY_LIMIT:
+    if reply is None or not reply.strip():
         return None
     if read_answer(reply, choices).index != index:
         return None
     return reply.strip()
-
-
-def _eval_answers(store: RunStore) -> dict[tuple[str, str], list[tuple[str, dict[str, Any]]]]:
-    """Stored evaluation answers by (question id, variant key): [(model, answer), ...]."""
-    out: dict[tuple[str, str], list[tuple[str, dict[str, Any]]]] = {}
-    try:
-        # RunStore has no iterator over evaluation answers; this table is only read here.
-        rows = store.db.execute("SELECT data FROM evaluations ORDER BY key").fetchall()
-    except sqlite3.OperationalError:  # a run written before evaluations existed
-        return out
-    for (data,) in rows:
-        d = json.loads(data)
-        answers = (d.get("outputs") or {}).get("answers") or []
-        key = (str(d.get("item")), str(d.get("variant")))
-        out.setdefault(key, []).extend((str(d.get("model")), a) for a in answers)
-    return out
 
 
 def constructed_chosen(choices: tuple[str, ...], answer: int, style: str = "rationale") -> str:
@@ -147,20 +191,39 @@ def constructed_rejected(
     )
 
 
+def _usable(
+    a: dict[str, Any], text: str | None, right: bool, choices: tuple[str, ...], key: Any
+) -> str | None:
+    """``text`` (an answer's whole reply) when it is one to train on as a right (``right``) or
+    wrong answer: it reads, by itself, as the answer the run recorded for it."""
+    if text is None or bool(a.get("correct")) != right:
+        return None
+    if key is None:
+        index = a.get("choice")
+        return None if index is None else _stored_reply(text, choices, int(index))
+    if not right and a.get("answer") is None:
+        return None
+    return stored_free_reply(
+        text, key, right=right, answer=None if right else a["answer"], whole=True
+    )
+
+
 def collect_pairs(
     store: RunStore, *, response: str = "auto", first_only: bool = False
 ) -> list[TrainingPair]:
     """One pair per CDV example of the run (the first per question with ``first_only``).
 
-    ``response``: ``auto`` prefers stored replies and constructs a rationale only where none
-    fits; ``rationale`` always constructs one; ``short`` uses the bare ``Answer: X`` line, which
-    trains exactly the token that exact (log-prob) scoring reads.
+    ``response``: ``auto`` prefers stored replies and constructs an answer only where none fits;
+    ``rationale`` always constructs one; ``short`` uses the bare ``Answer: X`` line, which trains
+    exactly the token that exact (log-prob) scoring reads. A rejected reply is the target's own
+    or constructed, never another model's (see the module's docstring).
     """
     if response not in RESPONSES:
         raise ValueError(f"unknown response style {response!r} (use {', '.join(RESPONSES)})")
     target = str((store.get_config() or {}).get("target") or "")
     nodes = {(n["question_id"], n["path"]): n for n in store.nodes(status="good")}
-    evals = _eval_answers(store) if response == "auto" else {}
+    evals = eval_answers(store) if response == "auto" else {}
+    whole = WholeReplies(store)
     pairs: list[TrainingPair] = []
     seen: set[str] = set()
     for ex in store.examples():
@@ -173,29 +236,36 @@ def collect_pairs(
         key = answer_key(ex)
         style = "short" if response == "short" else "rationale"
         chosen = rejected = None
-        chosen_from = rejected_from = "constructed"
-        node = nodes.get((qid, ex["path"])) or {}
-        own = [(target, a) for a in (node.get("outputs") or {}).get("answers") or []]
+        chosen_source = rejected_source = CONSTRUCTED
+        own = target_answers(nodes.get((qid, ex["path"])) or {})
         if response == "auto":
-            # The target's own wrong replies first: they are the behaviour to unlearn.
+            question = str(ex["question"])
+            # The target's own wrong replies: the behaviour to unlearn, and the only rejected
+            # answers there are. An answer's place in the list is its sample's index.
+            for i, a in enumerate(own):
+                if a.get("correct"):
+                    continue
+                text = whole.find(qid, question, target, TARGET_ROLES, a.get("reply"), i)
+                rejected = _usable(a, text, False, choices, key)
+                if rejected is not None:
+                    rejected_source = FROM_TARGET
+                    break
+            # A right answer: the target's own first (none when every sample fooled it), then
+            # evaluation answers, the target's (e.g. under a defense) before other models'.
             evaluated = evals.get((qid, f"example:{ex['path']}"), [])
-            # Among evaluation answers, the target's own (e.g. under a defense) come first.
             evaluated = sorted(evaluated, key=lambda ma: ma[0] != target)
-            for model, a in [*own, *evaluated]:
-                if chosen is None and a.get("correct"):
-                    if key is None:
-                        chosen = _stored_reply(a.get("reply"), choices, answer)
-                    else:
-                        chosen = stored_free_reply(a.get("reply"), key, right=True)
-                    chosen_from = f"stored:{model}" if chosen else chosen_from
-                elif rejected is None and not a.get("correct"):
-                    if key is None and a.get("choice") is not None:
-                        rejected = _stored_reply(a.get("reply"), choices, int(a["choice"]))
-                    elif key is not None and a.get("answer") is not None:
-                        rejected = stored_free_reply(
-                            a.get("reply"), key, right=False, answer=a["answer"]
-                        )
-                    rejected_from = f"stored:{model}" if rejected else rejected_from
+            candidates = [
+                *((FROM_TARGET, target, TARGET_ROLES, i, a) for i, a in enumerate(own)),
+                *((f"{EVALUATED}{m}", m, EVAL_ROLES, None, a) for m, a in evaluated),
+            ]
+            for label, model, roles, sample, a in candidates:
+                if not a.get("correct"):
+                    continue
+                text = whole.find(qid, question, model, roles, a.get("reply"), sample)
+                chosen = _usable(a, text, True, choices, key)
+                if chosen is not None:
+                    chosen_source = label
+                    break
         if key is None:
             chosen = chosen or constructed_chosen(choices, answer, style)
             rejected = rejected or constructed_rejected(
@@ -204,7 +274,7 @@ def collect_pairs(
         else:
             chosen = chosen or constructed_free_chosen(key, style)
             # Without a pushed answer, a wrong one the target gave serves (any reply length).
-            others = [a.get("answer") for _, a in own if not a.get("correct")]
+            others = [a.get("answer") for a in own if not a.get("correct")]
             rejected = rejected or constructed_free_rejected(
                 key, ex.get("target_option"), style, others
             )
@@ -218,8 +288,8 @@ def collect_pairs(
                 answer=answer,
                 chosen=chosen,
                 rejected=rejected,
-                chosen_from=chosen_from,
-                rejected_from=rejected_from,
+                chosen_source=chosen_source,
+                rejected_source=rejected_source,
                 task=key.task if key else MULTIPLE_CHOICE,
                 references=key.references if key else (),
             )
@@ -267,10 +337,10 @@ def pair_row(pair: TrainingPair, fmt: str, *, chat: bool = False) -> dict[str, A
         "question_id": pair.question_id,
         "example": pair.example,
         **meta,
-        "chosen_from": pair.chosen_from,
+        "chosen_source": pair.chosen_source,
     }
     if fmt == "dpo":
-        meta["rejected_from"] = pair.rejected_from
+        meta["rejected_source"] = pair.rejected_source
     if chat:
         prompt: Any = [dict(m) for m in messages]
         if fmt == "sft":
@@ -326,6 +396,7 @@ def export_training(
         raise ValueError(f"{run_dir} has no CDV example to train on")
     train_ids, test_ids = split_questions((p.question_id for p in pairs), test_share, seed)
     held_out = set(test_ids)
+    sources = source_counts(pairs, fmt)
     out.mkdir(parents=True, exist_ok=True)
     train_rows = [pair_row(p, fmt, chat=chat) for p in pairs if p.question_id not in held_out]
     test_rows = [pair_row(p, fmt, chat=chat) for p in pairs if p.question_id in held_out]
@@ -346,7 +417,10 @@ def export_training(
         "test_rows": n_test,
         "train_questions": train_ids,
         "test_questions": test_ids,
+        # Rows by where their answers came from: "target" (its own reply under the protocol),
+        # "evaluated:<model>" (chosen only) or "constructed".
+        "sources": sources,
     }
     (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     files.append(out / MANIFEST_FILE)
-    return TrainingExport(out, fmt, n_train, n_test, train_ids, test_ids, files)
+    return TrainingExport(out, fmt, n_train, n_test, train_ids, test_ids, files, sources, response)
