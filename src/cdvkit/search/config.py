@@ -14,10 +14,9 @@ from typing import Any
 
 from cdvkit.prompts.templates import PromptSet
 from cdvkit.protocol import NEAR_GREEDY, Protocol, prompts_from_config, protocol_from_config
+from cdvkit.search.config_parts import JUDGE_IS_TARGET, check_parts
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
-# ``--judge target``: the target model judges its own distractions, as the paper's code does.
-JUDGE_IS_TARGET = "target"
 CHOICE_ORDERS = ("keep", "shuffle")
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
@@ -325,8 +324,6 @@ class SearchConfig:
             raise ValueError("--prefilter-threshold must lie between 0 and 1")
         if self.prefilter_warmup < 1 or self.prefilter_batch < 1:
             raise ValueError("--prefilter-warmup and --prefilter-batch must be at least 1")
-        from cdvkit.search.config_parts import check_parts
-
         check_parts(self)
 
     def as_recorded_before(self, stored: dict[str, Any], free_form: bool) -> None:

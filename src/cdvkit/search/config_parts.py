@@ -8,12 +8,13 @@ from typing import Any
 
 from cdvkit.models.registry import is_model, split_spec
 from cdvkit.registry import parse_spec
-from cdvkit.search.config import JUDGE_IS_TARGET
 from cdvkit.search.constraints import CONSTRAINTS
 from cdvkit.search.proposers import PROPOSERS
 from cdvkit.search.strategies import STRATEGIES
 
 ROLE_NAMES = ("target", "proposer", "judge", "extractor", "grader")
+# ``--judge target``: the target model judges its own distractions, as the paper's code does.
+JUDGE_IS_TARGET = "target"
 
 
 def check_parts(cfg: Any) -> None:
