@@ -31,6 +31,7 @@ from cdvkit.models.hf_text import render_plain
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.store import RunStore
 from cdvkit.tasks import AnswerKey
+from cdvkit.prompts import prompt_set
 from cdvkit.tasks.prompts import free_target_request, free_target_system
 from freeform_helpers import FREE_QUESTIONS, free_oracle, make_free_run, register_free_models
 from scripted_helpers import scripted
@@ -395,7 +396,8 @@ def test_cdv_train_sft_and_dpo_on_a_free_run(
         model = load_model(f"hf/{adapter}", device="cpu")
         try:
             q = FREE_QUESTIONS[0]
-            req = free_target_request(q.question, NUMERIC, temperature=0.0, max_tokens=8)
+            limits = prompt_set(max_tokens={"target": 8})
+            req = free_target_request(q.question, NUMERIC, temperature=0.0, prompts=limits)
             assert isinstance(req, GenerateRequest)
             return (await model.generate(req)).texts[0]
         finally:
