@@ -315,30 +315,31 @@ def evaluate(
     concurrency: int = 16,
     bootstrap: int = 10_000,
     seed: int = 0,
+    preset: str | None = None,
+    data: str | None = None,
+    by: str = "dataset",
+    order_control: bool = True,
     executor: Executor | None = None,
     backends: dict[str, Model] | None = None,
     hooks: EvalHooks | None = None,
 ) -> EvaluationRun:
     """Accuracy of ``models`` on the original and distracted questions of runs (``run``) and
-    examples files (``examples``: paths, or ``LABEL=PATH``), under each ``defense``.
+    examples files (``examples``: paths, or ``LABEL=PATH``), under each ``defense``, and on every
+    question of the dataset (a run's own questions; ``data`` for examples files).
 
-    The protocol is the first run's unless given (``protocol``, ``samples``, ...). Everything is
-    read and every model checked before anything is written; answers are stored in ``out``
-    (default: the first run), so a rerun is free. Raises ValueError (bad input),
-    PreflightError, ReadOnlyRunError, BudgetExceeded, ModelError (a run-stopping failure).
+    The protocol is the first run's unless given (``protocol``, ``samples``, ...); ``preset``
+    ``"paper"`` asks the paper's way (one answer at temperature 0.0001, its prompt, the extractor
+    on every reply: ``extractor``, else the run's) and adds its numbers. ``order_control`` also
+    asks each original in its example's choice order; ``by`` splits rows by ``dataset`` or
+    ``subject``. Everything is read and every model checked before anything is written; answers
+    are stored in ``out`` (default: the first run), so a rerun is free. Raises ValueError (bad
+    input), PreflightError, ReadOnlyRunError, BudgetExceeded, ModelError (a run-stopping
+    failure).
     """
-    from cdvkit.evaluation import (
-        EvalSettings,
-        check_eval_models,
-        from_run_dir,
-        load_examples_file,
-        resolve_defense,
-        run_protocol,
-        save_evaluation,
-    )
+    from cdvkit.evaluation import check_eval_models, resolve_defense, save_evaluation
     from cdvkit.evaluation import evaluate as evaluate_sets
+    from cdvkit.evaluation.inputs import check_something_to_ask, read_inputs
     from cdvkit.models.budget import Budget
-    from cdvkit.protocol import Protocol
 
     hooks = hooks or EvalHooks()
     runs = [Path(r) for r in ([run] if isinstance(run, str | Path) else list(run or []))]
@@ -349,31 +350,28 @@ def evaluate(
         raise ValueError("give the examples to evaluate: a run directory and/or an examples file")
     defenses = [resolve_defense(d) for d in ([defense] if isinstance(defense, str) else defense)]
     results_dir = Path(out) if out else (runs[0] if runs else default_eval_dir(files))
-    for r in runs:
-        if not (r / "run.db").exists():
-            raise FileNotFoundError(f"{r} holds no cdvkit run (run.db is missing)")
     # Every input is read before anything is written: a malformed file leaves nothing behind.
-    sets = [from_run_dir(r) for r in runs]
-    for f in files:
-        sets.append(load_examples_file(*parse_examples_arg(f)))
-    base = run_protocol(runs[0]) if runs else Protocol()
-    settings = EvalSettings(
-        samples=samples if samples is not None else base.samples,
-        temperature=temperature if temperature is not None else base.temperature,
-        scoring=protocol or base.scoring,
-        prompt=target_prompt or base.prompt,
-        threshold=threshold if threshold is not None else base.threshold,
+    inputs = read_inputs(
+        runs,
+        [parse_examples_arg(f) for f in files],
+        data=data,
+        preset=preset,
+        extractor=extractor,
+        protocol=protocol,
+        samples=samples,
+        temperature=temperature,
+        target_prompt=target_prompt,
+        threshold=threshold,
         all_examples=all_examples,
         resamples=bootstrap,
         seed=seed,
         concurrency=concurrency,
+        order_control=order_control,
+        by=by,
     )
-    labels = [s.label for s in sets]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"two example sets share the label {labels!r}; name them LABEL=PATH")
+    sets, settings, extractor = inputs.sets, inputs.settings, inputs.extractor
     hooks.loaded(sets)
-    if not any(s.items for s in sets):
-        raise ValueError("no question with a CDV example to evaluate")
+    check_something_to_ask(sets)
     ext_model: Model | None = None
     grader_model: Model | None = None
     if backends is None:

@@ -13,44 +13,91 @@ from rich.table import Table
 
 from cdvkit.cli.common import console
 
-# Below this many columns the accuracy table is shown as one block per row.
+# Below this many columns (or the table's own width) a table is shown as one block per row.
 WIDE = 140
 
 
-def print_evaluation(entry: dict[str, Any]) -> None:
-    from cdvkit.reporting.tables import ACC_HEADERS, accuracy_rows, pct, protocol_line
-
-    st = entry["settings"]
-    conf = round(st["confidence"] * 100)
-    t = Table(
-        title=f"CDV evaluation · defense {entry['defense']} · "
-        f"{'all examples' if st['all_examples'] else 'first example'} per question",
-        title_justify="left",
-    )
-    # The same rows as the reports' accuracy table (cdvkit.reporting.tables).
-    rows, classes = accuracy_rows(entry)
-    headers = [h.replace("95%", f"{conf}%") for h in ACC_HEADERS]
-    if console.width < WIDE:
-        # A narrow terminal: one block per row, so no number is cut or folded mid-figure.
-        console.print(t.title, highlight=False)
+def print_table(
+    title: str, headers: list[str], rows: list[list[str]], classes: list[str], keys: int = 3
+) -> None:
+    """A table, or where it would not fit whole one block per row (the first ``keys`` cells
+    name it), so no number is cut or folded mid-figure."""
+    if console.width < max(WIDE, _natural_width(headers, rows)):
+        console.print(title, highlight=False)
         for row, cls in zip(rows, classes, strict=True):
             block = Table(
-                title=" · ".join(escape(c) for c in row[:3]),
+                title=" · ".join(escape(c) for c in row[:keys]),
                 title_justify="left",
                 title_style="bold" if cls == "overall" else None,
                 show_header=False,
             )
             block.add_column(no_wrap=True)
             block.add_column(justify="right")
-            for h, v in zip(headers[3:], row[3:], strict=True):
+            for h, v in zip(headers[keys:], row[keys:], strict=True):
                 block.add_row(h, escape(v))
             console.print(block)
-    else:
-        for i, col in enumerate(headers):
-            t.add_column(col, justify="left" if i < 3 else "right")
-        for row, cls in zip(rows, classes, strict=True):
-            t.add_row(*(escape(c) for c in row), style="bold" if cls == "overall" else None)
-        console.print(t)
+        return
+    t = Table(title=title, title_justify="left")
+    for i, col in enumerate(headers):
+        t.add_column(col, justify="left" if i < keys else "right")
+    for row, cls in zip(rows, classes, strict=True):
+        t.add_row(*(escape(c) for c in row), style="bold" if cls == "overall" else None)
+    console.print(t)
+
+
+def _natural_width(headers: list[str], rows: list[list[str]]) -> int:
+    """The width the table needs with no cell folded (headers may wrap at their spaces)."""
+    widths = [
+        max([len(w) for w in h.split()] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)
+    ]
+    return sum(w + 3 for w in widths) + 1
+
+
+def print_evaluation(entry: dict[str, Any]) -> None:
+    from cdvkit.reporting.tables import (
+        ACC_HEADERS,
+        ORDER_HEADERS,
+        PAPER_HEADERS,
+        accuracy_rows,
+        by_construction_note,
+        headers_for,
+        order_rows,
+        paper_rows,
+        pct,
+        protocol_line,
+    )
+
+    st = entry["settings"]
+    rows, classes = paper_rows(entry)
+    if rows:
+        print_table(
+            f"The paper's numbers · defense {entry['defense']} · original: every question; "
+            "enhanced: the first example of each question (originally failed ones as themselves)",
+            headers_for(entry, PAPER_HEADERS),
+            rows,
+            classes,
+        )
+    # The same rows as the reports' tables (cdvkit.reporting.tables).
+    rows, classes = accuracy_rows(entry)
+    print_table(
+        f"CDV evaluation · defense {entry['defense']} · "
+        f"{'all examples' if st['all_examples'] else 'first example'} per question",
+        headers_for(entry, ACC_HEADERS),
+        rows,
+        classes,
+    )
+    rows, classes = order_rows(entry)
+    if rows:
+        print_table(
+            "Order control: the original asked in its example's choice order "
+            "(drop = order part + distraction part)",
+            headers_for(entry, ORDER_HEADERS),
+            rows,
+            classes,
+        )
+    note = by_construction_note(entry)
+    if note:
+        console.print(f"[yellow]{escape(note)}[/]", highlight=False)
     tr = entry["transfer"]
     if len(tr["rows"]) > 1 or len(tr["cols"]) > 1:
         m = Table(

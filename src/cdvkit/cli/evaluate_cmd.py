@@ -94,6 +94,33 @@ def evaluate_command(
     all_examples: Annotated[
         bool, typer.Option("--all-examples", help="Every example per question, not the first.")
     ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            help="paper: the paper's evaluation (one answer at temperature 0.0001 in its prompt "
+            "format, the extractor on every answer) and its numbers: original accuracy over "
+            "every question, enhanced over the first example (originally failed questions as "
+            "themselves), drop."
+        ),
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option(
+            help="The dataset (built-in name or file) the --examples were found on, so accuracy "
+            "covers every question of it, not only those with an example."
+        ),
+    ] = None,
+    by: Annotated[
+        str, typer.Option(help="Rows per dataset or per subject (the questions' subject field).")
+    ] = "dataset",
+    order_control: Annotated[
+        bool,
+        typer.Option(
+            "--order-control/--no-order-control",
+            help="Also ask each original with its example's choice order, splitting the drop "
+            "into the order's part and the distraction's (one more answer per example).",
+        ),
+    ] = True,
     out: Annotated[
         Path | None,
         typer.Option(help="Where answers and evaluation.json go (default: the first --run)."),
@@ -155,6 +182,10 @@ def evaluate_command(
             target_prompt=target_prompt,
             threshold=threshold,
             all_examples=all_examples,
+            preset=preset,
+            data=data,
+            by=by,
+            order_control=order_control,
             extractor=extractor,
             grader=grader,
             base_url=base_url,
@@ -199,10 +230,14 @@ class CliEvalHooks(EvalHooks):
         self.task: str | None = None  # the evaluated questions' shape, once loaded
 
     def loaded(self, sets: list[Any]) -> None:
-        self.task = next((i.original.task for s in sets for i in s.items), None)
+        self.task = next((i.original.task for s in sets for i in s.every), None)
         for s in sets:
             if s.skipped and not self.quiet:
-                err.print(f"[yellow]{s.path}: left out {len(s.skipped)} entries[/]")
+                also = " (their questions still count in the accuracy over every question)"
+                err.print(
+                    f"[yellow]{s.path}: left out {len(s.skipped)} entries as examples"
+                    f"{also if s.whole else ''}[/]"
+                )
                 for why in s.skipped[:10]:
                     err.print(f"  {why}", highlight=False, markup=False)
 

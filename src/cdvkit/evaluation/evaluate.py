@@ -56,24 +56,37 @@ async def evaluate(
     budget = budget or Budget()
     ext_name = getattr(extractor, "name", extractor)
     grader_name = getattr(grader, "name", grader)
-    answers = eval_jobs(sets, models, settings.all_examples)
+    answers = eval_jobs(sets, models, settings)
     tally = Tally(models, EvalProgress(total=len(answers)), on_progress)
 
+    # One answer per key: the same question asked the same way in two sets (a CDV run and a
+    # baseline run of one dataset share their originals) is asked once and counted for both.
+    by_key: dict[str, list[Answer]] = {}
+    for a in answers:
+        _, model, item, v = a
+        key = eval_key(model, item.id, v, d, settings, ext_name, grader_name)
+        by_key.setdefault(key, []).append(a)
     # Answers already stored cost nothing and need no job; the rest go out per question.
     todo: dict[str, list[Answer]] = {}
-    for si, model, item, v in answers:
-        key = eval_key(model, item.id, v, d, settings, ext_name, grader_name)
+    shared: dict[tuple[int, str, str, str], list[Answer]] = {}
+    for key, same in by_key.items():
         hit = store.get_eval(key) if store is not None else None
         if hit is not None:
-            tally.record(si, model, item.id, v.key, ItemScore(hit["accuracy"], hit["mode"], True))
-        else:
-            todo.setdefault(item.id, []).append((si, model, item, v))
+            for si, model, item, v in same:
+                sc = ItemScore(hit["accuracy"], hit["mode"], True)
+                tally.record(si, model, item.id, v.key, sc)
+            continue
+        si, model, item, v = same[0]
+        todo.setdefault(item.id, []).append(same[0])
+        shared[(si, model, item.id, v.key)] = same[1:]
 
     def scored(end: JobEnd) -> None:
         for si, model, item_id, vkey, sc, error in end.value:
             if error:
                 tally.progress.errors.append(error)
             tally.record(si, model, item_id, vkey, sc)
+            for osi, omodel, item, v in shared.get((si, model, item_id, vkey), []):
+                tally.record(osi, omodel, item.id, v.key, sc)
 
     work = EvalWork(models, d, settings, backends, extractor, base_url, grader)
     jobs = [EvalJob(k, tuple(a)) for k, a in todo.items()]
@@ -89,7 +102,9 @@ async def evaluate(
         raise BudgetExceeded(outcome.stopped)
     if outcome.fatal:
         raise error_named(outcome.fatal_error, outcome.fatal)
-    return assemble_results(models, d, settings, sets, tally.scores, tally.modes, tally.progress)
+    entry = assemble_results(models, d, settings, sets, tally.scores, tally.modes, tally.progress)
+    entry["settings"]["extractor"] = ext_name  # it can decide answers: say which one did
+    return entry
 
 
 def run_protocol(run_dir: str | Path) -> Protocol:

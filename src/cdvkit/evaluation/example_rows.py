@@ -7,10 +7,11 @@ stays its first, the one an evaluation without ``--all-examples`` uses.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NO_CHOICE, stable_id
+from cdvkit.data.question import MULTIPLE_CHOICE, NO_CHOICE, Question, stable_id
 from cdvkit.evaluation.items import ORIGINAL, EvalItem, ExampleSet, Variant
 from cdvkit.evaluation.row_checks import (
     IDENTICAL,
@@ -26,7 +27,12 @@ from cdvkit.evaluation.row_checks import (
     same_text,
 )
 from cdvkit.store import RunStore
+from cdvkit.store.status import QuestionStatus
 from cdvkit.tasks import FREE_TASKS, AnswerKey
+
+# A baseline's rewrite is valid (it passed the constraints) whether it fooled the target (good)
+# or not (open): either is the question's distracted version.
+REWRITE_STATUSES = ("good", "open")
 
 
 def read_example_rows(rows: Iterable[Row]) -> ReadRows:
@@ -50,6 +56,7 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
                 choices = checked_choices(d.get("choices"), "choices")
                 answer = answer_index(d.get("answer"), choices, "answer")
             source = optional_text(d.get("source"), "source") or ""
+            subject = optional_text(d.get("subject"), "subject")
             qid = optional_text(d.get("question_id"), "question_id")
             qid = qid or stable_id(source, oq, oc or refs)
             path = optional_text(d.get("path"), "path")
@@ -67,6 +74,7 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
             g = grouped[qid] = {
                 "row": row.number,
                 "dataset": source,
+                "subject": subject,
                 "original": original,
                 "examples": [],
                 "identical": [],
@@ -78,16 +86,18 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
         if any(v.key == key for v in g["examples"]):
             key = f"{key}@row{row.number}"  # two rows with one path: keep both apart
         g["examples"].append(Variant(key, question, tuple(choices), answer, task, refs))
-    items = []
+    items, others = [], []
     left_out: list[tuple[int, str]] = []
     for qid, g in grouped.items():
+        item = EvalItem(qid, g["dataset"], g["original"], tuple(g["examples"]), g["subject"])
         if not g["examples"]:
             left_out.append((g["row"], no_example_left(f"row {g['row']}", len(g["identical"]))))
+            others.append(item)  # still a question of the dataset
             continue
         left_out.extend(g["identical"])
-        items.append(EvalItem(qid, g["dataset"], g["original"], tuple(g["examples"])))
+        items.append(item)
     skipped = [line for _, line in sorted(left_out, key=lambda x: x[0])]
-    return ReadRows(items, skipped, problems)
+    return ReadRows(items, skipped, problems, others)
 
 
 def free_form_of(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
@@ -125,18 +135,81 @@ def items_from_examples(rows: Iterable[dict[str, Any]]) -> list[EvalItem]:
 
 
 def from_store(store: RunStore, label: str | None = None) -> ExampleSet:
+    """A run's examples, and every other question of the run (searched without an example,
+    originally failed, skipped by a prefilter, not reached) for the accuracy over them all.
+
+    A rewrite baseline's run (its ``proposer`` is one, see ``search.proposers.rewrites``)
+    has no search: each question's one rewrite is its distracted version whether or not it
+    fooled the target, so the baseline and a CDV run compare side by side.
+    """
+    from cdvkit.protocol import protocol_from_config
+    from cdvkit.search.proposers import rewrites
+
     cfg = store.get_config() or {}
-    # Row numbers are those of the run's JSONL export, which writes the same rows in this order.
-    read = read_example_rows(Row(n, row) for n, row in enumerate(store.examples(), 1))
-    if read.problems:
-        raise ExamplesFileError(str(store.run_dir), read.problems)
+    statuses = store.questions()
+    baseline = str(cfg["proposer"]) if rewrites(cfg.get("proposer")) else None
+    if baseline:
+        items, skipped = rewrite_items(store, [d["question"] for d in statuses]), []
+    else:
+        # Row numbers are those of the run's JSONL export, which writes these rows in order.
+        read = read_example_rows(Row(n, row) for n, row in enumerate(store.examples(), 1))
+        if read.problems:
+            raise ExamplesFileError(str(store.run_dir), read.problems)
+        items, skipped = read.items, read.skipped
+    with_example = {i.id for i in items}
+    others = [
+        question_item(d["question"], failed=d["status"] == QuestionStatus.ORIGINAL_FAILED)
+        for d in statuses
+        if d["question"].id not in with_example
+    ]
+    target = str(cfg.get("target") or "") or None
+    try:
+        protocol = protocol_from_config(cfg) if cfg else None
+    except (TypeError, ValueError):  # a config this version cannot read
+        protocol = None
+    name = label or target or store.run_dir.name
+    if baseline and not label:
+        name = f"{name} · {baseline}"
     return ExampleSet(
-        label=label or str(cfg.get("target") or store.run_dir.name),
+        label=name,
         kind="run",
         path=str(store.run_dir),
-        items=read.items,
-        skipped=read.skipped,
+        items=items,
+        skipped=skipped,
+        others=others,
+        whole=True,
+        target=target,
+        protocol=protocol,
+        baseline=baseline,
     )
+
+
+def question_item(q: Question, *, failed: bool = False) -> EvalItem:
+    """A question of the dataset with no example: only its original is asked."""
+    original = Variant(ORIGINAL, q.question, q.choices, q.answer, q.task, q.references)
+    return EvalItem(q.id, q.source, original, (), q.subject, failed)
+
+
+def rewrite_items(store: RunStore, questions: list[Question]) -> list[EvalItem]:
+    """A baseline run's questions with their rewrite: the first valid child of the root (depth
+    2, good or open), whether or not it fooled the target."""
+    by_id = {q.id: q for q in questions}
+    items: dict[str, EvalItem] = {}
+    for n in store.nodes():
+        q = by_id.get(n["question_id"])
+        if q is None or q.id in items or n["depth"] != 2 or n["status"] not in REWRITE_STATUSES:
+            continue
+        rewrite = Variant(
+            f"example:{n['path']}",
+            n["question"],
+            tuple(n["choices"]),
+            n["answer"],
+            q.task,
+            q.references,
+        )
+        items[q.id] = replace(question_item(q), examples=(rewrite,))
+    # In the dataset's order, as a CDV run's examples come.
+    return [items[q.id] for q in questions if q.id in items]
 
 
 def from_run_dir(run_dir: str | Path, label: str | None = None) -> ExampleSet:

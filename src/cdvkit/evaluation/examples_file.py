@@ -7,10 +7,12 @@ and .jsonl by different tools.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cdvkit.evaluation.example_rows import read_example_rows
+from cdvkit.data.question import Question
+from cdvkit.evaluation.example_rows import question_item, read_example_rows
 from cdvkit.evaluation.items import ExampleSet
 from cdvkit.evaluation.reference import read_reference_rows, reference_dataset_name, reference_label
 from cdvkit.evaluation.row_checks import ExamplesFileError, Row, json_kind
@@ -97,4 +99,46 @@ def load_examples_file(path: str | Path, label: str | None = None) -> ExampleSet
         )
     if read.problems:
         raise ExamplesFileError(str(p), read.problems)
-    return ExampleSet(label or default, kind, str(p), read.items, read.skipped)
+    # The reference's file lists every question of its dataset; cdvkit's JSONL only those with
+    # an example (``attach_dataset`` adds the rest from the dataset they were found on).
+    return ExampleSet(
+        label or default,
+        kind,
+        str(p),
+        read.items,
+        read.skipped,
+        others=read.others,
+        whole=kind == "reference",
+    )
+
+
+def attach_dataset(es: ExampleSet, questions: list[Question]) -> ExampleSet:
+    """``es`` with every question of the dataset it was found on: the questions without an
+    example join its ``others``, matched by id, else by their text and choices."""
+    known = {i.id for i in es.every}
+    texts = {_text_key(i.original.question, i.original.choices) for i in es.every}
+    subjects = {}
+    for q in questions:
+        subjects[q.id] = subjects[_text_key(q.question, q.choices)] = q.subject
+    others = list(es.others)
+    for q in questions:
+        if q.id in known or _text_key(q.question, q.choices) in texts:
+            continue
+        others.append(question_item(q))
+        known.add(q.id)
+    # A file's rows may leave out the subject that the dataset gives.
+    items = [
+        i
+        if i.subject
+        else replace(
+            i,
+            subject=subjects.get(i.id)
+            or subjects.get(_text_key(i.original.question, i.original.choices)),
+        )
+        for i in es.items
+    ]
+    return replace(es, items=items, others=others, whole=True)
+
+
+def _text_key(question: str, choices: tuple[str, ...] | list[str]) -> str:
+    return json.dumps([" ".join(question.split()), sorted(" ".join(c.split()) for c in choices)])

@@ -7,6 +7,8 @@ become these types, so the evaluation never knows where its examples came from.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +16,7 @@ from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.tasks import AnswerKey
 
 ORIGINAL = "original"
+ORDER = "order"  # key prefix of the order-only control's variants
 
 
 @dataclass(frozen=True)
@@ -46,16 +49,47 @@ class Variant:
 
 @dataclass(frozen=True)
 class EvalItem:
-    """A question with at least one CDV example; the unit that statistics resample."""
+    """A question of the dataset and its CDV examples (none for a question the search found no
+    example for); the unit that statistics resample."""
 
     id: str
     dataset: str
     original: Variant
     examples: tuple[Variant, ...]
+    subject: str | None = None
+    # The search's target already failed it undistracted: no CDV example, but the paper's
+    # enhanced accuracy counts it as its own distracted version.
+    failed: bool = False
 
     def variants(self, all_examples: bool) -> list[Variant]:
-        chosen = self.examples if all_examples else self.examples[:1]
-        return [self.original, *chosen]
+        return [self.original, *self.chosen(all_examples)]
+
+    def chosen(self, all_examples: bool) -> tuple[Variant, ...]:
+        """The examples an evaluation asks: the first, or every one."""
+        return self.examples if all_examples else self.examples[:1]
+
+    def reordered(self, example: Variant) -> Variant | None:
+        """The order-only control of ``example``: the original question's text with the
+        example's choices in the example's order, so a drop splits into what the new order
+        costs and what the distraction costs. The original itself when the order is unchanged;
+        None for a free-form question (no choices to reorder)."""
+        if example.task != MULTIPLE_CHOICE or not example.choices:
+            return None
+        if example.choices == self.original.choices and example.answer == self.original.answer:
+            return self.original
+        # Keyed by the order, not by the example: examples sharing an order share one answer.
+        digest = hashlib.sha256(json.dumps([*example.choices, example.answer]).encode())
+        return Variant(
+            f"{ORDER}:{digest.hexdigest()[:16]}",
+            self.original.question,
+            example.choices,
+            example.answer,
+        )
+
+    def group(self, by: str) -> str:
+        """The row this question falls in when results are split ``by`` dataset or subject."""
+        name = self.subject if by == "subject" else self.dataset
+        return name or "(none)"
 
 
 @dataclass
@@ -65,8 +99,21 @@ class ExampleSet:
     label: str  # the target the examples were found against (or a name for the file)
     kind: str  # "run" | "jsonl" | "reference"
     path: str
-    items: list[EvalItem]
+    items: list[EvalItem]  # the questions with at least one example
     skipped: list[str] = field(default_factory=list)
+    # The dataset's other questions (no example; originally failed ones marked ``failed``).
+    others: list[EvalItem] = field(default_factory=list)
+    # items + others are every question of the dataset (a run, a reference file, a JSONL file
+    # given its --data); False: only the questions with an example are known.
+    whole: bool = False
+    target: str | None = None  # the run's target: "by construction" applies to it
+    protocol: Any = None  # the run's own protocol (cdvkit.protocol.Protocol)
+    baseline: str | None = None  # the rewrite proposer of a baseline run (no search)
+
+    @property
+    def every(self) -> list[EvalItem]:
+        """Every known question of the dataset, those with an example first."""
+        return [*self.items, *self.others]
 
     def describe(self) -> dict[str, Any]:
         return {
@@ -76,4 +123,7 @@ class ExampleSet:
             "questions": len(self.items),
             "examples": sum(len(i.examples) for i in self.items),
             "skipped": len(self.skipped),
+            "dataset_questions": len(self.every) if self.whole else None,
+            "originally_failed": sum(i.failed for i in self.others),
+            "baseline": self.baseline,
         }

@@ -43,7 +43,11 @@ def reference_label(path: Path) -> str:
 
 
 def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
+    """Every entry is a question of the dataset: those with an example become items, the others
+    (not searched, nothing found, or already failed: ``failed``) count in the accuracy over every
+    question."""
     items: list[EvalItem] = []
+    others: list[EvalItem] = []
     skipped: list[str] = []
     problems: list[str] = []
     for row in rows:
@@ -59,9 +63,12 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
                 choices = checked_choices(e.get("choices"), "choices", numbers=True)
                 answer = answer_index(e.get("answer"), choices, "answer")
             source = optional_text(e.get("source"), "source") or dataset
+            subject = optional_text(e.get("subject"), "subject")
             qid = optional_text(e.get("id"), "id") or stable_id(source, question, choices or refs)
+            original = Variant(ORIGINAL, question, tuple(choices), answer, task, refs)
             if "good_questions" not in e:
                 skipped.append(f"{where}: not searched (no good_questions)")
+                others.append(EvalItem(qid, source, original, (), subject))
                 continue
             goods = [] if e["good_questions"] is None else e["good_questions"]
             if not isinstance(goods, list):
@@ -100,17 +107,12 @@ def read_reference_rows(rows: Iterable[Row], dataset: str) -> ReadRows:
                 skipped.append(no_example_left(where, len(identical)))
             else:
                 skipped.append(f"{where}: no CDV example (good_questions is empty)")
+            # Itself as its only good question: the reference's originally failed question.
+            others.append(EvalItem(qid, source, original, (), subject, failed=bool(identical)))
             continue
         skipped.extend(identical)
-        items.append(
-            EvalItem(
-                qid,
-                source,
-                Variant(ORIGINAL, question, tuple(choices), answer, task, refs),
-                tuple(examples),
-            )
-        )
-    return ReadRows(items, skipped, problems)
+        items.append(EvalItem(qid, source, original, tuple(examples), subject))
+    return ReadRows(items, skipped, problems, others)
 
 
 def items_from_reference(

@@ -10,8 +10,16 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
+from cdvkit.evaluation.breakdown import (
+    QuestionScores,
+    by_construction,
+    order_result,
+    paper_result,
+    split,
+    whole_result,
+)
 from cdvkit.evaluation.defenses import Defense
-from cdvkit.evaluation.items import EvalItem, ExampleSet, Variant
+from cdvkit.evaluation.items import ORIGINAL, EvalItem, ExampleSet, Variant
 from cdvkit.evaluation.settings import EvalSettings
 from cdvkit.evaluation.stats import paired_bootstrap
 from cdvkit.store.records import EvaluationResult, ModelResult, PairedResult, Transfer
@@ -37,14 +45,27 @@ class EvalProgress:
 Job = tuple[int, str, EvalItem, Variant]  # (example set, model, item, variant)
 
 
-def eval_jobs(sets: list[ExampleSet], models: list[str], all_examples: bool) -> list[Job]:
-    """Every answer an evaluation needs, in a fixed order."""
+def question_variants(item: EvalItem, s: EvalSettings) -> list[Variant]:
+    """What one model is asked of one question: its original, the evaluated examples and, with
+    the order control, the original in each of their choice orders (once per order)."""
+    out = item.variants(s.all_examples)
+    if s.order_control:
+        for v in item.chosen(s.all_examples):
+            r = item.reordered(v)
+            if r is not None and all(r.key != w.key for w in out):
+                out.append(r)
+    return out
+
+
+def eval_jobs(sets: list[ExampleSet], models: list[str], settings: EvalSettings) -> list[Job]:
+    """Every answer an evaluation needs, in a fixed order: the questions with an example, then
+    (where the set knows its whole dataset) every other question's original."""
     return [
         (si, model, item, v)
         for si, es in enumerate(sets)
         for model in models
-        for item in es.items
-        for v in item.variants(all_examples)
+        for item in (es.every if es.whole else es.items)
+        for v in question_variants(item, settings)
     ]
 
 
@@ -85,40 +106,28 @@ def assemble_results(
     s = settings
     results: dict[str, dict[str, ModelResult]] = {}
     for si, es in enumerate(sets):
+        # Nothing to control where every example kept its original's choice order.
+        reorders = s.order_control and any(
+            item.reordered(v) not in (None, item.original)
+            for item in es.items
+            for v in item.chosen(s.all_examples)
+        )
         per_model: dict[str, ModelResult] = {}
         for model in models:
-            pairs: dict[str, list[tuple[float, float]]] = {OVERALL: []}
-            items_out = []
-            dropped = 0
-            for item in es.items:
-                orig = scores.get((si, model, item.id, item.original.key))
-                chosen = item.variants(s.all_examples)[1:]
-                dist = [scores.get((si, model, item.id, v.key)) for v in chosen]
-                if orig is None or any(x is None for x in dist):
-                    dropped += 1
-                    continue
-                # With --all-examples a question's distracted score is the mean over its
-                # examples, so resampling stays per question.
-                d = sum(x.accuracy for x in dist if x is not None) / len(dist)
-                pairs[OVERALL].append((orig.accuracy, d))
-                pairs.setdefault(item.dataset or "(none)", []).append((orig.accuracy, d))
-                items_out.append([item.id, item.dataset, orig.accuracy, d])
-            summary: dict[str, PairedResult] = {
-                name: paired_bootstrap(
-                    [p[0] for p in ps],
-                    [p[1] for p in ps],
-                    resamples=s.resamples,
-                    seed=s.seed,
-                    confidence=s.confidence,
-                ).to_dict()
-                for name, ps in pairs.items()
-            }
+            qs, dropped = question_scores(si, model, es, s, scores)
+            paired = [q for q in qs if q.distracted is not None]
+            by_dataset = _paired_groups(paired, "dataset", s)
             per_model[model] = ModelResult(
                 mode="/".join(sorted(modes[model])) or None,
-                overall=summary.pop(OVERALL),
-                by_dataset=dict(sorted(summary.items())),
+                overall=_paired(paired, s),
+                by_dataset=by_dataset,
                 dropped=dropped,
-                items=items_out,
+                items=[[q.item.id, q.item.dataset, q.original, q.distracted] for q in paired],
+                by_subject=_paired_groups(paired, "subject", s) if s.by == "subject" else None,
+                whole=split(qs, whole_result, s) if es.whole else None,
+                order=split(paired, order_result, s) if reorders else None,
+                paper=split(qs, paper_result, s) if s.preset == "paper" and es.whole else None,
+                by_construction=by_construction(es, model, s, defense),
             )
         results[es.label] = per_model
     rows = [es.label for es in sets]
@@ -131,7 +140,8 @@ def assemble_results(
             **asdict(s),
             "samples": s.protocol().samples,
             "temperature": s.effective_temperature,
-            "protocol": s.protocol(defense.text).describe(_task(sets)),
+            "protocol": s.protocol(defense.text).describe(_task(sets))
+            + ("; the extractor reads every reply" if s.always_extract else ""),
         },
         models=models,
         sources=[es.describe() for es in sets],
@@ -148,6 +158,61 @@ def assemble_results(
         errors=progress.errors,
         created=time.time(),
     )
+
+
+def question_scores(
+    si: int,
+    model: str,
+    es: ExampleSet,
+    s: EvalSettings,
+    scores: dict[tuple[int, str, str, str], ItemScore | None],
+) -> tuple[list[QuestionScores], int]:
+    """Each question's scores for ``model``, and how many questions were left out because one
+    of their answers failed (a question's numbers must come whole)."""
+    out: list[QuestionScores] = []
+    dropped = 0
+    for item in es.every if es.whole else es.items:
+        got = {v.key: scores.get((si, model, item.id, v.key)) for v in question_variants(item, s)}
+        if any(x is None for x in got.values()):
+            dropped += 1
+            continue
+        acc = {k: x.accuracy for k, x in got.items() if x is not None}
+        chosen = item.chosen(s.all_examples)
+        if not chosen:
+            out.append(QuestionScores(item, acc[ORIGINAL]))
+            continue
+        # With --all-examples a question's distracted score is the mean over its examples, so
+        # resampling stays per question; the paper's enhanced question stays the first.
+        orders = [item.reordered(v) for v in chosen] if s.order_control else []
+        out.append(
+            QuestionScores(
+                item,
+                acc[ORIGINAL],
+                sum(acc[v.key] for v in chosen) / len(chosen),
+                acc[chosen[0].key],
+                None
+                if not orders or None in orders
+                else sum(acc[r.key] for r in orders if r is not None) / len(orders),
+            )
+        )
+    return out, dropped
+
+
+def _paired(qs: list[QuestionScores], s: EvalSettings) -> PairedResult:
+    return paired_bootstrap(
+        [q.original for q in qs],
+        [q.distracted or 0.0 for q in qs],
+        resamples=s.resamples,
+        seed=s.seed,
+        confidence=s.confidence,
+    ).to_dict()
+
+
+def _paired_groups(qs: list[QuestionScores], by: str, s: EvalSettings) -> dict[str, PairedResult]:
+    groups: dict[str, list[QuestionScores]] = {}
+    for q in qs:
+        groups.setdefault(q.item.group(by), []).append(q)
+    return {name: _paired(g, s) for name, g in sorted(groups.items())}
 
 
 def _task(sets: list[ExampleSet]) -> str | None:

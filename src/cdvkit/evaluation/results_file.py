@@ -32,8 +32,16 @@ def load_evaluation(run_dir: str | Path) -> dict[str, Any] | None:
     return data
 
 
+def entry_key(entry: dict[str, Any]) -> str:
+    """An entry's key in the file: its defense, and its preset when it has one, so the paper's
+    evaluation sits beside cdvkit's own instead of replacing it."""
+    preset = (entry.get("settings") or {}).get("preset")
+    return f"{entry['defense']} ({preset} preset)" if preset else str(entry["defense"])
+
+
 def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
-    """Add or replace this defense's entry, keeping the others so defenses can be compared.
+    """Add or replace this defense's entry (per preset), keeping the others so defenses can be
+    compared.
 
     Entries are keyed by the defense's label; a defense file whose name is already taken by
     another text (two ``prompt.txt`` in different folders, or an edited file) gets its own entry
@@ -41,14 +49,14 @@ def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
     """
     p = Path(run_dir) / EVALUATION_FILE
     data = load_evaluation(run_dir) or {"version": RESULTS_VERSION, "evaluations": {}}
-    old = data["evaluations"].get(entry["defense"])
+    old = data["evaluations"].get(entry_key(entry))
     if old is not None and old.get("defense_text") != entry.get("defense_text"):
         sha = (
             entry.get("defense_sha")
             or hashlib.sha256(str(entry.get("defense_text")).encode()).hexdigest()[:12]
         )
         entry["defense"] = f"{entry['defense']}@{sha}"
-    data["evaluations"][entry["defense"]] = entry
+    data["evaluations"][entry_key(entry)] = entry
     tmp = p.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
     tmp.replace(p)  # atomic: a report never reads half a file

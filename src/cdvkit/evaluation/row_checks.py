@@ -7,7 +7,7 @@ fails with every such row listed: an evaluation over silently thinned data would
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cdvkit.data.question import LETTERS
@@ -64,6 +64,9 @@ class ReadRows:
     items: list[EvalItem]
     skipped: list[str]
     problems: list[str]
+    # Questions the rows name without a CDV example: they still count in the accuracy over
+    # every question of the dataset.
+    others: list[EvalItem] = field(default_factory=list)
 
 
 def _short(value: Any, limit: int = 60) -> str:

@@ -8,11 +8,28 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import MISSING, Field, asdict, dataclass, fields, is_dataclass
+from typing import Any
 
 from cdvkit.evaluation.defenses import Defense
 from cdvkit.evaluation.items import Variant
 from cdvkit.protocol import SCORINGS, Protocol
+
+# How the results are split into rows: by the questions' dataset (source) or subject.
+SPLITS = ("dataset", "subject")
+# The protocol fields every stored answer's key has always held (whatever their value): a field
+# the protocol gains later joins a key only when it differs from its default, so answers stored
+# before it was added keep their keys.
+KEYED_PROTOCOL_FIELDS = (
+    "scoring",
+    "samples",
+    "temperature",
+    "prompt",
+    "threshold",
+    "batch_samples",
+    "sequential",
+    "always_extract",
+)
 
 
 @dataclass
@@ -30,12 +47,22 @@ class EvalSettings:
     seed: int = 0
     confidence: float = 0.95
     concurrency: int = 16
+    # The extractor reads every reply, not only those the local reader cannot decide (the
+    # paper's evaluation).
+    always_extract: bool = False
+    # Also ask each original in its example's choice order, so the drop splits into the order's
+    # part and the distraction's (one more answer per example; none where the order is kept).
+    order_control: bool = True
+    by: str = "dataset"  # rows of the tables: per dataset or per subject
+    preset: str | None = None  # "paper": the paper's numbers (see cdvkit.evaluation.presets)
 
     def __post_init__(self) -> None:
         if self.scoring not in SCORINGS:
             raise ValueError("--protocol must be sample or exact")
         if not 0 < self.confidence < 1:
             raise ValueError("confidence must be between 0 and 1")
+        if self.by not in SPLITS:
+            raise ValueError(f"--by must be one of {', '.join(SPLITS)}, not {self.by!r}")
         self.protocol()  # validates samples, temperature, prompt and threshold
 
     def protocol(self, defense: str = "") -> Protocol:
@@ -47,6 +74,7 @@ class EvalSettings:
             prompt=self.prompt,
             threshold=self.threshold,
             defense=defense,
+            always_extract=self.always_extract,
         )
 
     @property
@@ -73,7 +101,7 @@ def eval_key(
         "choices": list(variant.choices),
         "answer": variant.answer,
         "defense": defense.text,
-        "protocol": {k: v for k, v in s.protocol().to_dict().items() if k != "defense"},
+        "protocol": keyed_protocol(s.protocol()),
         "extractor": extractor,  # it can turn an unreadable reply into a right or wrong answer
     }
     if variant.references:
@@ -82,3 +110,22 @@ def eval_key(
     if grader is not None:
         payload["grader"] = grader  # it decides replies no reader could settle
     return "eval:" + hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def keyed_protocol(p: Protocol) -> dict[str, object]:
+    """The protocol as an answer's key holds it (see KEYED_PROTOCOL_FIELDS); the defense is
+    keyed by its text apart."""
+    defaults = {f.name: _default(f) for f in fields(Protocol)}
+    return {
+        k: v
+        for k, v in p.to_dict().items()
+        if k != "defense" and (k in KEYED_PROTOCOL_FIELDS or v != defaults.get(k))
+    }
+
+
+def _default(f: Field[Any]) -> Any:
+    value = f.default
+    if value is MISSING and f.default_factory is not MISSING:
+        value = f.default_factory()
+    # to_dict holds nested dataclasses as dicts: compare like with like.
+    return asdict(value) if is_dataclass(value) and not isinstance(value, type) else value

@@ -145,3 +145,68 @@ def paired_bootstrap(
     return PairedSummary(
         n, acc_o, acc_d, drop, rel, ci_o, ci_d, ci_drop, ci_rel, test, confidence, resamples
     )
+
+
+@dataclass(frozen=True)
+class ColumnSummary:
+    """Means of several per-question columns and differences between them, with intervals."""
+
+    n: list[int]  # questions that have a value in each column
+    means: list[float | None]
+    cis: list[tuple[float, float] | None]
+    diffs: dict[tuple[int, int], tuple[float | None, tuple[float, float] | None]]
+
+
+def column_bootstrap(
+    rows: Sequence[Sequence[float | None]],
+    columns: int,
+    *,
+    differences: Sequence[tuple[int, int]] = (),
+    resamples: int = 10_000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> ColumnSummary:
+    """Per-question values in columns (None: the question has none there), their means and the
+    ``differences`` (a, b) = mean a - mean b, with percentile bootstrap intervals.
+
+    One resample draws questions with replacement and each column's mean is over the drawn
+    questions that have a value in it, so a column over a subset of the questions (the paper's
+    enhanced accuracy, over the questions with an example) stays paired with one over all of
+    them (its original accuracy): the interval of their difference reflects that both come from
+    the same questions.
+    """
+    k = columns
+    v = np.array([[np.nan if x is None else float(x) for x in r] for r in rows], dtype=float)
+    v = v.reshape(len(rows), k)
+    n = [int(c) for c in (~np.isnan(v)).sum(axis=0)]
+
+    def means_of(a: np.ndarray) -> np.ndarray:
+        with np.errstate(invalid="ignore", divide="ignore"):
+            have = ~np.isnan(a)
+            return np.where(have, a, 0.0).sum(axis=-2) / have.sum(axis=-2)
+
+    point = means_of(v) if len(rows) else np.full(k, np.nan)
+    means = [None if np.isnan(m) else float(m) for m in point]
+    diffs_point: dict[tuple[int, int], float | None] = {}
+    for a, b in differences:
+        ma, mb = means[a], means[b]
+        diffs_point[(a, b)] = None if ma is None or mb is None else ma - mb
+    if not len(rows) or resamples <= 0:
+        return ColumnSummary(n, means, [None] * k, {d: (x, None) for d, x in diffs_point.items()})
+    rng = np.random.default_rng(seed)
+    size = len(rows)
+    chunk = max(1, min(resamples, 2_000_000 // max(size * k, 1)))
+    parts = []
+    done = 0
+    while done < resamples:
+        m = min(chunk, resamples - done)
+        idx = rng.integers(0, size, size=(m, size))
+        parts.append(means_of(v[idx]))  # (m, k): NaN where a resample drew no value
+        done += m
+    sampled = np.concatenate(parts)
+    cis = [_interval(sampled[:, j], confidence) for j in range(k)]
+    diffs = {
+        (a, b): (diffs_point[(a, b)], _interval(sampled[:, a] - sampled[:, b], confidence))
+        for a, b in differences
+    }
+    return ColumnSummary(n, means, cis, diffs)

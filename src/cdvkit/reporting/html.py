@@ -11,9 +11,17 @@ from typing import Any
 from cdvkit.reporting import svg
 from cdvkit.reporting.tables import (
     ACC_HEADERS,
+    ORDER_HEADERS,
+    PAPER_HEADERS,
     USAGE_HEADERS,
     accuracy_rows,
+    by_construction_note,
+    comparable,
     defense_comparison,
+    entry_title,
+    headers_for,
+    order_rows,
+    paper_rows,
     protocol_line,
     summary_rows,
     usage_row,
@@ -122,16 +130,14 @@ def usage_section(data: dict[str, Any]) -> str:
 
 
 def _table_note(text: str) -> str:
+    """A muted line of plain text (escaped here) above a table."""
     return f"<p class='muted'>{escape(text)}</p>"
 
 
 def evaluation_section(entry: dict[str, Any]) -> str:
     st = entry["settings"]
-    conf = round(st.get("confidence", 0.95) * 100)
-    headers = [h.replace("95%", f"{conf}%") for h in ACC_HEADERS]
-    rows, classes = accuracy_rows(entry)
     parts = [
-        f"<h3>Defense: {escape(entry['defense'])}</h3>",
+        f"<h3>Defense: {escape(entry_title(entry))}</h3>",
         "<p class='muted'>"
         + escape(
             f"protocol: {protocol_line(st)}; "
@@ -145,7 +151,40 @@ def evaluation_section(entry: dict[str, Any]) -> str:
             f"<details><summary>defense prompt</summary><pre>{escape(entry['defense_text'])}"
             "</pre></details>"
         )
-    parts.append(_table(headers, rows, classes=classes))
+    rows, classes = paper_rows(entry)
+    if rows:
+        parts += [
+            "<h4>The paper's table</h4>",
+            _table_note(
+                "Each model answered each question once, the paper's way (--preset paper). "
+                "Original: accuracy over every question of the dataset; enhanced: over the "
+                "first example of each question with one, a question the target originally "
+                "failed counting as itself (no CDV example); drop = original - enhanced."
+            ),
+            _table(headers_for(entry, PAPER_HEADERS), rows, classes=classes),
+        ]
+    rows, classes = accuracy_rows(entry)
+    parts += [
+        "<h4>Accuracy</h4>",
+        _table_note(
+            "All questions: every question of the dataset, with an example or not (originals "
+            "only). With an example: original vs. distracted, paired per question."
+        ),
+        _table(headers_for(entry, ACC_HEADERS), rows, classes=classes),
+    ]
+    note = by_construction_note(entry)
+    if note:
+        parts.append(f"<p class='note'>{escape(note)}</p>")
+    rows, classes = order_rows(entry)
+    if rows:
+        parts += [
+            "<h4>Order control</h4>",
+            _table_note(
+                "Each original also asked with its example's choice order: the order part is "
+                "original - original in that order, the distraction part the rest of the drop."
+            ),
+            _table(headers_for(entry, ORDER_HEADERS), rows, classes=classes),
+        ]
     charts = []
     for source, per_model in entry["results"].items():
         groups, values = [], []
@@ -216,8 +255,8 @@ def evaluations_block(data: dict[str, Any]) -> str:
             "(<code>cdv evaluate --run DIR --models ...</code>); search results only.</p>"
         )
     parts = ["<h2>Evaluation</h2>"]
-    if len(entries) > 1:
-        parts.append(defenses_section(entries))
+    if comparable(entries):
+        parts.append(defenses_section(comparable(entries)))
     parts += [evaluation_section(e) for e in entries]
     return "".join(parts)
 

@@ -6,9 +6,17 @@ from typing import Any
 
 from cdvkit.reporting.tables import (
     ACC_HEADERS,
+    ORDER_HEADERS,
+    PAPER_HEADERS,
     USAGE_HEADERS,
     accuracy_rows,
+    by_construction_note,
+    comparable,
     defense_comparison,
+    entry_title,
+    headers_for,
+    order_rows,
+    paper_rows,
     pct,
     summary_rows,
     usage_row,
@@ -47,18 +55,35 @@ def render_markdown(data: dict[str, Any], *, max_examples: int = 50) -> str:
     out.append("## Evaluation\n")
     if not entries:
         out.append("Not evaluated yet (`cdv evaluate --run DIR --models ...`).\n")
-    if len(entries) > 1:
-        _, rows, _ = defense_comparison(entries)
+    if comparable(entries):
+        _, rows, _ = defense_comparison(comparable(entries))
         out += [
             "### Defenses side by side (original → distracted accuracy, drop [CI])\n",
-            _table(["model", *[e["defense"] for e in entries]], rows),
+            _table(["model", *[e["defense"] for e in comparable(entries)]], rows),
         ]
     for e in entries:
-        rows, _ = accuracy_rows(e)
         tr = e["transfer"]
+        out.append(f"### Defense: {md_cell(entry_title(e))}\n")
+        rows, _ = paper_rows(e)
+        if rows:
+            out += [
+                "The paper's table (original: every question; enhanced: the first example of "
+                "each question, originally failed ones as themselves)\n",
+                _table(headers_for(e, PAPER_HEADERS), rows),
+            ]
+        rows, _ = accuracy_rows(e)
+        out.append(_table(headers_for(e, ACC_HEADERS), rows))
+        note = by_construction_note(e)
+        if note:
+            out.append(f"{md_cell(note)}\n")
+        rows, _ = order_rows(e)
+        if rows:
+            out += [
+                "Order control (the original in its example's choice order; drop = order part "
+                "+ distraction part)\n",
+                _table(headers_for(e, ORDER_HEADERS), rows),
+            ]
         out += [
-            f"### Defense: {md_cell(e['defense'])}\n",
-            _table(ACC_HEADERS, rows),
             "Transfer (distracted accuracy; rows: examples found against, columns: model)\n",
             _table(
                 ["", *tr["cols"]],

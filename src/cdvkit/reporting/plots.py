@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from cdvkit.reporting.tables import comparable, entry_title
+
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "x"
@@ -34,7 +36,7 @@ def write_pngs(data: dict[str, Any], out_dir: str | Path) -> list[Path]:
 
     entries = data["evaluations"]
     for e in entries:
-        d = _slug(e["defense"])
+        d = _slug(entry_title(e))
         for source, per_model in e["results"].items():
             labels, orig, dist = [], [], []
             for model, r in per_model.items():
@@ -72,7 +74,8 @@ def write_pngs(data: dict[str, Any], out_dir: str | Path) -> list[Path]:
             ax.set_title(f"Transfer: {metric} accuracy ({e['defense']})", fontsize=9)
             fig.colorbar(im, ax=ax)
             save(fig, f"transfer-{metric}-{d}.png")
-    if len(entries) > 1:
+    entries = comparable(entries)
+    if entries:
         models = list(dict.fromkeys(m for e in entries for m in e["models"]))
         fig, ax = plt.subplots(figsize=(max(5, 1.5 * len(models) + 2), 4))
         width = 0.8 / len(entries)

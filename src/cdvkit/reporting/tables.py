@@ -68,22 +68,54 @@ def usage_row(role: str, u: dict[str, Any]) -> list[str]:
     ]
 
 
+def split_by(entry: dict[str, Any]) -> str:
+    """How an evaluation's rows are split: dataset (older files) or subject."""
+    return str(entry.get("settings", {}).get("by") or "dataset")
+
+
+def _groups(r: dict[str, Any], split: dict[str, Any] | None, by: str) -> list[tuple[str, Any]]:
+    """(row name, stats) of one model's result: overall, then each dataset or subject (none for
+    a single one, whose row would repeat the overall one). ``split`` is the part to read (the
+    paired numbers are ``r`` itself)."""
+    part = r if split is None else split
+    groups = part.get("by_subject") if by == "subject" else part.get("by_dataset")
+    named = [("overall", part["overall"]), *sorted((groups or {}).items())]
+    return named if len(groups or {}) > 1 else named[:1]
+
+
+def _group(split: dict[str, Any] | None, name: str, by: str) -> Any:
+    if split is None:
+        return None
+    if name == "overall":
+        return split["overall"]
+    return (split.get("by_subject" if by == "subject" else "by_dataset") or {}).get(name)
+
+
+BY_CONSTRUCTION = "by construction"
+
+
 def accuracy_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """Per example set, model and group: accuracy on every question of the dataset beside the
+    paired numbers on the questions with an example."""
+    by = split_by(entry)
     rows, classes = [], []
     for source, per_model in entry["results"].items():
         for model, r in per_model.items():
-            named = [("overall", r["overall"]), *r["by_dataset"].items()]
-            if len(r["by_dataset"]) < 2:
-                named = named[:1]  # one dataset: its row would repeat the overall one
-            for name, st in named:
+            for name, st in _groups(r, None, by):
+                whole = _group(r.get("whole"), name, by)
+                distracted = pct_ci(st["distracted"], st["distracted_ci"])
+                if r.get("by_construction"):
+                    distracted = f"{pct(st['distracted'])} ({BY_CONSTRUCTION})"
                 rows.append(
                     [
                         source,
                         model,
                         name,
+                        "–" if whole is None else str(whole["n"]),
+                        "–" if whole is None else pct_ci(whole["original"], whole["original_ci"]),
                         str(st["n"]),
                         pct_ci(st["original"], st["original_ci"]),
-                        pct_ci(st["distracted"], st["distracted_ci"]),
+                        distracted,
                         pct_ci(st["drop"], st["drop_ci"]),
                         pct_ci(st["relative_drop"], st["relative_drop_ci"]),
                         p_value(st["mcnemar"]),
@@ -97,13 +129,121 @@ ACC_HEADERS = [
     "examples found against",
     "model",
     "dataset",
-    "questions",
+    "all questions",
+    "original acc., all questions [95% CI]",
+    "with an example",
     "original acc. [95% CI]",
     "distracted acc. [95% CI]",
     "drop [95% CI]",
     "relative drop [95% CI]",
     "McNemar p",
 ]
+
+
+def headers_for(entry: dict[str, Any], headers: list[str]) -> list[str]:
+    """``headers`` with the evaluation's confidence level and its split (dataset or subject)."""
+    conf = round(entry.get("settings", {}).get("confidence", 0.95) * 100)
+    by = split_by(entry)
+    return [by if h == "dataset" else h.replace("95%", f"{conf}%") for h in headers]
+
+
+ORDER_HEADERS = [
+    "examples found against",
+    "model",
+    "dataset",
+    "questions",
+    "original acc.",
+    "original in the example's order [95% CI]",
+    "distracted acc.",
+    "drop [95% CI]",
+    "order part [95% CI]",
+    "distraction part [95% CI]",
+]
+
+
+def order_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """The order-only control: the drop split into what the example's choice order costs
+    (original -> original in that order) and what the distraction costs (-> the example)."""
+    by = split_by(entry)
+    rows, classes = [], []
+    for source, per_model in entry["results"].items():
+        for model, r in per_model.items():
+            if not r.get("order"):
+                continue
+            for name, st in _groups(r, r["order"], by):
+                rows.append(
+                    [
+                        source,
+                        model,
+                        name,
+                        str(st["n"]),
+                        pct(st["original"]),
+                        pct_ci(st["reordered"], st["reordered_ci"]),
+                        pct(st["distracted"]),
+                        pct_ci(st["drop"], st["drop_ci"]),
+                        pct_ci(st["order_drop"], st["order_drop_ci"]),
+                        pct_ci(st["distraction_drop"], st["distraction_drop_ci"]),
+                    ]
+                )
+                classes.append("overall" if name == "overall" else "")
+    return rows, classes
+
+
+PAPER_HEADERS = [
+    "examples found against",
+    "model",
+    "dataset",
+    "original [95% CI]",
+    "enhanced [95% CI]",
+    "drop [95% CI]",
+]
+
+
+def paper_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
+    """The paper's table: per model and dataset, original accuracy over every question,
+    enhanced accuracy over the first example of each question with one (originally failed
+    questions as themselves), and the drop."""
+    by = split_by(entry)
+    rows, classes = [], []
+    for source, per_model in entry["results"].items():
+        for model, r in per_model.items():
+            if not r.get("paper"):
+                continue
+            for name, st in _groups(r, r["paper"], by):
+                failed = st["originally_failed"]
+                rows.append(
+                    [
+                        source,
+                        model,
+                        name,
+                        f"{pct_ci(st['original'], st['original_ci'])} (n={st['n_original']})",
+                        f"{pct_ci(st['enhanced'], st['enhanced_ci'])} (n={st['n_enhanced']}"
+                        + (f", {failed} originally failed" if failed else "")
+                        + ")",
+                        pct_ci(st["drop"], st["drop_ci"]),
+                    ]
+                )
+                classes.append("overall" if name == "overall" else "")
+    return rows, classes
+
+
+def by_construction_note(entry: dict[str, Any]) -> str | None:
+    """Says which models' distracted accuracy is 0% by construction, if any."""
+    models = sorted(
+        {
+            m
+            for per_model in entry["results"].values()
+            for m, r in per_model.items()
+            if r.get("by_construction")
+        }
+    )
+    if not models:
+        return None
+    return (
+        f"{BY_CONSTRUCTION}: {', '.join(models)} searched these examples under this same "
+        "protocol; its examples are exactly the questions it failed, so its distracted accuracy "
+        "is 0% by construction, not a measurement (its accuracy over all questions is)."
+    )
 
 
 def protocol_line(settings: dict[str, Any]) -> str:
@@ -114,6 +254,19 @@ def protocol_line(settings: dict[str, Any]) -> str:
         f"{settings['samples']} sample(s) at temperature {settings['temperature']}, "
         f"scoring {settings['scoring']}"
     )
+
+
+def entry_title(entry: dict[str, Any]) -> str:
+    """An evaluation entry's name: its defense, and the preset it was made with."""
+    preset = (entry.get("settings") or {}).get("preset")
+    return f"{entry['defense']} · --preset {preset}" if preset else str(entry["defense"])
+
+
+def comparable(entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The entries whose defenses may be compared side by side: those asked the same way as the
+    first one without a preset (the paper preset's single answers are another protocol)."""
+    plain = [e for e in entries if not (e.get("settings") or {}).get("preset")]
+    return plain if len(plain) > 1 else []
 
 
 def defense_comparison(

@@ -7,7 +7,7 @@ a reader see every field, its type and its meaning in one place.
 
 from __future__ import annotations
 
-from typing import Any, NotRequired, TypedDict
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 
 
 class Example(TypedDict):
@@ -103,12 +103,75 @@ class PairedResult(TypedDict):
     resamples: int
 
 
+class WholeResult(TypedDict):
+    """Accuracy on every question of the dataset (the originals), under the protocol."""
+
+    n: int  # questions: with an example or not, originally failed and skipped ones included
+    original: float | None
+    original_ci: list[float] | None
+    with_example: int  # of n, the questions with a CDV example (the paired numbers' n)
+    originally_failed: int  # of n, the questions the search's target failed undistracted
+
+
+class OrderResult(TypedDict):
+    """The order-only control, on the questions with an example: the original question asked
+    with the example's choice order splits the drop into the order's part and the
+    distraction's (order_drop + distraction_drop = drop)."""
+
+    n: int
+    original: float | None
+    reordered: float | None  # the original's text, the example's choices in its order
+    distracted: float | None
+    drop: float | None  # original - distracted
+    order_drop: float | None  # original - reordered
+    distraction_drop: float | None  # reordered - distracted
+    reordered_ci: list[float] | None
+    drop_ci: list[float] | None
+    order_drop_ci: list[float] | None
+    distraction_drop_ci: list[float] | None
+
+
+class PaperResult(TypedDict):
+    """The paper's numbers (`--preset paper`): original accuracy over every question, enhanced
+    accuracy over the first example of each question with one, where a question the target
+    originally failed counts as its own (it is no CDV example); drop = original - enhanced."""
+
+    n_original: int
+    n_enhanced: int
+    originally_failed: int  # of n_enhanced, originally failed questions counted as themselves
+    original: float | None
+    enhanced: float | None
+    drop: float | None
+    original_ci: list[float] | None
+    enhanced_ci: list[float] | None
+    drop_ci: list[float] | None
+
+
+R = TypeVar("R")
+
+
+class Split(TypedDict, Generic[R]):
+    """One result over all questions and per dataset (and per subject with `--by subject`)."""
+
+    overall: R
+    by_dataset: dict[str, R]
+    by_subject: dict[str, R] | None
+
+
 class ModelResult(TypedDict):
     mode: str | None  # how the answers were read (letters, probabilities...)
     overall: PairedResult
     by_dataset: dict[str, PairedResult]
     dropped: int  # questions left out because one of their answers failed
     items: list[list[Any]]  # [question id, dataset, original accuracy, distracted accuracy]
+    # Added later (absent from older evaluation files; read them with .get):
+    by_subject: NotRequired[dict[str, PairedResult] | None]  # with --by subject
+    whole: NotRequired[Split[WholeResult] | None]  # None: the set's dataset is not known whole
+    order: NotRequired[Split[OrderResult] | None]  # None: no order control (off, or free-form)
+    paper: NotRequired[Split[PaperResult] | None]  # with --preset paper
+    # The run's own target under the run's own protocol: its examples are exactly the questions
+    # it failed, so its distracted accuracy is 0% by construction, not a measurement.
+    by_construction: NotRequired[bool]
 
 
 class Transfer(TypedDict):
