@@ -161,8 +161,11 @@ async def test_reference_export_marks_failed_and_unsearched_like_the_reference(t
             "choices": ["white", "blue"],
             "ground_truth": "white",
             "rate": 0,
+            # Marked, so no reader takes it for a CDV example; the reference's ignores the key.
+            "originally_failed": True,
         }
     ]
+    assert not any(g.get("originally_failed") for g in entries["easy"]["good_questions"])
     assert "good_questions" not in entries["later"]
     assert entries["easy"]["good_questions"]
 

@@ -159,6 +159,8 @@ def reference_entries(store: RunStore) -> list[dict[str, Any]]:
                     "choices": list(q.choices),
                     "ground_truth": q.answer_text,
                     "rate": 0,
+                    # As the reference stores it; not a CDV example (nothing was added).
+                    "originally_failed": True,
                 }
             ]
         elif d["status"] == QuestionStatus.DONE:
