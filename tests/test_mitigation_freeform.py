@@ -29,9 +29,9 @@ from cdvkit.mitigation.freeform import (
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.hf_text import render_plain
 from cdvkit.models.scripted import REGISTRY
+from cdvkit.prompts import prompt_set
 from cdvkit.store import RunStore
 from cdvkit.tasks import AnswerKey
-from cdvkit.prompts import prompt_set
 from cdvkit.tasks.prompts import free_target_request, free_target_system
 from freeform_helpers import FREE_QUESTIONS, free_oracle, make_free_run, register_free_models
 from scripted_helpers import scripted

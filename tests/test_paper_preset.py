@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
@@ -250,3 +251,59 @@ def test_the_lengthening_baselines_rewrite_each_question_once(tmp_path):
             assert all("ten times" in a and "['" in a for a in asked)  # shown the choices
         else:
             assert all("background" in a and "['" not in a for a in asked)
+
+
+def paper_robust(req: GenerateRequest, sample: int) -> str:
+    """Another evaluated model: wrong on the boiling point like the target, never distracted."""
+    SEEN.setdefault("robust", []).append(req)
+    q = req.mcq.question
+    pick = "90" if "boiling point" in q else next(a for t, _, a, _ in QUESTIONS if t in q)
+    # Worded apart from the target's replies, so no extraction is served from the search's cache.
+    return f"Weighing each choice in turn, I pick {pick}.\nDone."
+
+
+def test_generate_then_evaluate_paper_prints_the_papers_numbers(tmp_path):
+    """The paper's table, by hand. Original accuracy is over every question (3); enhanced over
+    the first example of each question that has one, the originally failed question as itself
+    (2: the Red Planet's first example and the boiling point question).
+    - the target: original 2/3 (wrong on boiling), enhanced 0/2 (fooled; boiling wrong): drop
+      66.7 points;
+    - a robust model: original 2/3, enhanced 1/2 (right on the example): drop 16.7 points."""
+    run, _ = _generate(tmp_path)
+    REGISTRY["paper-world-robust"] = paper_robust
+    SEEN.clear()
+    models = ["scripted/paper-world-target", "scripted/paper-world-robust"]
+    res = runner.invoke(
+        app,
+        ["evaluate", "--preset", "paper", "--run", str(run), "--models", *models, "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    entry = json.loads(res.stdout)["evaluations"][0]
+    assert entry["settings"]["preset"] == "paper"
+    assert entry["settings"]["samples"] == 1 and entry["settings"]["temperature"] == 0.0001
+    results = entry["results"][models[0]]
+    want = {models[0]: (2 / 3, 0.0), models[1]: (2 / 3, 1 / 2)}
+    for model, (original, enhanced) in want.items():
+        paper = results[model]["paper"]["overall"]
+        assert (paper["n_original"], paper["n_enhanced"], paper["originally_failed"]) == (3, 2, 1)
+        assert paper["original"] == pytest.approx(original)
+        assert paper["enhanced"] == pytest.approx(enhanced)
+        assert paper["drop"] == pytest.approx(original - enhanced)
+    # One answer per item at 0.0001, and the extractor on every answer asked. The target's
+    # answers to the originals and the example are the search's first samples, already paid
+    # (the same requests): it is asked only the Red Planet question in its example's choice
+    # order (the order control); the robust model is asked all five.
+    assert len(SEEN["target"]) == 1 and len(SEEN["robust"]) == 5
+    assert len(SEEN["extractor"]) == 6
+    asked = SEEN["target"] + SEEN["robust"]
+    assert all(r.temperature == 0.0001 and "['" in _user(r) for r in asked)
+    res = runner.invoke(
+        app, ["evaluate", "--preset", "paper", "--run", str(run), "--models", *models]
+    )
+    flat = " ".join(res.output.split())
+    assert "The paper's numbers" in flat
+    assert "66.7%" in flat and "50.0%" in flat and "16.7%" in flat
+    html = tmp_path / "report.html"
+    assert runner.invoke(app, ["report", str(run), "-o", str(html)]).exit_code == 0
+    page = html.read_text()
+    assert "paper" in page.lower() and "enhanced" in page.lower()
