@@ -16,7 +16,7 @@ from cdvkit.cli.app import app
 from cdvkit.data.question import LETTERS
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.scripted import REGISTRY
-from cdvkit.prompts import PromptsError, load_prompts_file, read_choice_reply
+from cdvkit.prompts import PromptsError, PromptSet, load_prompts_file, read_choice_reply
 from cdvkit.prompts.defaults import DEFAULTS
 from cdvkit.prompts.spec import ReplySpec
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, check_overrides
@@ -238,3 +238,45 @@ def test_max_tokens_per_role_reach_the_requests(tmp_path):
     res = runner.invoke(app, [*base, "--max-tokens", "jduge=5", "--run-dir", str(tmp_path / "c")])
     assert res.exit_code == 2 and "unknown role 'jduge'" in res.output
     assert not (tmp_path / "c").exists()
+
+
+async def test_a_prompts_file_changes_the_free_form_roles_too(tmp_path):
+    """The free-form target, extractor and grader: their wording and their reading."""
+    from cdvkit.data.question import NO_CHOICE, SHORT_ANSWER, Question
+    from cdvkit.models.client import RoleClient
+    from cdvkit.protocol import Asker, Protocol
+    from cdvkit.tasks import AnswerKey
+    from scripted_helpers import scripted
+
+    file = tmp_path / "free.toml"
+    file.write_text(
+        '[target.short_answer]\nsystem = "FREE-SYS"\nuser = "FREE-USER {question}"\n'
+        '[target.short_answer.reply]\nprefix = "FINAL:"\n'
+        '[grader.free]\nsystem = "GRADE-SYS"\nuser = "GRADE-USER {question} | {answer} | {reply}"\n'
+        '[grader.free.reply]\nkey = "verdict"\npass_when = "yes"\n'
+    )
+    prompts = PromptSet(load_prompts_file(file))
+    q = Question("jfk", "Who was shot in Dallas in 1963?", (), NO_CHOICE, task=SHORT_ANSWER,
+                 references=("John F. Kennedy",))  # fmt: skip
+    seen: dict[str, list[str]] = {}
+
+    def target(req: GenerateRequest, sample: int) -> str:
+        seen.setdefault("target", []).append(_text(req))
+        # Before the prefix a name the default reader would take; after it, the answer.
+        return ["Answer: Lyndon Johnson. FINAL: JFK", "FINAL: Lyndon Johnson"][sample % 2]
+
+    def grader(req: GenerateRequest, sample: int) -> str:
+        seen.setdefault("grader", []).append(_text(req))
+        return '{"verdict": "Yes"}' if "JFK" in _text(req).split("|")[-1] else '{"verdict": "no"}'
+
+    asker = Asker(
+        RoleClient(scripted("ft", target), "target"),
+        Protocol(samples=2, prompts=prompts),
+        grader=RoleClient(scripted("fg", grader), "grader"),
+    )
+    out = await asker.ask(q.question, q.choices, q.answer, AnswerKey.of(q))
+    assert [a["answer"] for a in out.answers] == ["JFK", "Lyndon Johnson"]
+    assert [a["correct"] for a in out.answers] == [True, False]
+    assert out.answers[0]["status"] == "graded"
+    assert all(t.startswith("FREE-SYS") and "FREE-USER" in t for t in seen["target"])
+    assert seen["grader"] and all(t.startswith("GRADE-SYS") for t in seen["grader"])
