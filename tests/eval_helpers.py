@@ -83,6 +83,7 @@ async def build_run(
     target=None,
     proposer=None,
     samples: int = 2,
+    choice_order: str = "keep",
 ) -> Path:
     cfg = SearchConfig(
         target="scripted/oracle",
@@ -91,6 +92,7 @@ async def build_run(
         samples=samples,
         max_good=2,
         concurrency=4,
+        choice_order=choice_order,
     )
     models = {
         "target": scripted("oracle", target or oracle_responder(questions)),
