@@ -118,7 +118,12 @@ def target_messages(
     """The target's messages; ``prompt`` is ``letter`` (choices lettered, 'Answer: X') or
     ``paper`` (choices as a list, answer by text). A defence is added to the system text."""
     values = {"question": question.strip(), **choice_values(choices)}
-    msgs = prompts.render(target_template(prompt), **values)
+    return with_defense(prompts.render(target_template(prompt), **values), defense)
+
+
+def with_defense(msgs: list[dict[str, str]], defense: str) -> list[Message]:
+    """``msgs`` with a prompt defence added to the system text (a system message of its own
+    when the template has none)."""
     if defense:
         if msgs[0]["role"] == "system":
             msgs[0] = {"role": "system", "content": f"{msgs[0]['content']}\n\n{defense}"}

@@ -16,8 +16,10 @@ from cdvkit.models.base import GenerateRequest
 from cdvkit.prompts import (
     MalformedJSON,
     clean_proposal,
+    judge_template,
     parse_json_object,
     render_request,
+    with_defense,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 
@@ -35,14 +37,8 @@ def free_target_request(
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
     name = f"target.{task}"
-    msgs = prompts.render(name, question=question.strip())
-    if defense:
-        if msgs[0]["role"] == "system":
-            msgs[0] = {"role": "system", "content": f"{msgs[0]['content']}\n\n{defense}"}
-        else:
-            msgs.insert(0, {"role": "system", "content": defense})
     return GenerateRequest.make(
-        msgs,  # type: ignore[arg-type]
+        with_defense(prompts.render(name, question=question.strip()), defense),
         temperature=temperature,
         max_tokens=prompts.tokens(name),
     )
@@ -167,8 +163,6 @@ def free_judge_request(
     prompt: str = "standard",
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    from cdvkit.prompts import judge_template
-
     values = {
         "original": original_question.strip(),
         "answer": reference,
