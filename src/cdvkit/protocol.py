@@ -27,11 +27,10 @@ from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
     TARGET_PROMPTS,
     MalformedJSON,
-    _after,
     extractor_request,
-    parse_json_object,
     read_choice_reply,
     read_verdict,
+    reply_part,
     target_messages,
     target_request,
     target_template,
@@ -352,19 +351,12 @@ _STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "outside": "outsid
 
 
 def _reply_part(spec: Any, reply: str) -> str:
-    """The part of a free-form reply its template says holds the answer (after a prefix a
-    prompts file set; the shape's reader finds the answer in the whole reply otherwise)."""
+    """The part of a free-form reply its template says holds the answer (a prompts file's JSON
+    key or prefix); the shape's reader finds the answer in the whole reply otherwise."""
+    part = reply_part(spec, reply)
     if spec.format == "json":
-        try:
-            value = parse_json_object(reply).get(spec.key or "")
-        except MalformedJSON:
-            return ""
-        return "" if value is None else str(value)
-    if spec.prefix:
-        after = _after(reply, spec.prefix)
-        if after is not None and after.strip():
-            return after
-    return reply
+        return part or ""
+    return part if part and part.strip() else reply
 
 
 def _read_free(key: AnswerKey, reply: str, part: str | None = None) -> dict[str, Any]:

@@ -242,64 +242,55 @@ def clean_proposal(text: str) -> str:
     return ""
 
 
-def _after(text: str, prefix: str) -> str | None:
-    """The text after the last occurrence of ``prefix`` (ignoring case), or None."""
-    i = text.lower().rfind(prefix.lower())
-    return None if i < 0 else text[i + len(prefix) :]
-
-
-def read_sentence(spec: ReplySpec, reply: str) -> str:
-    """A proposer's sentence as its template says: after the prefix, under the JSON key, or the
-    first line of the reply; empty when there is none."""
-    if spec.format == "json":
-        try:
-            value = parse_json_object(reply).get(spec.key or "")
-        except MalformedJSON:
-            return ""
-        return clean_proposal(value) if isinstance(value, str) else ""
-    if spec.prefix:
-        after = _after(reply or "", spec.prefix)
-        if after is not None:
-            return clean_proposal(after)
-    return clean_proposal(reply)
-
-
-def read_rewrite(spec: ReplySpec, reply: str) -> str:
-    """A rewritten question: everything after the prefix (or under the JSON key, or the whole
-    reply), quotes and surrounding space removed; empty when there is none."""
-    text: Any = reply or ""
-    if spec.format == "json":
-        try:
-            text = parse_json_object(reply).get(spec.key or "")
-        except MalformedJSON:
-            return ""
-        if not isinstance(text, str):
-            return ""
-    elif spec.prefix:
-        after = _after(text, spec.prefix)
-        text = after if after is not None else text
-    return text.strip().strip('"“”').strip()
-
-
-def read_choice_reply(spec: ReplySpec, reply: str | None, choices: Sequence[str]) -> Reading:
-    """Which choice a reply gives, as its template says: under a JSON key, after a prefix, or
-    anywhere (cdvkit's reader); a choice named exactly as the template asks (its letter or its
-    text) is taken as it is, anything else goes to :func:`cdvkit.answers.read_answer`."""
+def reply_part(spec: ReplySpec, reply: str | None) -> str | None:
+    """The part of a reply its template says holds the answer: the value under the JSON key
+    (None without JSON, without the key, or when it holds a list or an object), the text after
+    the last occurrence of the prefix, ignoring case (None when the reply lacks it), or the whole
+    reply."""
     text = reply or ""
     if spec.format == "json":
         try:
             value = parse_json_object(text).get(spec.key or "")
         except MalformedJSON:
-            return Reading(None, "no answer", "none")
-        if value is None or isinstance(value, dict | list):
-            return Reading(None, "no answer", "none")
-        text = str(value)
-    elif spec.prefix:
-        after = _after(text, spec.prefix)
-        if after is not None:
-            reading = _exact(spec, after, choices) or read_answer(after, choices)
-            if reading.index is not None:
-                return reading
+            return None
+        return None if value is None or isinstance(value, dict | list) else str(value)
+    if spec.prefix:
+        i = text.lower().rfind(spec.prefix.lower())
+        return None if i < 0 else text[i + len(spec.prefix) :]
+    return text
+
+
+def read_sentence(spec: ReplySpec, reply: str) -> str:
+    """A proposer's sentence as its template says: after the prefix (else the reply's first
+    line), under the JSON key, or the first line of the reply; empty when there is none."""
+    part = reply_part(spec, reply)
+    if part is None:
+        return "" if spec.format == "json" else clean_proposal(reply)
+    return clean_proposal(part)
+
+
+def read_rewrite(spec: ReplySpec, reply: str) -> str:
+    """A rewritten question: everything after the prefix (or under the JSON key, or the whole
+    reply), quotes and surrounding space removed; empty when there is none."""
+    part = reply_part(spec, reply)
+    if part is None:
+        part = "" if spec.format == "json" else reply or ""
+    return part.strip().strip('"“”').strip()
+
+
+def read_choice_reply(spec: ReplySpec, reply: str | None, choices: Sequence[str]) -> Reading:
+    """Which choice a reply gives, as its template says: under a JSON key, after a prefix (else
+    anywhere), or anywhere (cdvkit's reader); a choice named exactly as the template asks (its
+    letter or its text) is taken as it is, anything else goes to
+    :func:`cdvkit.answers.read_answer`."""
+    part = reply_part(spec, reply)
+    if spec.format == "json" and part is None:
+        return Reading(None, "no answer", "none")
+    if part is not None:
+        reading = _exact(spec, part, choices) or read_answer(part, choices)
+        if reading.index is not None or spec.format == "json":
+            return reading
+    text = reply or ""
     return _exact(spec, text, choices) or read_answer(text, choices)
 
 
