@@ -5,6 +5,7 @@ A module of its own so each command module can import it without importing the a
 
 from __future__ import annotations
 
+import errno
 import sys
 from typing import Annotated, Any, NoReturn
 
@@ -31,12 +32,40 @@ def progress_bar(count: str) -> Progress:
 
 
 # Errors a user can act on (a bad option or file, a missing extra): one line, never a traceback.
+# OSError last: a file system refusal that no more precise error words (see os_error) is still
+# one line, naming the path, rather than a traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (
     ValueError,
     FileNotFoundError,
     RuntimeError,
     ImportError,
+    OSError,
 )
+
+
+def os_error(exc: OSError) -> str:
+    """An OSError as one line a user can act on: the path, then what is wrong with it."""
+    from cdvkit.store.outputs import os_reason
+
+    path, reason = exc.filename, os_reason(exc)
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"disk full: {path or 'a file'} could not be written; free space and rerun"
+    return f"{path}: {reason}" if path is not None else reason
+
+
+def error_exit(exc: BaseException) -> typer.Exit:
+    """Print the error ``exc`` (one of USER_ERRORS) in one line; return the exit to raise: 1
+    for a full disk (the machine's state), else 2 (the user's input)."""
+    from cdvkit.store import DiskFullError, OutputError
+
+    if isinstance(exc, OutputError):
+        return fail(str(exc), exc.code)
+    if isinstance(exc, DiskFullError):
+        return fail(str(exc), 1)
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError):
+        full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        return fail(os_error(exc), 1 if full else 2)
+    return fail(str(exc))
 
 
 def fail(message: str, code: int = 2) -> typer.Exit:

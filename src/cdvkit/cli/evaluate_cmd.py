@@ -25,6 +25,7 @@ from cdvkit.cli.common import (
     add_command,
     console,
     err,
+    error_exit,
     progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
@@ -207,7 +208,7 @@ def evaluate_command(
     except ModelError as exc:
         raise _fail(str(exc), 1) from None
     except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None  # a full disk: exit 1
     entries = result.entries
     if as_json:
         print(

@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cdvkit.cli.common import USER_ERRORS, add_command, console, err
+from cdvkit.cli.common import USER_ERRORS, add_command, console, err, error_exit
 from cdvkit.cli.common import fail as _fail
 
 
@@ -80,7 +80,7 @@ def export_command(
         options = {"mode": lm_eval_mode} if fmt == "lm-eval" else {}
         res = export_run(run, fmt, output, task=task_name, all_examples=all_examples, **options)
     except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None
     what = "questions with examples" if fmt == "reference" else "examples"
     console.print(f"wrote {res.count} {what} to {res.path}", highlight=False)
     if fmt == "lm-eval":
@@ -107,7 +107,7 @@ def _export_to_stdout(run: Path, fmt: str) -> None:
     try:
         text, count = export_text(run, fmt)
     except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None
     sys.stdout.write(text)
     sys.stdout.flush()
     what = "questions with examples" if fmt == "reference" else "examples"
@@ -138,7 +138,7 @@ def _export_training(
             first_only=first_only,
         )
     except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None
     console.print(
         f"wrote {res.train} {fmt.upper()} rows ({len(res.train_questions)} questions) to "
         f"{res.path / 'train.jsonl'} and {res.test} ({len(res.test_questions)} held-out "

@@ -27,6 +27,7 @@ from cdvkit.cli.common import (
     add_command,
     console,
     err,
+    error_exit,
     progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
@@ -96,7 +97,7 @@ def generate(
     except ReadOnlyRunError as exc:
         raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
     except (PreflightError, *USER_ERRORS) as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None  # a full disk: exit 1, "disk full: N questions kept"
     summary = {
         **result.summary,
         "run_dir": str(result.run_dir),

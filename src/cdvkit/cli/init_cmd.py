@@ -167,15 +167,17 @@ def init_command(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented starter config file for `cdv generate --config`."""
+    from cdvkit.store.outputs import OutputError, write_text
+
     if path.is_dir():
         raise _fail(f"{path} is a directory; give the config file's name, e.g. {path / 'cdv.toml'}")
     if path.exists() and not force:
         raise _fail(f"{path} already exists; pass --force to overwrite it")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(starter_config(), encoding="utf-8")
-    except OSError as exc:
-        raise _fail(f"cannot write {path}: {exc.strerror or exc}") from None
+        # Whole or not at all, and never over a run store (cdvkit.store.outputs).
+        write_text(path, starter_config())
+    except OutputError as exc:
+        raise _fail(str(exc), exc.code) from None
     console.print(
         f"wrote {path}: edit it, then run `cdv generate --config {path}`",
         highlight=False,

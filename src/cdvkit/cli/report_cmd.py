@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from cdvkit.cli.common import USER_ERRORS, add_command, console, err
+from cdvkit.cli.common import USER_ERRORS, add_command, console, err, error_exit
 from cdvkit.cli.common import fail as _fail
 
 
@@ -30,6 +30,7 @@ def report_command(
 ) -> None:
     """A self-contained HTML report (or Markdown summary) of a run, with its search trees."""
     from cdvkit.reporting import FORMATS, build_report, collect, render_markdown, write_pngs
+    from cdvkit.store.outputs import check_output
 
     to_stdout = output is not None and str(output) == "-"
     if to_stdout and fmt != "md":
@@ -39,6 +40,11 @@ def report_command(
     # With -o -, stdout holds the report alone: every message goes to stderr.
     say = err if to_stdout else console
     try:
+        # Every output is checked before anything is written: a refused --png leaves no report.
+        if output is not None and not to_stdout:
+            check_output(output, run=run)
+        if png is not None:
+            check_output(png, run=run, folder=True)
         data = collect(run) if to_stdout else None
         if data is not None:
             sys.stdout.write(render_markdown(data))
@@ -47,10 +53,10 @@ def report_command(
             path = build_report(run, output, fmt)
             say.print(f"wrote {path}", highlight=False, markup=False)
         if png is not None:
-            written = write_pngs(data if data is not None else collect(run), png)
+            written = write_pngs(data if data is not None else collect(run), png, run=run)
             say.print(f"wrote {len(written)} PNG plots to {png}", highlight=False, markup=False)
     except USER_ERRORS as exc:
-        raise _fail(str(exc)) from None
+        raise error_exit(exc) from None
 
 
 def register(app: typer.Typer) -> None:

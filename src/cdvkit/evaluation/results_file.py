@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cdvkit.store.outputs import write_text
+
 EVALUATION_FILE = "evaluation.json"
 RESULTS_VERSION = 1
 
@@ -57,7 +59,6 @@ def save_evaluation(run_dir: str | Path, entry: dict[str, Any]) -> Path:
         )
         entry["defense"] = f"{entry['defense']}@{sha}"
     data["evaluations"][entry_key(entry)] = entry
-    tmp = p.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-    tmp.replace(p)  # atomic: a report never reads half a file
+    # Atomic (a report never reads half a file), and never over a run store.
+    write_text(p, json.dumps(data, indent=2, ensure_ascii=False), run=run_dir)
     return p

@@ -14,21 +14,27 @@ from cdvkit.store import RunStore
 
 @dataclass(frozen=True)
 class Exporter:
-    """An export format: ``write(store, path, **options)`` and the name it writes by default."""
+    """An export format: ``write(store, path, **options)``, the name it writes by default, and
+    whether it writes a folder (else one file), so a path of the wrong kind is refused first."""
 
     write: Callable[..., ExportResult]
     default_name: str
+    folder: bool = False
 
 
 # Formats register by name (``cdv export --format NAME``); a new format is one module.
 EXPORTERS: Registry[Exporter] = Registry("export format", "cdvkit.exporters")
 
 
-def exporter(name: str, default_name: str, *, help: str = "") -> Callable[[Any], Any]:
-    """Register ``write(store, path, **options) -> ExportResult`` as the format ``name``."""
+def exporter(
+    name: str, default_name: str, *, help: str = "", folder: bool = False
+) -> Callable[[Any], Any]:
+    """Register ``write(store, path, **options) -> ExportResult`` as the format ``name``
+    (``folder``: it writes a folder). A writer should write through ``cdvkit.store.outputs``
+    (``atomic_file``, ``atomic_folder``) so its output is whole or absent."""
 
     def add(write: Callable[..., ExportResult]) -> Callable[..., ExportResult]:
-        EXPORTERS.add(name, Exporter(write, default_name), help=help)
+        EXPORTERS.add(name, Exporter(write, default_name, folder), help=help)
         return write
 
     return add

@@ -27,6 +27,7 @@ from cdvkit.export.base import (
 )
 from cdvkit.export.lm_eval import task_slug
 from cdvkit.store import RunStore, check_writable_output
+from cdvkit.store.outputs import atomic_folder, check_output, write_text
 from cdvkit.store.status import QuestionStatus
 
 __all__ = [
@@ -58,10 +59,8 @@ def jsonl_text(store: RunStore) -> tuple[str, int]:
 @exporter("jsonl", "examples.jsonl", help="one example per line (cdv evaluate --examples reads it)")
 def export_jsonl(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text, count = jsonl_text(store)
-    with open(p, "w", encoding="utf-8") as f:
-        f.write(text)
+    write_text(p, text, run=store.run_dir)
     return ExportResult(p, count, [p])
 
 
@@ -99,7 +98,7 @@ def _hf_features() -> Any:
     )
 
 
-@exporter("hf", "hf_dataset", help="a Hugging Face dataset (datasets.load_from_disk)")
+@exporter("hf", "hf_dataset", help="a Hugging Face dataset (datasets.load_from_disk)", folder=True)
 def export_hf(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     """A dataset with a fixed schema, so even a run without examples exports a loadable one."""
     try:
@@ -116,9 +115,10 @@ def export_hf(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
         {k: [row.get(k) for row in rows] for k in features}, features=features
     )
     p = Path(path)
-    # An empty dataset saved with the default sharding writes no shard, which load_from_disk
-    # then fails on; one explicit shard keeps an empty export loadable.
-    ds.save_to_disk(str(p), num_shards=1 if len(ds) == 0 else None)
+    with atomic_folder(p, run=store.run_dir) as tmp:
+        # An empty dataset saved with the default sharding writes no shard, which
+        # load_from_disk then fails on; one explicit shard keeps an empty export loadable.
+        ds.save_to_disk(str(tmp), num_shards=1 if len(ds) == 0 else None)
     return ExportResult(p, len(rows), [p])
 
 
@@ -197,17 +197,16 @@ def reference_text(store: RunStore) -> tuple[str, int]:
 @exporter("reference", "reference.json", help="the reference implementation's JSON")
 def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     text, with_examples = reference_text(store)
-    p.write_text(text, encoding="utf-8")
+    write_text(p, text, run=store.run_dir)
     return ExportResult(p, with_examples, [p])
 
 
 # Defined in .lm_eval; registered here, so the formats keep their order (jsonl, hf, reference,
 # lm-eval) wherever the export package is first imported from.
-export_lm_eval = exporter("lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder")(
-    lm_eval.export_lm_eval
-)
+export_lm_eval = exporter(
+    "lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder", folder=True
+)(lm_eval.export_lm_eval)
 
 
 def export_run(
@@ -220,13 +219,17 @@ def export_run(
     **options: Any,
 ) -> ExportResult:
     """Export a run directory in ``fmt``; ``output`` defaults to a file or folder in the run.
-    ``options`` go to the format's writer as they are (``mode=`` for ``lm-eval``)."""
+    ``options`` go to the format's writer as they are (``mode=`` for ``lm-eval``).
+
+    An output on a run store, or inside another run, is refused before anything is read or
+    written (OutputError; see ``cdvkit.store.outputs``)."""
     if fmt not in EXPORTERS:
         raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
     fmt_ = EXPORTERS.get(fmt)
     out = Path(output) if output else Path(run_dir) / fmt_.default_name
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
+    check_output(out, run=run_dir, folder=fmt_.folder)
     with RunStore(run_dir, lock=False, readonly=True) as store:
         return fmt_.write(store, out, task=task, all_examples=all_examples, **options)
 

@@ -47,6 +47,7 @@ from cdvkit.export.lm_eval_readme import TaskInfo, task_readme
 from cdvkit.prompts import render_mcq
 from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
+from cdvkit.store.outputs import atomic_folder, jsonl_lines
 
 LM_EVAL_MODES = ("protocol", "loglik")
 
@@ -254,44 +255,50 @@ def export_lm_eval(
     settings = protocol_settings(store.get_config() or {})
     protocol = protocol_from_config(settings) if mode == "protocol" else None
     _check(shapes, mode, protocol)
-    out.mkdir(parents=True, exist_ok=True)
-    files: list[Path] = []
-    written: list[TaskInfo] = []
-    count = 0
-    for shape in shapes:
-        base = f"{name}_{shape}" if len(shapes) > 1 else name
-        original, distracted = _pair([i for i in items if i.original.task == shape], all_examples)
-        count += len(distracted)
-        for variant, data in (("original", original), ("distracted", distracted)):
-            # --all-examples: cdv evaluate weighs each question once, not each example.
-            per_question = protocol is not None and all_examples and variant == "distracted"
-            if protocol is None:
-                docs, config = [_loglik_row(r) for r in data], SHAPE_CONFIG[shape]
-            else:
-                docs = [protocol_row(protocol, r) for r in data]
-                if per_question:
-                    docs = [d | {"per_question": True} for d in docs]
-                config = protocol_config(protocol, shape, reply_cap(protocol, shape), per_question)
-            data_file = out / f"{base}_{variant}.jsonl"
-            with open(data_file, "w", encoding="utf-8") as f:
-                for d in docs:
-                    f.write(json.dumps(d, ensure_ascii=False) + "\n")
-            what = variant if len(shapes) == 1 else f"{shape} {variant}"
-            cfg = _task_yaml(
-                f"{base}_{variant}", name, data_file, f"CDV {what} ({store.run_dir.name})", config
-            )
-            yaml_file = out / f"{base}_{variant}.yaml"
-            yaml_file.write_text(_yaml_text(cfg), encoding="utf-8")
-            files += [yaml_file, data_file]
-            written.append(TaskInfo(f"{base}_{variant}", shape, variant, len(docs)))
-    if protocol is not None:
-        (out / PROTOCOL_FILE).write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-        (out / "utils.py").write_text(UTILS_PY, encoding="utf-8")
-        files += [out / PROTOCOL_FILE, out / "utils.py"]
-    readme = out / "README.md"
-    run = str(store.run_dir)
-    cap = max((reply_cap(protocol, shape) for shape in shapes), default=0) if protocol else 0
-    text = task_readme(name, run, written, str(out.resolve()), protocol, all_examples, cap)
-    readme.write_text(text, encoding="utf-8")
-    files.append(readme)
+    # Built in a temporary sibling folder, which becomes ``out`` at the end (whole or absent);
+    # the tasks name their data files by their final, absolute path.
+    with atomic_folder(out, run=store.run_dir) as tmp:
+        files: list[Path] = []
+        written: list[TaskInfo] = []
+        count = 0
+        for shape in shapes:
+            base = f"{name}_{shape}" if len(shapes) > 1 else name
+            of_shape = [i for i in items if i.original.task == shape]
+            original, distracted = _pair(of_shape, all_examples)
+            count += len(distracted)
+            for variant, data in (("original", original), ("distracted", distracted)):
+                # --all-examples: cdv evaluate weighs each question once, not each example.
+                per_question = protocol is not None and all_examples and variant == "distracted"
+                if protocol is None:
+                    docs, config = [_loglik_row(r) for r in data], SHAPE_CONFIG[shape]
+                else:
+                    docs = [protocol_row(protocol, r) for r in data]
+                    if per_question:
+                        docs = [d | {"per_question": True} for d in docs]
+                    cap = reply_cap(protocol, shape)
+                    config = protocol_config(protocol, shape, cap, per_question)
+                data_file = out / f"{base}_{variant}.jsonl"
+                jsonl_lines(tmp / data_file.name, docs)
+                what = variant if len(shapes) == 1 else f"{shape} {variant}"
+                cfg = _task_yaml(
+                    f"{base}_{variant}",
+                    name,
+                    data_file,
+                    f"CDV {what} ({store.run_dir.name})",
+                    config,
+                )
+                yaml_file = out / f"{base}_{variant}.yaml"
+                (tmp / yaml_file.name).write_text(_yaml_text(cfg), encoding="utf-8")
+                files += [yaml_file, data_file]
+                written.append(TaskInfo(f"{base}_{variant}", shape, variant, len(docs)))
+        if protocol is not None:
+            text = json.dumps(settings, indent=2) + "\n"
+            (tmp / PROTOCOL_FILE).write_text(text, encoding="utf-8")
+            (tmp / "utils.py").write_text(UTILS_PY, encoding="utf-8")
+            files += [out / PROTOCOL_FILE, out / "utils.py"]
+        run = str(store.run_dir)
+        cap = max((reply_cap(protocol, s) for s in shapes), default=0) if protocol else 0
+        text = task_readme(name, run, written, str(out.resolve()), protocol, all_examples, cap)
+        (tmp / "README.md").write_text(text, encoding="utf-8")
+        files.append(out / "README.md")
     return ExportResult(out, count, files)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.mitigation.training_data import TRAIN_FILE
+from cdvkit.store.outputs import check_output, run_dir_of
 
 METHODS = ("sft", "dpo")
 TRAIN_INFO_FILE = "cdv_train.json"
@@ -271,6 +272,9 @@ def train(opts: TrainOptions, *, warn: Callable[[str], None] | None = None) -> T
     # The data first: a wrong path or format is reported before the slow import of TRL.
     rows, data_file = read_rows(opts.data)
     check_columns(rows, opts.method, data_file)
+    # Never over a run store, nor inside a run other than the one the data was exported from.
+    output = opts.output or Path("runs") / f"trained-{opts.method}"
+    check_output(output, run=run_dir_of(data_file), folder=True)
     _require_train_extra()
     with _quiet_libraries(opts.quiet), warnings.catch_warnings():
         # Library notices about their own internals, not about the user's data or settings.

@@ -61,6 +61,7 @@ from cdvkit.mitigation.replies import (
 from cdvkit.models.hf_text import render_plain
 from cdvkit.prompts import target_messages
 from cdvkit.store import RunStore, check_writable_output
+from cdvkit.store.outputs import atomic_folder, check_output, jsonl_lines
 from cdvkit.tasks import AnswerKey
 
 FORMATS = ("sft", "dpo")
@@ -362,15 +363,6 @@ def pair_row(pair: TrainingPair, fmt: str, *, chat: bool = False) -> dict[str, A
     return {"prompt": prompt, "chosen": f" {pair.chosen}", "rejected": f" {pair.rejected}", **meta}
 
 
-def _write_jsonl(path: Path, rows: Iterable[dict[str, Any]]) -> int:
-    n = 0
-    with open(path, "w", encoding="utf-8") as f:
-        for row in rows:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
-            n += 1
-    return n
-
-
 def export_training(
     run_dir: str | Path,
     fmt: str,
@@ -389,6 +381,8 @@ def export_training(
     out = Path(output) if output else Path(run_dir) / DEFAULT_DIRS[fmt]
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
+    # Refused before anything is read: an output on a run store, or inside another run.
+    check_output(out, run=run_dir, folder=True)
     with RunStore(run_dir, lock=False, readonly=True) as store:
         pairs = collect_pairs(store, response=response, first_only=first_only)
         examples = example_rows(store)
@@ -397,30 +391,36 @@ def export_training(
     train_ids, test_ids = split_questions((p.question_id for p in pairs), test_share, seed)
     held_out = set(test_ids)
     sources = source_counts(pairs, fmt)
-    out.mkdir(parents=True, exist_ok=True)
     train_rows = [pair_row(p, fmt, chat=chat) for p in pairs if p.question_id not in held_out]
     test_rows = [pair_row(p, fmt, chat=chat) for p in pairs if p.question_id in held_out]
-    files = [out / TRAIN_FILE, out / TEST_FILE, out / TRAIN_EXAMPLES_FILE, out / TEST_EXAMPLES_FILE]
-    n_train = _write_jsonl(files[0], train_rows)
-    n_test = _write_jsonl(files[1], test_rows)
-    _write_jsonl(files[2], (e for e in examples if str(e["question_id"]) not in held_out))
-    _write_jsonl(files[3], (e for e in examples if str(e["question_id"]) in held_out))
-    manifest = {
-        "format": fmt,
-        "chat": chat,
-        "response": response,
-        "first_only": first_only,
-        "seed": seed,
-        "test_share": test_share,
-        "run": str(Path(run_dir).resolve()),
-        "train_rows": n_train,
-        "test_rows": n_test,
-        "train_questions": train_ids,
-        "test_questions": test_ids,
-        # Rows by where their answers came from: "target" (its own reply under the protocol),
-        # "evaluated:<model>" (chosen only) or "constructed".
-        "sources": sources,
-    }
-    (out / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    files.append(out / MANIFEST_FILE)
+    names = [TRAIN_FILE, TEST_FILE, TRAIN_EXAMPLES_FILE, TEST_EXAMPLES_FILE, MANIFEST_FILE]
+    # Built in a temporary sibling folder that becomes ``out`` at the end: whole or absent.
+    with atomic_folder(out, run=run_dir) as tmp:
+        n_train = jsonl_lines(tmp / TRAIN_FILE, train_rows)
+        n_test = jsonl_lines(tmp / TEST_FILE, test_rows)
+        jsonl_lines(
+            tmp / TRAIN_EXAMPLES_FILE,
+            (e for e in examples if str(e["question_id"]) not in held_out),
+        )
+        jsonl_lines(
+            tmp / TEST_EXAMPLES_FILE, (e for e in examples if str(e["question_id"]) in held_out)
+        )
+        manifest = {
+            "format": fmt,
+            "chat": chat,
+            "response": response,
+            "first_only": first_only,
+            "seed": seed,
+            "test_share": test_share,
+            "run": str(Path(run_dir).resolve()),
+            "train_rows": n_train,
+            "test_rows": n_test,
+            "train_questions": train_ids,
+            "test_questions": test_ids,
+            # Rows by where their answers came from: "target" (its own reply under the
+            # protocol), "evaluated:<model>" (chosen only) or "constructed".
+            "sources": sources,
+        }
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    files = [out / name for name in names]
     return TrainingExport(out, fmt, n_train, n_test, train_ids, test_ids, files, sources, response)

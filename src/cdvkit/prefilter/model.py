@@ -17,6 +17,7 @@ from cdvkit.prefilter.labels import (
     as_text,
     load_labelled,
 )
+from cdvkit.store.outputs import atomic_file
 
 FORMAT = "cdvkit-prefilter"
 FORMAT_VERSION = 1
@@ -96,14 +97,15 @@ class Prefilter:
         import joblib
 
         p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
         payload = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "classifier": self.classifier,
             "metadata": self.metadata,
         }
-        joblib.dump(payload, p)
+        # Whole or not at all, and never over a run store (cdvkit.store.outputs).
+        with atomic_file(p, binary=True) as f:
+            joblib.dump(payload, f)
         return p
 
     @classmethod

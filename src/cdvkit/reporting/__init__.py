@@ -9,21 +9,25 @@ from cdvkit.reporting.html import render_html, script_json
 from cdvkit.reporting.markdown import render_markdown
 from cdvkit.reporting.plots import write_pngs
 from cdvkit.store import check_writable_output
+from cdvkit.store.outputs import check_output, write_text
 
 FORMATS = ("html", "md")
 
 
 def build_report(run_dir: str | Path, output: str | Path | None = None, fmt: str = "html") -> Path:
-    """Write the run's report (``html`` or ``md``) and return its path."""
+    """Write the run's report (``html`` or ``md``) and return its path.
+
+    The report replaces an older one whole (an interrupted write leaves the old file); an output
+    on a run store, or inside another run, is refused before anything is read (OutputError)."""
     if fmt not in FORMATS:
         raise ValueError(f"unknown report format {fmt!r} (available: {', '.join(FORMATS)})")
-    data = collect(run_dir)
     out = Path(output) if output else Path(run_dir) / f"report.{fmt}"
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output FILE to write the report elsewhere")
+    check_output(out, run=run_dir)
+    data = collect(run_dir)
     text = render_html(data) if fmt == "html" else render_markdown(data)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    write_text(out, text, run=run_dir)
     return out
 
 

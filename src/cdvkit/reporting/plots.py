@@ -7,14 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.reporting.tables import comparable, entry_title
+from cdvkit.store.outputs import atomic_folder
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-")[:60] or "x"
 
 
-def write_pngs(data: dict[str, Any], out_dir: str | Path) -> list[Path]:
-    """Accuracy bars and transfer heat maps per defense, defenses compared, calls per role."""
+def write_pngs(
+    data: dict[str, Any], out_dir: str | Path, *, run: str | Path | None = None
+) -> list[Path]:
+    """Accuracy bars and transfer heat maps per defense, defenses compared, calls per role.
+
+    Drawn in a temporary sibling folder that becomes ``out_dir`` at the end; an existing
+    ``out_dir`` gets each plot replaced whole and keeps its other files. ``run``: the run
+    directory the plots are of (default: the one ``data`` was collected from), inside which they
+    may be written (``cdvkit.store.outputs``)."""
+    out = Path(out_dir)
+    with atomic_folder(out, run=run if run is not None else data.get("run_dir")) as tmp:
+        names = _draw(data, tmp)
+    return [out / name for name in names]
+
+
+def _draw(data: dict[str, Any], out: Path) -> list[str]:
+    """Draw the plots into the folder ``out``; returns their file names."""
     try:
         import matplotlib
     except ImportError as exc:
@@ -23,16 +39,13 @@ def write_pngs(data: dict[str, Any], out_dir: str | Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
+    written: list[str] = []
 
     def save(fig: Any, name: str) -> None:
-        path = out / name
         fig.tight_layout()
-        fig.savefig(path, dpi=120)
+        fig.savefig(out / name, dpi=120)
         plt.close(fig)
-        written.append(path)
+        written.append(name)
 
     entries = data["evaluations"]
     for e in entries:

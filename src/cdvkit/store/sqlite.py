@@ -21,6 +21,8 @@ from filelock import FileLock, Timeout
 
 from cdvkit.data.question import Question
 from cdvkit.store.calls import CallLog
+from cdvkit.store.diskfull import DiskFullError, WriterConnection, is_disk_full
+from cdvkit.store.outputs import write_jsonl
 from cdvkit.store.readonly import ReadOnlyRunError, can_write, connect_readonly, is_readonly_error
 from cdvkit.store.records import Example, RunSpec
 from cdvkit.store.schema import (
@@ -39,6 +41,10 @@ from cdvkit.version import __version__
 
 class RunLockedError(RuntimeError):
     """Another process is writing this run directory."""
+
+
+class NotARunDirError(ValueError):
+    """A run directory was named where a file is (``--run-dir`` or ``--out`` naming a file)."""
 
 
 class RunStore(CallLog):
@@ -67,6 +73,11 @@ class RunStore(CallLog):
             except PermissionError:  # read-only in a way os.access did not see (ACLs, ...)
                 self._lock = None
                 raise ReadOnlyRunError(self.run_dir) from None
+            except OSError as exc:  # no room for the lock file
+                self._lock = None
+                if is_disk_full(exc):
+                    raise DiskFullError(self.run_dir, 0) from None
+                raise
         try:
             if readonly:
                 self.db = connect_readonly(self.run_dir)
@@ -76,7 +87,9 @@ class RunStore(CallLog):
                     isolation_level=None,
                     check_same_thread=False,
                     timeout=30,
+                    factory=WriterConnection,  # a full disk: DiskFullError, the store whole
                 )
+                self.db.run_dir = self.run_dir  # type: ignore[attr-defined]
             self.db.row_factory = sqlite3.Row
             # First: a refused database is left byte for byte as it was.
             check_version(self.db, self.run_dir)
@@ -93,6 +106,8 @@ class RunStore(CallLog):
             self.close()  # a refused directory stays as it was, and unlocked
             if isinstance(exc, sqlite3.OperationalError) and is_readonly_error(exc):
                 raise ReadOnlyRunError(self.run_dir) from None
+            if is_disk_full(exc):  # e.g. the lock file, or SQLite's first page
+                raise DiskFullError(self.run_dir, 0) from None
             if isinstance(exc, sqlite3.DatabaseError):
                 raise IncompatibleRunError(
                     f"cannot use {self.run_dir / DB_NAME} as a cdvkit run store ({exc}); "
@@ -114,7 +129,17 @@ class RunStore(CallLog):
         """Raise ReadOnlyRunError, writing nothing, when this process cannot write the run."""
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
+        except (FileExistsError, NotADirectoryError):
+            # A file where the run directory (or a folder above it) should be.
+            blocker = next(p for p in (self.run_dir, *self.run_dir.parents) if p.exists())
+            what = "it" if blocker == self.run_dir else str(blocker)
+            raise NotARunDirError(
+                f"cannot use {self.run_dir} as a run directory: {what} is a file, where a folder "
+                "is needed; give a folder path (cdv creates it)"
+            ) from None
         except OSError as exc:
+            if is_disk_full(exc):
+                raise DiskFullError(self.run_dir, 0) from None
             if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
                 raise
             why = (exc.strerror or "permission denied").lower()
@@ -345,12 +370,8 @@ class RunStore(CallLog):
             yield ex
 
     def export_jsonl(self, path: str | Path) -> int:
-        count = 0
-        with open(path, "w", encoding="utf-8") as f:
-            for ex in self.examples():
-                f.write(json.dumps(ex, ensure_ascii=False) + "\n")
-                count += 1
-        return count
+        # Whole or not at all, and never over a run store (cdvkit.store.outputs).
+        return write_jsonl(path, self.examples(), run=self.run_dir)
 
 
 class _Transaction:
