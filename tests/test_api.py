@@ -41,7 +41,7 @@ def test_generate_returns_what_the_store_holds(tmp_path: Path) -> None:
 def test_nothing_is_written_for_bad_settings_or_an_unusable_model(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with pytest.raises(ValueError, match="--samples must be at least 1"):
+    with pytest.raises(ValueError, match="samples must be at least 1, not 0"):
         cdvkit.generate(data="sample", samples=0, run_dir=tmp_path / "a")
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)

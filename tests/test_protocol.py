@@ -271,7 +271,7 @@ def test_paper_prompt_is_sent_and_its_text_answers_are_read(tmp_path):
 
 def test_protocol_options_are_validated(tmp_path):
     for args, message in [
-        (["--protocol", "vote"], "scoring must be sample or exact"),
+        (["--protocol", "vote"], "--protocol must be one of sample, exact, not 'vote'"),
         (["--target-prompt", "essay"], "--target-prompt must be one of letter, paper"),
         (["--samples", "0"], "--samples must be at least 1"),
     ]:

@@ -258,7 +258,7 @@ def test_cli_errors_are_one_line(cli_app, tmp_path):
         ),
         (
             ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--protocol", "vote"],
-            "--protocol must be sample or exact",
+            "--protocol must be one of sample, exact",
         ),
         (
             ["evaluate", "--run", str(run), "--models", "scripted/oracle", "--protocol", "exact"],

@@ -200,7 +200,7 @@ def test_paper_preset_needs_an_extractor_and_writes_nothing_without_one(tmp_path
     )  # fmt: skip
     assert entry["results"][TARGET][EVAL]["paper"]["overall"]["enhanced"] == 0.5
     bad = runner.invoke(app, ["evaluate", "--run", str(run), "--models", EVAL, "--preset", "x"])
-    assert bad.exit_code == 2 and "unknown evaluation preset 'x'" in bad.output
+    assert bad.exit_code == 2 and "--preset must be one of paper, not 'x'" in bad.output
 
 
 # --- examples files: the reference's and cdvkit's JSONL with --data ----------------------------

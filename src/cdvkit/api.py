@@ -202,12 +202,17 @@ def _forecast_left(cfg: SearchConfig, store: RunStore, models: dict[str, Model])
 
 
 def estimate(
-    data: str | None = None, *, config: str | Path | None = None, **settings: Any
+    data: str | None = None,
+    *,
+    config: str | Path | None = None,
+    hooks: RunHooks | None = None,
+    **settings: Any,
 ) -> Forecast:
     """What ``generate`` with these arguments would cost, before anything is paid or written:
-    the data is read and each role's price looked up, no model is called."""
+    the data is read (``hooks.loaded`` sees its repairs) and each role's price looked up, no
+    model is called."""
     cfg = SearchConfig.from_sources(config, data=data, **settings)
-    questions = _load_questions(cfg, RunHooks())
+    questions = _load_questions(cfg, hooks or RunHooks())
     searched, skipped = questions, []
     if cfg.prefilter and cfg.prefilter != AUTO:
         from cdvkit.prefilter import apply_prefilter
@@ -339,8 +344,15 @@ def evaluate(
     from cdvkit.evaluation import check_eval_models, resolve_defense, save_evaluation
     from cdvkit.evaluation import evaluate as evaluate_sets
     from cdvkit.evaluation.inputs import check_something_to_ask, read_inputs
+    from cdvkit.evaluation.settings import check_eval_options
     from cdvkit.models.budget import Budget
 
+    check_eval_options(
+        {"protocol": protocol, "samples": samples, "temperature": temperature,
+         "target_prompt": target_prompt, "threshold": threshold, "preset": preset, "by": by,
+         "max_calls": max_calls, "max_cost": max_cost, "concurrency": concurrency,
+         "bootstrap": bootstrap, "seed": seed}
+    )  # fmt: skip
     hooks = hooks or EvalHooks()
     runs = [Path(r) for r in ([run] if isinstance(run, str | Path) else list(run or []))]
     files = [examples] if isinstance(examples, str) else list(examples or [])

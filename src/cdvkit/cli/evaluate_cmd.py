@@ -7,6 +7,7 @@ Registered on the main app with ``register(app)``; consoles and error reporting 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -154,6 +155,7 @@ def evaluate_command(
 ) -> None:
     """Accuracy of models on original vs. distracted questions, with paired statistics."""
     from cdvkit.api import evaluate as run_evaluate
+    from cdvkit.evaluation.settings import check_eval_options
     from cdvkit.executors import executor_from_options
     from cdvkit.models.errors import BudgetExceeded, ModelError
     from cdvkit.models.preflight import PreflightError
@@ -169,7 +171,28 @@ def evaluate_command(
     if not run and not examples:
         raise _fail("give the examples to evaluate: --run DIR and/or --examples FILE")
     quiet = quiet or as_json
+    protocol = protocol or (None if scoring in (None, "auto") else scoring)
+    hooks = CliEvalHooks(quiet)
     try:
+        # Named as typed (--bootstrap), before anything is read; the same declarations check
+        # the Python API's values.
+        check_eval_options(
+            {
+                "protocol": protocol,
+                "samples": samples,
+                "temperature": temperature,
+                "target_prompt": target_prompt,
+                "threshold": threshold,
+                "preset": preset,
+                "by": by,
+                "max_calls": max_calls,
+                "max_cost": max_cost,
+                "concurrency": concurrency,
+                "bootstrap": bootstrap,
+                "seed": seed,
+            },
+            lambda name: "--" + name.replace("_", "-"),
+        )
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
         result = run_evaluate(
             model_list,
@@ -177,7 +200,7 @@ def evaluate_command(
             examples=list(examples or []),
             out=out,
             defense=list(defense or ["none"]),
-            protocol=protocol or (None if scoring in (None, "auto") else scoring),
+            protocol=protocol,
             samples=samples,
             temperature=temperature,
             target_prompt=target_prompt,
@@ -196,7 +219,7 @@ def evaluate_command(
             bootstrap=bootstrap,
             seed=seed,
             executor=ex,
-            hooks=CliEvalHooks(quiet),
+            hooks=hooks,
         )
     except ReadOnlyRunError as exc:
         fix = "choose another --out" if out is not None else "pass --out DIR to write elsewhere"
@@ -211,9 +234,9 @@ def evaluate_command(
         raise error_exit(exc) from None  # a full disk: exit 1
     entries = result.entries
     if as_json:
-        print(
-            json.dumps({"results_dir": str(result.results_dir), "evaluations": entries}, indent=2)
-        )
+        # The entries the text output lists as left out, so --json hides nothing.
+        out = {"results_dir": str(result.results_dir), "evaluations": entries}
+        print(json.dumps(out | {"skipped_rows": hooks.skipped}, indent=2))
         return
     for entry in entries:
         print_evaluation(entry)
@@ -229,9 +252,11 @@ class CliEvalHooks(EvalHooks):
         self.quiet = quiet
         self.failures = FailurePrinter()
         self.task: str | None = None  # the evaluated questions' shape, once loaded
+        self.skipped: list[dict[str, Any]] = []  # entries left out as examples, for --json
 
     def loaded(self, sets: list[Any]) -> None:
         self.task = next((i.original.task for s in sets for i in s.every), None)
+        self.skipped = [skipped_entry(s.path, why) for s in sets for why in s.skipped]
         for s in sets:
             if s.skipped and not self.quiet:
                 also = " (their questions still count in the accuracy over every question)"
@@ -261,6 +286,13 @@ class CliEvalHooks(EvalHooks):
                 progress.update(task, total=p.total, completed=p.done, cached=p.cached)
 
             yield update
+
+
+def skipped_entry(path: Any, why: str) -> dict[str, Any]:
+    """An entry left out as an example, as --json carries it: file, row (when the reason
+    names one: "row 3: ...") and reason."""
+    found = re.match(r"row (\d+): ", why)
+    return {"file": str(path), "row": int(found[1]) if found else None, "reason": why}
 
 
 def register(app: typer.Typer) -> None:

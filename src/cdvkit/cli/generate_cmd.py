@@ -70,29 +70,30 @@ def generate(
     from cdvkit.api import generate as run_generate
     from cdvkit.executors import executor_from_options
     from cdvkit.models.preflight import PreflightError
-    from cdvkit.search.config import parse_settings
+    from cdvkit.search.config import check_options, parse_settings
     from cdvkit.store import ReadOnlyRunError
 
     data = settings.pop("data", None)
     quiet = quiet or as_json
+    hooks = CliHooks(quiet)
     try:
+        # Not given: None (a repeatable option: an empty list), so the file's value stays.
+        given = {k: v for k, v in settings.items() if v is not None and v != []}
+        check_options(given)  # a bad value is named as typed: --temperature
         # Dedicated options win over --set, which wins over the config file.
-        settings = {
-            **parse_settings(set_ or []),
-            # Not given: None (a repeatable option: an empty list), so the file's value stays.
-            **{k: v for k, v in settings.items() if v is not None and v != []},
-        }
+        settings = {**parse_settings(set_ or []), **given}
         if estimate:
-            forecast = run_estimate(data, config=config, **settings)
+            forecast = run_estimate(data, config=config, hooks=hooks, **settings)
             if as_json:
-                print(json.dumps(forecast.to_dict(), indent=2))
+                rows = {"skipped_rows": hooks.skipped, "warnings": hooks.warnings}
+                print(json.dumps(forecast.to_dict() | rows, indent=2))
             else:
                 print_forecast(forecast)
             return
         # Where the search runs is not part of the run: a run started here resumes on Ray.
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
         result = run_generate(
-            data, run_dir=run_dir, config=config, executor=ex, hooks=CliHooks(quiet), **settings
+            data, run_dir=run_dir, config=config, executor=ex, hooks=hooks, **settings
         )
     except ReadOnlyRunError as exc:
         raise _fail(str(exc.with_fix("pass another --run-dir"))) from None
@@ -105,6 +106,8 @@ def generate(
         "fatal": result.fatal,
     }
     if as_json:
+        # What the text output prints as the data is read, so --json hides nothing.
+        summary |= {"skipped_rows": hooks.skipped, "warnings": hooks.warnings}
         print(json.dumps(summary, indent=2))
     elif not quiet or result.fatal or summary["incomplete"]:
         print_summary(summary)
@@ -129,8 +132,13 @@ class CliHooks(RunHooks):
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.failures = FailurePrinter()
+        # The rows --skip-invalid left out and the rows loaded after a repair, for --json.
+        self.skipped: list[dict[str, Any]] = []
+        self.warnings: list[dict[str, Any]] = []
 
     def loaded(self, result: Any) -> None:
+        self.skipped = [row_problem(p) for p in result.skipped]
+        self.warnings = [row_problem(p) for p in result.warnings]
         if self.quiet:
             return
         for what, problems in (("repaired", result.warnings), ("skipped", result.skipped)):
@@ -199,6 +207,13 @@ class CliHooks(RunHooks):
                 )
 
             yield ended
+
+
+def row_problem(problem: Any) -> dict[str, Any]:
+    """A skipped or repaired row as --json carries it: file, row (1-based) and reason."""
+    if not hasattr(problem, "row"):  # a message with no row, from a dataset reader of its own
+        return {"file": None, "row": None, "reason": str(problem)}
+    return {"file": problem.path, "row": problem.row, "reason": problem.message}
 
 
 def print_forecast(fc: Any) -> None:

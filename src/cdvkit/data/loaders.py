@@ -217,6 +217,9 @@ def load_file(
     except OSError as exc:
         raise DatasetError(f"{p}: cannot be read: {exc.strerror or exc}") from None
 
+    if not text.text.strip():
+        # Said as what it is: json.loads of nothing would report "not valid JSON (line 1)".
+        raise DatasetError(f"{p}: contains no questions (the file is empty)")
     label = str(p)
     default_source = source or p.stem
     if suffix == ".json":

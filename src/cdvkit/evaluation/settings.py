@@ -8,12 +8,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import MISSING, Field, asdict, dataclass, fields, is_dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
+from cdvkit.allowed import Allowed, check_fields, check_value, declared
 from cdvkit.evaluation.defenses import Defense
 from cdvkit.evaluation.items import Variant
+from cdvkit.evaluation.presets import EVAL_PRESETS
+from cdvkit.prompts import TARGET_PROMPTS
 from cdvkit.protocol import SCORINGS, Protocol
+from cdvkit.search.setting import MAX_TEMPERATURE
 
 # How the results are split into rows: by the questions' dataset (source) or subject.
 SPLITS = ("dataset", "subject")
@@ -32,38 +37,43 @@ KEYED_PROTOCOL_FIELDS = (
 )
 
 
+def declare(default: Any, option: str | None = None, **allowed: Any) -> Any:
+    """An EvalSettings field with the values it allows (cdvkit.allowed.Allowed's keywords) and
+    the name `cdv evaluate` and ``cdvkit.evaluate`` give it, when not the field's own."""
+    return field(default=default, metadata={"allowed": Allowed(**allowed), "option": option})
+
+
 @dataclass
 class EvalSettings:
     """How an evaluation asks: the protocol (shared with the search, see cdvkit.protocol) and
-    the statistics. Fields left None take the protocol's defaults (5 near-greedy answers)."""
+    the statistics. Fields left None take the protocol's defaults (5 near-greedy answers).
+    Each declares the values it allows once; ``check_eval_options`` checks the command's and
+    the API's values against the same declarations."""
 
-    samples: int | None = None
-    temperature: float | None = None
-    scoring: str = "sample"  # the protocol's: sample | exact
-    prompt: str = "letter"  # letter | paper
-    threshold: float | None = None
+    samples: int | None = declare(None, min=1)
+    temperature: float | None = declare(None, min=0, max=MAX_TEMPERATURE)
+    scoring: str = declare("sample", "protocol", choices=SCORINGS)  # the protocol's
+    prompt: str = declare("letter", "target_prompt", choices=TARGET_PROMPTS)
+    threshold: float | None = declare(None, above=0, max=1)
     all_examples: bool = False
-    resamples: int = 10_000
-    seed: int = 0
-    confidence: float = 0.95
-    concurrency: int = 16
+    # 0: no intervals, only the point estimates.
+    resamples: int = declare(10_000, "bootstrap", min=0)
+    seed: int = declare(0, min=0)
+    confidence: float = declare(0.95, above=0, below=1)
+    concurrency: int = declare(16, min=1)
     # The extractor reads every reply, not only those the local reader cannot decide (the
     # paper's evaluation).
     always_extract: bool = False
     # Also ask each original in its example's choice order, so the drop splits into the order's
     # part and the distraction's (one more answer per example; none where the order is kept).
     order_control: bool = True
-    by: str = "dataset"  # rows of the tables: per dataset or per subject
-    preset: str | None = None  # "paper": the paper's numbers (see cdvkit.evaluation.presets)
+    by: str = declare("dataset", choices=SPLITS)  # rows of the tables: per dataset or subject
+    # "paper": the paper's numbers (see cdvkit.evaluation.presets)
+    preset: str | None = declare(None, choices=lambda: tuple(EVAL_PRESETS))
 
     def __post_init__(self) -> None:
-        if self.scoring not in SCORINGS:
-            raise ValueError("--protocol must be sample or exact")
-        if not 0 < self.confidence < 1:
-            raise ValueError("confidence must be between 0 and 1")
-        if self.by not in SPLITS:
-            raise ValueError(f"--by must be one of {', '.join(SPLITS)}, not {self.by!r}")
-        self.protocol()  # validates samples, temperature, prompt and threshold
+        check_fields(self, lambda name: option_of(name))
+        self.protocol()  # the protocol's own checks (the same rules)
 
     def protocol(self, defense: str = "") -> Protocol:
         base = Protocol()
@@ -80,6 +90,32 @@ class EvalSettings:
     @property
     def effective_temperature(self) -> float:
         return self.protocol().temperature
+
+
+# `cdv evaluate`'s ceilings (not settings of how it asks, so not EvalSettings'): 0 is a ceiling
+# too, under which only stored answers are used.
+BUDGET_OPTIONS: dict[str, tuple[Any, Allowed]] = {
+    "max_calls": (int | None, Allowed(min=0)),
+    "max_cost": (float | None, Allowed(min=0)),
+}
+
+
+def option_of(name: str) -> str:
+    """The name `cdv evaluate` (as ``--name``) and ``cdvkit.evaluate`` give a field."""
+    f = next((f for f in fields(EvalSettings) if f.name == name), None)
+    return (f.metadata.get("option") if f else None) or name
+
+
+def check_eval_options(values: Mapping[str, Any], label: Callable[[str], str] = str) -> None:
+    """Check `cdv evaluate`'s options (by the names the command and ``cdvkit.evaluate`` give
+    them: ``bootstrap``, ``protocol``...) against EvalSettings' declarations and the budget's;
+    ``label`` spells a name as the user typed it. Raises SettingError."""
+    rules = {option_of(name): rule for name, rule in declared(EvalSettings).items()}
+    rules |= BUDGET_OPTIONS
+    for name, value in values.items():
+        if name in rules and value is not None:
+            hint, allowed = rules[name]
+            check_value(label(name), value, hint, allowed)
 
 
 def eval_key(

@@ -11,12 +11,22 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Any
 
+from cdvkit.allowed import SettingError, check_value
 from cdvkit.models.base import Model
 from cdvkit.models.errors import BackendUnavailableError
+from cdvkit.models.options import (
+    EMBED_OPTIONS,
+    HF_OPTIONS,
+    HOSTED_OPTIONS,
+    MODEL_OPTIONS,
+    SCRIPTED_OPTIONS,
+    Option,
+    Options,
+)
 from cdvkit.registry import Registry
 
 ModelFactory = Callable[..., Model]
@@ -33,6 +43,11 @@ class ProviderInfo:
     extra: str | None = None
     takes_base_url: bool = False  # --base-url (an OpenAI-compatible server) applies to it
     local: bool = False  # computes in this process (a Ray worker loads its own copy)
+    # The role options its backend takes beyond every backend's (MODEL_OPTIONS).
+    options: Options = field(default_factory=dict)
+
+    def known_options(self) -> dict[str, Option]:
+        return {**MODEL_OPTIONS, **self.options}
 
 
 PROVIDERS: Registry[ProviderInfo] = Registry("model provider", "cdvkit.providers")
@@ -48,9 +63,12 @@ def provider(
     extra: str | None = None,
     takes_base_url: bool = False,
     local: bool = False,
+    options: Options | None = None,
 ) -> Callable[[ModelFactory], ModelFactory]:
     """Register ``factory(spec, name, **options) -> Model`` (a Model subclass will do) as the
-    provider ``name``, so ``name/<model>`` strings build it."""
+    provider ``name``, so ``name/<model>`` strings build it. ``options`` declares the role
+    options it takes beyond every backend's (cdvkit.models.options.MODEL_OPTIONS), by name:
+    a role option no declaration names is refused before anything is built."""
 
     def add(factory: ModelFactory) -> ModelFactory:
         PROVIDERS.add(
@@ -65,6 +83,7 @@ def provider(
                 extra,
                 takes_base_url,
                 local,
+                dict(options or {}),
             ),
             help=description,
         )
@@ -80,6 +99,7 @@ def provider(
     needs_modules=("openai",),
     key_env="OPENAI_API_KEY",
     takes_base_url=True,
+    options=HOSTED_OPTIONS,
 )
 def _openai(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.openai_backend import OpenAIModel
@@ -93,6 +113,7 @@ def _openai(spec: str, name: str, **options: Any) -> Model:
     description="vLLM, Ollama, llama.cpp server, TGI: needs --base-url (key optional)",
     needs_modules=("openai",),
     takes_base_url=True,
+    options=HOSTED_OPTIONS,
 )
 def _openai_compatible(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.openai_backend import OpenAIModel
@@ -107,6 +128,7 @@ def _openai_compatible(spec: str, name: str, **options: Any) -> Model:
     needs_modules=("anthropic",),
     key_env="ANTHROPIC_API_KEY",
     extra="anthropic",
+    options=HOSTED_OPTIONS,
 )
 def _anthropic(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.anthropic_backend import AnthropicModel
@@ -121,6 +143,7 @@ def _anthropic(spec: str, name: str, **options: Any) -> Model:
     needs_modules=("torch", "transformers"),
     extra="local",
     local=True,
+    options=HF_OPTIONS,
 )
 def _hf(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.hf_backend import HFModel
@@ -135,6 +158,7 @@ def _hf(spec: str, name: str, **options: Any) -> Model:
     needs_modules=("torch", "sentence_transformers"),
     extra="local",
     local=True,
+    options=EMBED_OPTIONS,
 )
 def _embed(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.embed_backend import EmbedModel
@@ -147,6 +171,7 @@ def _embed(spec: str, name: str, **options: Any) -> Model:
     example="scripted/path/to/rules.json",
     description="deterministic replies from a rules file, for tests and dry runs",
     # It stands in for an API model in tests and dry runs, so it is treated as one (not local).
+    options=SCRIPTED_OPTIONS,
 )
 def _scripted(spec: str, name: str, **options: Any) -> Model:
     from cdvkit.models.scripted import ScriptedModel
@@ -193,7 +218,11 @@ def load_model(spec: str, **options: Any) -> Model:
     """Create the backend for ``spec``; ``options`` go to the backend (base_url, concurrency...)."""
     name, model = split_spec(spec)
     info = PROVIDERS.get(name)
-    options = {k: v for k, v in options.items() if v is not None}
+    known = info.known_options()
+    # An option the backend only accepts to ignore (a hosted model's, given to a local one).
+    options = {
+        k: v for k, v in options.items() if v is not None and not (k in known and known[k].ignored)
+    }
     try:
         return info.factory(spec, model, **options)
     except ImportError as exc:
@@ -201,3 +230,30 @@ def load_model(spec: str, **options: Any) -> Model:
         raise BackendUnavailableError(
             f"provider {name!r} needs {exc.name or exc}{hint}", model=spec
         ) from None
+
+
+def check_role_options(role: str, options: Any, specs: Iterable[str]) -> None:
+    """Check ``[roles.<role>]``'s options against what the providers of ``specs`` (the role's
+    models in this run) declare; a role with no model in this run, against any provider's.
+    Raises SettingError naming ``roles.ROLE.OPTION`` and the value with what is allowed, or an
+    unknown option with the options known."""
+    models = sorted(set(specs))
+    for key, value in options.items():
+        label = f"roles.{role}.{key}"
+        if not models:
+            # A table kept for a role this run does not use: any provider's option will do.
+            every = [PROVIDERS.get(name).known_options() for name in PROVIDERS]
+            found = next((o[key] for o in every if key in o), None)
+            if found is None:
+                known = sorted({k for o in every for k in o})
+                raise SettingError(f"{label}: no provider takes it (known: {', '.join(known)})")
+            check_value(label, value, found.hint, found.allowed, secret=found.secret)
+            continue
+        for spec in models:
+            known = provider_of(spec).known_options()
+            if key not in known:
+                raise SettingError(
+                    f"{label}: not an option of {spec} (its options: {', '.join(sorted(known))})"
+                )
+            opt = known[key]
+            check_value(label, value, opt.hint, opt.allowed, secret=opt.secret)

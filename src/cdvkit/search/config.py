@@ -7,39 +7,41 @@ a model); ``GenerateConfig`` is kept as an alias for code written before the ren
 from __future__ import annotations
 
 import json
-import tomllib
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from cdvkit.allowed import SettingError, Shape, check_fields, check_values, declared
+from cdvkit.data.question import TASKS
+from cdvkit.prompts import JUDGE_PROMPTS, PROPOSER_PROMPTS, TARGET_PROMPTS
 from cdvkit.prompts.templates import PromptSet
-from cdvkit.protocol import NEAR_GREEDY, Protocol, prompts_from_config, protocol_from_config
+from cdvkit.protocol import (
+    NEAR_GREEDY,
+    SCORINGS,
+    Protocol,
+    prompts_from_config,
+    protocol_from_config,
+)
+from cdvkit.search.config_files import load_toml, parse_max_tokens
 from cdvkit.search.config_parts import JUDGE_IS_TARGET, check_parts
+from cdvkit.search.preset import PRESETS
+from cdvkit.search.setting import TEMPERATURE, setting, task_key
+from cdvkit.search.strategies import STRATEGIES
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 CHOICE_ORDERS = ("keep", "shuffle")
+# Settings read into another form before they are checked: a prompts file's path into its
+# content, --max-tokens items into a table (their own checks name them); and the role tables,
+# which check_parts reads option by option (never quoting a value: it may be a key).
+CONVERTED = ("prompts", "max_tokens", "roles")
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
 
 
-def setting(
-    default: Any = None,
-    help: str = "",
-    *,
-    flag: str | None = None,
-    cli: Any = None,
-    **kw: Any,
-) -> Any:
-    """A field of SearchConfig that is also a `cdv generate` option: declared once, here.
-
-    ``flag`` overrides the option's spelling (``--judge-last/--no-judge-last``, ``--constraint``
-    for the list ``constraints``); ``cli`` is the option's type where the setting's own cannot
-    be typed on a command line (a table given as repeated ``ROLE=N``, a file read into its
-    content); ``kw`` goes to ``dataclasses.field`` (default_factory).
-    """
-    if "default_factory" not in kw:
-        kw["default"] = default
-    return field(metadata={"help": help, "flag": flag, "cli": cli}, **kw)
+def option_name(name: str) -> str:
+    """A setting's `cdv generate` option as typed (``--judge-last``, ``--constraint``)."""
+    spelled = next((f.metadata.get("flag") for f in fields(SearchConfig) if f.name == name), None)
+    return str(spelled).split("/")[0] if spelled else "--" + name.replace("_", "-")
 
 
 @dataclass
@@ -48,16 +50,19 @@ class SearchConfig:
         None,
         "A recipe of settings: efficient (cheap, the defaults) | paper (the paper's procedure, "
         "to reproduce its numbers) | reference (the paper code's call pattern, to compare cost).",
+        choices=lambda: tuple(PRESETS),
     )
     data: str = setting("sample", "Built-in dataset name, 'sample' (default), or a file.")
     split: str | None = setting(None, "Dataset split (built-ins).")
-    limit: int | None = setting(None, "Seeded sample of N questions.")
-    seed: int = setting(0, "Random seed.")
+    limit: int | None = setting(None, "Seeded sample of N questions.", min=1)
+    seed: int = setting(0, "Random seed.", min=0)
     skip_invalid: bool = setting(False, "Skip and report bad rows.", flag="--skip-invalid")
     strict: bool = setting(False, "Repeated choices are an error, not collapsed.", flag="--strict")
     task: str = setting(
         "auto",
         "Task shape: auto (from the data) | multiple_choice | numeric | short_answer.",
+        choices=("auto", *TASKS),
+        fold=task_key,
     )
     # roles
     target: str = setting(DEFAULT_TARGET, "Model under attack (provider/model).")
@@ -89,23 +94,29 @@ class SearchConfig:
         "sample",
         "When the target counts as right/fooled: sample (n step-by-step answers, fooled when "
         "none is right) | exact (the most likely choice).",
+        choices=SCORINGS,
     )
-    samples: int = setting(5, "Protocol: answers per question (n).")
-    temperature: float = setting(NEAR_GREEDY, "Protocol: sampling temperature.")
+    samples: int = setting(5, "Protocol: answers per question (n).", min=1)
+    temperature: float = setting(
+        NEAR_GREEDY, "Protocol: sampling temperature.", allowed=TEMPERATURE
+    )
     target_prompt: str = setting(
         "letter",
         "letter (lettered choices) | paper (the paper's: choices as a list, answer by text; "
         "its extractor reads a JSON reply naming the choice).",
+        choices=TARGET_PROMPTS,
     )
     proposer_prompt: str = setting(
         "standard",
         "The LLM proposer's template: standard (sees the choices and the answer) | paper (sees "
         "only the question and one wrong option, as the paper's code).",
+        choices=PROPOSER_PROMPTS,
     )
     judge_prompt: str = setting(
         "standard",
         "The LLM judge's template: standard (sees the choices and the answer) | paper (sees only "
         "the original and the distracted question).",
+        choices=JUDGE_PROMPTS,
     )
     # A prompts file's content (cdvkit.prompts.templates): recorded in the run, so a resume
     # asks every model exactly as the run began.
@@ -125,15 +136,17 @@ class SearchConfig:
         "keep",
         "A child's choices: keep (the parent's order, so a drop is the distraction's alone) | "
         "shuffle (the paper's).",
+        choices=CHOICE_ORDERS,
     )
     threshold: float | None = setting(
-        None, "Exact scoring: fooled only when P(correct) is also below this."
+        None, "Exact scoring: fooled only when P(correct) is also below this.", above=0, max=1
     )
     # The search's own, cheaper score; every example is confirmed under the protocol.
     scoring: str = setting(
         "auto",
         "The search's cheaper guide: auto (choice probabilities where the model gives them) | "
         "sample | exact. Examples are always confirmed under the protocol.",
+        choices=("auto", *SCORINGS),
     )
     sequential: bool = setting(
         False,
@@ -157,18 +170,29 @@ class SearchConfig:
     )
     # strategy and budgets
     strategy: str = setting(
-        "best-first", "How the tree is searched (cdv parts lists them); reference: the preset."
+        "best-first",
+        "How the tree is searched (cdv parts lists them); reference: the preset.",
+        # "reference" names the reference preset; from_sources turns it into that.
+        choices=lambda: (*STRATEGIES, "reference"),
     )
-    k: float = setting(2.0, "Best-first priority exp(K / score) * depth**-N: K.")
-    n: float = setting(1.0, "Best-first priority exp(K / score) * depth**-N: N.")
-    max_expansions: int = setting(10, "Expansions per question.")
-    max_good: int = setting(3, "Stop a question after N examples.")
-    max_depth: int = setting(5, "Most distractions stacked.")
-    max_calls: int | None = setting(None, "Run-wide ceiling on paid calls.")
-    max_cost: float | None = setting(None, "Run-wide ceiling on cost (USD).")
+    k: float = setting(2.0, "Best-first priority exp(K / score) * depth**-N: K.", min=0)
+    n: float = setting(1.0, "Best-first priority exp(K / score) * depth**-N: N.", min=0)
+    max_expansions: int = setting(10, "Expansions per question.", min=1)
+    max_good: int = setting(3, "Stop a question after N examples.", min=1)
+    max_depth: int = setting(5, "Most distractions stacked.", min=1)
+    # 0 is a ceiling too: only what the store already holds is used (a free replay).
+    max_calls: int | None = setting(None, "Run-wide ceiling on paid calls.", min=0)
+    max_cost: float | None = setting(None, "Run-wide ceiling on cost (USD).", min=0)
     # constraints
-    length_ratio: float = setting(10.0, "A distracted question is at most this x its parent.")
-    similarity_floor: float = setting(0.5, "Embedding similarity floor; 0 turns it off.")
+    length_ratio: float = setting(
+        10.0,
+        "A distracted question is at most this x its parent.",
+        above=1,
+        why="a child is its parent plus a distraction, so 1 or less rejects every child",
+    )
+    similarity_floor: float = setting(
+        0.5, "Embedding similarity floor; 0 turns it off.", min=0, below=1
+    )
     leak_check: bool = setting(
         True,
         "Drop distractions that name the answer or label options (default).",
@@ -186,40 +210,50 @@ class SearchConfig:
         "Skip hopeless questions: a model file from `cdv prefilter train`, or 'auto' (learn "
         "from this run's own outcomes as they arrive).",
     )
-    prefilter_threshold: float = setting(0.3, "Skip questions with P(enhanceable) below this.")
+    prefilter_threshold: float = setting(
+        0.3, "Skip questions with P(enhanceable) below this.", min=0, max=1
+    )
     # --prefilter auto: searched in full before it first trains (a seeded random sample), then
     # questions searched between two retrainings. Both decide what is skipped, so neither may
     # change on resume (concurrency may: it is not what sizes a batch).
     prefilter_warmup: int = setting(
-        30, "--prefilter auto: questions searched first, a seeded random sample, to learn from."
+        30,
+        "--prefilter auto: questions searched first, a seeded random sample, to learn from.",
+        min=1,
     )
     prefilter_batch: int = setting(
         32,
         "--prefilter auto: questions searched, by predicted promise, between retrainings (or "
         "a quarter of those searched so far, once more).",
+        min=1,
     )
     include_skipped: bool = setting(
         False,
         "Search the questions a prefilter skipped earlier in this run (paid calls are reused).",
         flag="--include-skipped",
     )
-    proposer_temperature: float = setting(0.7, "The LLM proposer's sampling temperature.")
+    proposer_temperature: float = setting(
+        0.7, "The LLM proposer's sampling temperature.", allowed=TEMPERATURE
+    )
     proposer_batch: bool = setting(
         True,
         "One proposer call per node for all wrong options (default), or one per option.",
         flag="--proposer-batch/--no-proposer-batch",
     )
     wrong_answers: int = setting(
-        3, "Free-form questions: wrong answers aimed at per expanded node."
+        3, "Free-form questions: wrong answers aimed at per expanded node.", min=1
     )
     proposals: int = setting(
         1,
         "Distractions written per wrong answer at each expansion, in rounds; a further round "
         "only while examples are still wanted (more: a wider tree, shorter examples).",
+        min=1,
     )
     # throughput
-    concurrency: int = setting(16, "Questions searched at once.")
-    model_concurrency: int = setting(8, "Requests in flight per model (a role may set its own).")
+    concurrency: int = setting(16, "Questions searched at once.", min=1)
+    model_concurrency: int = setting(
+        8, "Requests in flight per model (a role may set its own).", min=1
+    )
 
     # Fields a resumed run may change without invalidating what is stored.
     RESUMABLE_CHANGES = frozenset(
@@ -251,8 +285,12 @@ class SearchConfig:
     def from_sources(cls, config_file: str | Path | None = None, **overrides: Any) -> SearchConfig:
         values: dict[str, Any] = {}
         if config_file is not None:
-            values.update(load_toml(config_file))
+            from_file = load_toml(config_file)
+            # Named as the file names them; CONVERTED ones are checked once they have their form.
+            check_values(cls, from_file, lambda k: f"{config_file}: {k}", skip=CONVERTED)
+            values.update(from_file)
         overrides = {k: v for k, v in overrides.items() if v is not None}
+        check_values(cls, overrides, str, skip=CONVERTED)
         if isinstance(values.get("roles"), dict) and isinstance(overrides.get("roles"), dict):
             # A role option given on the command line adds to the file's, role by role.
             roles = {r: dict(o) for r, o in values["roles"].items() if isinstance(o, dict)}
@@ -288,42 +326,21 @@ class SearchConfig:
         return cfg
 
     def validate(self) -> None:
-        if self.samples < 1:
-            raise ValueError("--samples must be at least 1")
-        if self.max_expansions < 1 or self.max_good < 1 or self.max_depth < 1:
-            raise ValueError("--max-expansions, --max-good and --max-depth must be at least 1")
-        if self.scoring not in ("auto", "sample", "exact"):
-            raise ValueError("--scoring must be auto, sample or exact")
-        if self.wrong_answers < 1:
-            raise ValueError("--wrong-answers must be at least 1")
-        if self.proposals < 1:
-            raise ValueError("--proposals must be at least 1")
-        from cdvkit.prompts import JUDGE_PROMPTS, PROPOSER_PROMPTS
-
-        if self.proposer_prompt not in PROPOSER_PROMPTS:
-            raise ValueError(f"--proposer-prompt must be one of {', '.join(PROPOSER_PROMPTS)}")
-        if self.judge_prompt not in JUDGE_PROMPTS:
-            raise ValueError(f"--judge-prompt must be one of {', '.join(JUDGE_PROMPTS)}")
-        if self.choice_order not in CHOICE_ORDERS:
-            raise ValueError(f"--choice-order must be one of {', '.join(CHOICE_ORDERS)}")
+        """Raise ValueError (SettingError for a declared rule) naming the first bad setting."""
+        # Every field's type, range and choices, as declared above: one rule per setting.
+        check_fields(self, skip=("roles",))
+        if self.strategy == "reference":
+            raise SettingError(
+                "strategy 'reference' is the reference preset: pass it to "
+                "SearchConfig.from_sources, or use preset 'reference'"
+            )
         self.prompt_set()  # raises PromptsError / ValueError naming a bad template or limit
-        from cdvkit.data import resolve_task
-
-        resolve_task(self.task)  # raises ValueError (DatasetError) on an unknown shape
-        self.protocol_spec()  # raises ValueError on a bad protocol setting
-        if self.preset is not None:
-            from cdvkit.search.preset import preset_values
-
-            preset_values(self.preset)
+        self.protocol_spec()  # the protocol's own checks (all declared here too)
         if self.preset == "paper" and not self.extractor:
             raise ValueError(
                 "--preset paper has the extractor read every answer, as the paper's code does "
                 "(it used gpt-4o-mini): pass --extractor provider/model"
             )
-        if not 0.0 <= self.prefilter_threshold <= 1.0:
-            raise ValueError("--prefilter-threshold must lie between 0 and 1")
-        if self.prefilter_warmup < 1 or self.prefilter_batch < 1:
-            raise ValueError("--prefilter-warmup and --prefilter-batch must be at least 1")
         check_parts(self)
 
     def as_recorded_before(self, stored: dict[str, Any], free_form: bool) -> None:
@@ -358,12 +375,19 @@ class SearchConfig:
         )
 
 
+def check_options(values: dict[str, Any]) -> None:
+    """Check `cdv generate`'s own options (settings by field name), naming a bad one as it was
+    typed (``--temperature``); the command line's values are checked before any other's."""
+    check_values(SearchConfig, values, option_name, skip=CONVERTED)
+
+
 def parse_settings(items: list[str]) -> dict[str, Any]:
     """``--set KEY=VALUE`` items as settings: any field by name (``k=3``, ``leak-check=false``),
     role options by path (``roles.target.concurrency=64``); values read as JSON when they are
     (numbers, booleans, lists), else as text. Unknown keys are refused by ``from_sources``."""
     out: dict[str, Any] = {}
     names = {f.name: f for f in fields(SearchConfig)}
+    shapes = {name: Shape.of(hint) for name, (hint, _) in declared(SearchConfig).items()}
     for item in items:
         key, eq, raw = item.partition("=")
         key = key.strip().replace("-", "_")
@@ -373,6 +397,9 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
             value = json.loads(raw)
         except ValueError:
             value = raw
+        shape = shapes.get(key)
+        if shape is not None and shape.types == (str,) and not isinstance(value, str):
+            value = raw  # a text setting keeps what was typed (--set split=2021)
         path = key.split(".")
         if path[0] == "roles":
             if len(path) != 3:
@@ -384,36 +411,8 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         if key in names and "list" in str(names[key].type) and not isinstance(value, list):
             value = [*out.get(key, []), raw]  # a list setting given one item at a time
         out[key] = value
+    check_values(SearchConfig, out, lambda k: f"--set {k}", skip=CONVERTED)
     return out
-
-
-def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
-    """``--max-tokens`` items (``ROLE=N``, or ``N`` for the target) as {role: N}."""
-    out: dict[str, int] = {}
-    for item in items:
-        role, eq, n = str(item).rpartition("=")
-        role = role.strip() if eq else "target"
-        try:
-            out[role] = int(n)
-        except ValueError:
-            raise ValueError(f"--max-tokens {item!r}: not N or ROLE=N (e.g. judge=512)") from None
-    return out
-
-
-def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file; keys may sit at the top level or under a [generate] table."""
-    p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"config file {p} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {p} is not valid TOML: {exc}") from None
-    section = raw.pop("generate", {})
-    return {
-        **{k.replace("-", "_"): v for k, v in raw.items()},
-        **{k.replace("-", "_"): v for k, v in section.items()},
-    }
 
 
 GenerateConfig = SearchConfig  # the name before it was SearchConfig

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.models.registry import is_model, split_spec
+from cdvkit.models.registry import check_role_options, is_model, split_spec
 from cdvkit.registry import parse_spec
 from cdvkit.search.constraints import CONSTRAINTS
 from cdvkit.search.proposers import PROPOSERS
-from cdvkit.search.strategies import STRATEGIES
 
 ROLE_NAMES = ("target", "proposer", "judge", "extractor", "grader")
 # ``--judge target``: the target model judges its own distractions, as the paper's code does.
@@ -31,8 +30,6 @@ def check_parts(cfg: Any) -> None:
             raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
         if not isinstance(opts, dict):
             raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
-    if cfg.strategy not in STRATEGIES:
-        raise ValueError(f"--strategy must be one of {', '.join(STRATEGIES)}")
     if not is_model(cfg.proposer) and parse_spec(cfg.proposer)[0] not in PROPOSERS:
         raise ValueError(
             f"--proposer {cfg.proposer!r}: not a provider/model nor a registered proposer "
@@ -56,3 +53,26 @@ def check_parts(cfg: Any) -> None:
                 split_spec(spec)
             except ValueError as exc:
                 raise ValueError(f"--{role}: {exc}") from None
+    specs = role_specs(cfg)
+    for role, opts in cfg.roles.items():
+        check_role_options(role, opts, specs.get(role, ()))
+
+
+def role_specs(cfg: Any) -> dict[str, set[str]]:
+    """The models each role calls in a run of ``cfg``, which its ``[roles.<role>]`` options
+    reach (as cdvkit.search.build.role_models and the parts' own ``model=`` options name them)."""
+    out: dict[str, set[str]] = {"target": {cfg.target}}
+    named = [("judge", cfg.judge_model), ("extractor", cfg.extractor), ("grader", cfg.grader)]
+    if is_model(cfg.proposer):
+        named.append(("proposer", cfg.proposer))
+    else:
+        named.append(("proposer", parse_spec(cfg.proposer)[1].get("model")))
+    for spec in cfg.constraints:
+        name, opts = parse_spec(str(spec))
+        named.append((name, opts.get("model")))
+    for role, model in named:
+        if model == JUDGE_IS_TARGET:
+            model = cfg.target
+        if role in ROLE_NAMES and isinstance(model, str) and is_model(model):
+            out.setdefault(role, set()).add(model)
+    return out

@@ -1,0 +1,45 @@
+"""Settings as users write them, before they are SearchConfig's: a TOML config file, the items
+of ``--max-tokens``. Each unreadable input is one line naming the file or the item."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any
+
+
+def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
+    """``--max-tokens`` items (``ROLE=N``, or ``N`` for the target) as {role: N}."""
+    out: dict[str, int] = {}
+    for item in items:
+        role, eq, n = str(item).rpartition("=")
+        role = role.strip() if eq else "target"
+        try:
+            out[role] = int(n)
+        except ValueError:
+            raise ValueError(f"--max-tokens {item!r}: not N or ROLE=N (e.g. judge=512)") from None
+    return out
+
+
+def load_toml(path: str | Path) -> dict[str, Any]:
+    """Read a config file; keys may sit at the top level or under a [generate] table."""
+    p = Path(path)
+    try:
+        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValueError(f"config file {p} not found") from None
+    except IsADirectoryError:
+        raise ValueError(f"config file {p} is a directory, not a TOML file") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"config file {p} is not UTF-8 text (is it a TOML file?)") from None
+    except OSError as exc:
+        raise ValueError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"config file {p} is not valid TOML: {exc}") from None
+    section = raw.pop("generate", {})
+    if not isinstance(section, dict):
+        raise ValueError(f"config file {p}: generate must be a table, [generate]")
+    return {
+        **{k.replace("-", "_"): v for k, v in raw.items()},
+        **{k.replace("-", "_"): v for k, v in section.items()},
+    }
