@@ -47,10 +47,10 @@ def report_command(
             check_output(png, run=run, folder=True)
         data = collect(run) if to_stdout else None
         if data is not None:
-            sys.stdout.write(render_markdown(data))
+            sys.stdout.write(render_markdown(data, plots=png))
             sys.stdout.flush()
         else:
-            path = build_report(run, output, fmt)
+            path = build_report(run, output, fmt, plots=png)
             say.print(f"wrote {path}", highlight=False, markup=False)
         if png is not None:
             written = write_pngs(data if data is not None else collect(run), png, run=run)

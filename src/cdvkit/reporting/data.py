@@ -19,18 +19,33 @@ from cdvkit.version import __version__
 REPLY_CHARS = 300
 
 
+def _answer(a: dict[str, Any], reply_chars: int) -> dict[str, Any]:
+    return {
+        "choice": a.get("choice"),
+        "answer": a.get("answer"),  # a free-form reply's answer as written
+        "status": a.get("status"),
+        "correct": bool(a.get("correct")),
+        "reply": (a.get("reply") or "")[-reply_chars:] if reply_chars else "",
+    }
+
+
+def _verify(v: Any, reply_chars: int) -> dict[str, Any] | None:
+    """The confirmation under the protocol (a candidate's, or the root's when the search scored
+    apart from the protocol): the replies that decided a node scored from probabilities."""
+    if not isinstance(v, dict):
+        return None
+    return {
+        "correct": v.get("correct"),
+        "accuracy": v.get("accuracy"),
+        "mode": v.get("mode"),
+        "answers": [_answer(a, reply_chars) for a in v.get("answers") or []],
+        "probs": v.get("probs"),
+    }
+
+
 def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
     outputs = n.get("outputs") or {}
-    answers = [
-        {
-            "choice": a.get("choice"),
-            "answer": a.get("answer"),  # a free-form reply's answer as written
-            "status": a.get("status"),
-            "correct": bool(a.get("correct")),
-            "reply": (a.get("reply") or "")[-reply_chars:] if reply_chars else "",
-        }
-        for a in outputs.get("answers") or []
-    ]
+    answers = [_answer(a, reply_chars) for a in outputs.get("answers") or []]
     return {
         "path": n["path"],
         "parent": n.get("parent_path"),
@@ -48,6 +63,7 @@ def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
         "mode": outputs.get("mode"),
         "probs": outputs.get("probs"),
         "answers": answers,
+        "verify": _verify(outputs.get("verify"), reply_chars),
         "error": outputs.get("error"),
     }
 

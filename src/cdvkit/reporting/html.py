@@ -9,6 +9,8 @@ from importlib.resources import files
 from typing import Any
 
 from cdvkit.reporting import svg
+from cdvkit.reporting.html_gallery import gallery_section, headline_section
+from cdvkit.reporting.html_tables import note, table
 from cdvkit.reporting.tables import (
     ACC_HEADERS,
     ORDER_HEADERS,
@@ -62,29 +64,6 @@ def _asset(name: str) -> str:
     return (files("cdvkit.reporting") / "templates" / name).read_text(encoding="utf-8")
 
 
-def _table(headers: list[str], rows: list[list[str]], *, classes: list[str] | None = None) -> str:
-    """Cells are escaped here; callers pass plain text."""
-    out = ['<div class="tablewrap"><table>']
-    if any(headers):
-        out.append("<thead><tr>")
-        out += [f"<th>{escape(h)}</th>" for h in headers]
-        out.append("</tr></thead>")
-    out.append("<tbody>")
-    for i, row in enumerate(rows):
-        cls = f' class="{classes[i]}"' if classes and classes[i] else ""
-        out.append(f"<tr{cls}>")
-        for j, cell in enumerate(row):
-            num = ' class="num"' if j > 0 and _numeric(cell) else ""
-            out.append(f"<td{num}>{escape(cell)}</td>")
-        out.append("</tr>")
-    out.append("</tbody></table></div>")
-    return "".join(out)
-
-
-def _numeric(cell: str) -> bool:
-    return bool(cell) and (cell[0].isdigit() or cell[0] in "–-$")
-
-
 def summary_section(data: dict[str, Any]) -> str:
     s, cfg = data["summary"], data["config"]
     rows = [
@@ -94,14 +73,14 @@ def summary_section(data: dict[str, Any]) -> str:
         ["protocol", str(s.get("protocol") or "–")],
         *([k, v] for k, v in summary_rows(s)),
     ]
-    return "<h2>Search</h2>" + _table(["", ""], rows)
+    return "<h2>Search statistics</h2>" + table(["", ""], rows)
 
 
 def _usage_table(usage: dict[str, dict[str, Any]]) -> str:
     rows = [usage_row(role, u) for role, u in usage.items()]
     keys = ("calls", "samples", "prompt_tokens", "completion_tokens", "cost")
     rows.append(usage_row("total", {k: sum(u[k] for u in usage.values()) for k in keys}))
-    return _table(USAGE_HEADERS, rows, classes=[""] * (len(rows) - 1) + ["overall"])
+    return table(USAGE_HEADERS, rows, classes=[""] * (len(rows) - 1) + ["overall"])
 
 
 def usage_section(data: dict[str, Any]) -> str:
@@ -116,31 +95,38 @@ def usage_section(data: dict[str, Any]) -> str:
     )
     out = (
         "<h2>Cost per role</h2><h3>Search</h3>"
-        + _table_note("calls paid by cdv generate; the search summary counts these")
+        + note("calls paid by cdv generate; the search summary counts these")
         + _usage_table(usage)
         + f'<div class="charts">{chart}</div>'
     )
     if data.get("eval_usage"):
         out += (
             "<h3>Evaluation</h3>"
-            + _table_note("calls paid by cdv evaluate into this run, counted apart")
+            + note("calls paid by cdv evaluate into this run, counted apart")
             + _usage_table(data["eval_usage"])
         )
     return out
 
 
-def _table_note(text: str) -> str:
-    """A muted line of plain text (escaped here) above a table."""
-    return f"<p class='muted'>{escape(text)}</p>"
+def _set_table(
+    entry: dict[str, Any], headers: list[str], rows: list[list[str]], classes: list[str]
+) -> str:
+    """A results table; with one example set its column (the same on every row) is left out,
+    and the section's line names the set: the table then fits the page without scrolling."""
+    if len(entry["results"]) == 1:
+        headers, rows = headers[1:], [r[1:] for r in rows]
+    return table(headers, rows, classes=classes)
 
 
 def evaluation_section(entry: dict[str, Any]) -> str:
     st = entry["settings"]
+    sets = list(entry["results"])
     parts = [
         f"<h3>Defense: {escape(entry_title(entry))}</h3>",
         "<p class='muted'>"
         + escape(
-            f"protocol: {protocol_line(st)}; "
+            (f"examples found against {sets[0]}; " if len(sets) == 1 else "")
+            + f"protocol: {protocol_line(st)}; "
             f"{'every example' if st['all_examples'] else 'first example'} per question, "
             f"{st['resamples']} paired bootstrap resamples (seed {st['seed']})."
         )
@@ -155,51 +141,54 @@ def evaluation_section(entry: dict[str, Any]) -> str:
     if rows:
         parts += [
             "<h4>The paper's table</h4>",
-            _table_note(
+            note(
                 "Each model answered each question once, the paper's way (--preset paper). "
                 "Original: accuracy over every question of the dataset; enhanced: over the "
                 "first example of each question with one, a question the target originally "
                 "failed counting as itself (no CDV example); drop = original - enhanced."
             ),
-            _table(headers_for(entry, PAPER_HEADERS), rows, classes=classes),
+            _set_table(entry, headers_for(entry, PAPER_HEADERS), rows, classes),
         ]
     rows, classes = accuracy_rows(entry)
     parts += [
         "<h4>Accuracy</h4>",
-        _table_note(
+        note(
             "All questions: every question of the dataset, with an example or not (originals "
             "only). With an example: original vs. distracted, paired per question."
         ),
-        _table(headers_for(entry, ACC_HEADERS), rows, classes=classes),
+        _set_table(entry, headers_for(entry, ACC_HEADERS), rows, classes),
     ]
-    note = by_construction_note(entry)
-    if note:
-        parts.append(f"<p class='note'>{escape(note)}</p>")
+    construction = by_construction_note(entry)
+    if construction:
+        parts.append(f"<p class='note'>{escape(construction)}</p>")
     rows, classes = order_rows(entry)
     if rows:
         parts += [
             "<h4>Order control</h4>",
-            _table_note(
+            note(
                 "Each original also asked with its example's choice order: the order part is "
                 "original - original in that order, the distraction part the rest of the drop."
             ),
-            _table(headers_for(entry, ORDER_HEADERS), rows, classes=classes),
+            _set_table(entry, headers_for(entry, ORDER_HEADERS), rows, classes),
         ]
     charts = []
     for source, per_model in entry["results"].items():
-        groups, values = [], []
+        groups, values, errors = [], [], []
         for model, r in per_model.items():
             for name, s in [("all", r["overall"]), *r["by_dataset"].items()]:
                 if name != "all" and len(r["by_dataset"]) < 2:
                     continue  # one dataset: its bars would repeat the overall ones
                 groups.append(f"{model} · {name}")
                 values.append([s["original"], s["distracted"]])
+                errors.append([s.get("original_ci"), s.get("distracted_ci")])
         charts.append(
             svg.bar_chart(
                 groups,
                 ["original", "distracted"],
                 values,
+                errors=errors,
                 title=f"Accuracy, examples found against {source}",
+                caption=f"bars: accuracy; whiskers: {_conf(entry)}% bootstrap interval",
             )
         )
     tr = entry["transfer"]
@@ -237,31 +226,55 @@ def defenses_section(entries: list[dict[str, Any]]) -> str:
     """Original and distracted accuracy per model under each defense, on the first example set."""
     labels = [e["defense"] for e in entries]
     models, rows, values = defense_comparison(entries)
-    chart = svg.bar_chart(models, labels, values, title="Distracted accuracy per defense")
+    errors = [
+        [
+            (next(iter(e["results"].values()), {}).get(m) or {})
+            .get("overall", {})
+            .get("distracted_ci")
+            for e in entries
+        ]
+        for m in models
+    ]
+    chart = svg.bar_chart(
+        models,
+        labels,
+        values,
+        errors=errors,
+        title="Distracted accuracy per defense",
+        caption=f"whiskers: {_conf(entries[0])}% bootstrap interval",
+    )
     return (
         "<h3>Defenses side by side</h3>"
         "<p class='muted'>Accuracy on the original → the distracted questions, and the drop "
         "with its confidence interval, per model (rows) and defense (columns).</p>"
-        + _table(["model", *labels], rows)
+        + table(["model", *labels], rows)
         + f'<div class="charts">{chart}</div>'
     )
 
 
+def _conf(entry: dict[str, Any]) -> int:
+    return round((entry.get("settings") or {}).get("confidence", 0.95) * 100)
+
+
 def evaluations_block(data: dict[str, Any]) -> str:
+    """Every evaluation in full (the first screen shows one or two of them)."""
     entries = data["evaluations"]
     if not entries:
-        return (
-            "<h2>Evaluation</h2><p class='muted'>This run has not been evaluated yet "
-            "(<code>cdv evaluate --run DIR --models ...</code>); search results only.</p>"
-        )
-    parts = ["<h2>Evaluation</h2>"]
+        return ""  # the first screen says so, with the command to run
+    parts = [
+        "<h2>Evaluation</h2>",
+        note(
+            "Every evaluation in full: each number with its interval, McNemar's test, the "
+            "transfer between models and the defenses compared."
+        ),
+    ]
     if comparable(entries):
         parts.append(defenses_section(comparable(entries)))
     parts += [evaluation_section(e) for e in entries]
     return "".join(parts)
 
 
-TREES = """<h2>Search trees</h2>
+TREES = """<h2 id="trees">Search trees</h2>
 <div class="controls">
   <label><input type="checkbox" id="only-success"> only questions with CDV examples</label>
   <input type="search" id="q-filter" placeholder="filter by text or id">
@@ -269,6 +282,9 @@ TREES = """<h2>Search trees</h2>
 </div>
 <p class="muted">Click a question to open its tree. Highlighted: the distraction added at that
 node (darker) and those inherited from its ancestors (lighter); the correct choice is green.</p>
+<noscript><p class="note">The trees are built by the page's script, which is off: the
+examples above show every example with its original and the replies that decided it.</p>
+</noscript>
 <div id="tree-list"></div>"""
 
 
@@ -294,8 +310,10 @@ def render_html(data: dict[str, Any]) -> str:
     )
     body = [
         intro,
-        summary_section(data),
+        headline_section(data),
+        gallery_section(data),
         evaluations_block(data),
+        summary_section(data),
         usage_section(data),
         TREES,
         f'<script type="application/json" id="cdv-data">{script_json(payload)}</script>\n',

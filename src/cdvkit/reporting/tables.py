@@ -27,6 +27,9 @@ def p_value(m: dict[str, Any]) -> str:
 
 def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     """The search summary's rows, as the CLI, the HTML and the Markdown report all show them."""
+    # Examples already found on questions a stopped run left unfinished: not in the rate.
+    unfinished = s.get("with_example_unfinished")
+    pending = [("  + unfinished, with an example", str(unfinished))] if unfinished else []
     rows = [
         ("questions", str(s["questions"])),
         ("searched", str(s["searched"])),
@@ -36,11 +39,13 @@ def summary_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
         ("  confirmed under the protocol", str(s.get("verified", "–"))),
         ("  rejected by verification", str(s.get("rejected_by_verification", "–"))),
         ("with at least one example", str(s["with_example"])),
+        *pending,
         ("CDV examples", str(s["examples"])),
         ("success rate", pct(s["success_rate"])),
         ("incomplete questions (rerun to retry)", str(s["incomplete"])),
         ("questions not started", str(s["pending"])),
         ("paid model calls (search)", str(s["calls"])),
+        ("calls paid twice (in flight when a run was killed)", str(s.get("paid_twice", 0))),
         ("requests refused or failed", str(s["requests_failed"])),
         ("cost (USD)", f"{s['cost']:.4f}"),
         (
@@ -73,7 +78,7 @@ def split_by(entry: dict[str, Any]) -> str:
     return str(entry.get("settings", {}).get("by") or "dataset")
 
 
-def _groups(r: dict[str, Any], split: dict[str, Any] | None, by: str) -> list[tuple[str, Any]]:
+def groups_of(r: dict[str, Any], split: dict[str, Any] | None, by: str) -> list[tuple[str, Any]]:
     """(row name, stats) of one model's result: overall, then each dataset or subject (none for
     a single one, whose row would repeat the overall one). ``split`` is the part to read (the
     paired numbers are ``r`` itself)."""
@@ -83,7 +88,7 @@ def _groups(r: dict[str, Any], split: dict[str, Any] | None, by: str) -> list[tu
     return named if len(groups or {}) > 1 else named[:1]
 
 
-def _group(split: dict[str, Any] | None, name: str, by: str) -> Any:
+def group_of(split: dict[str, Any] | None, name: str, by: str) -> Any:
     if split is None:
         return None
     if name == "overall":
@@ -101,8 +106,8 @@ def accuracy_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
     rows, classes = [], []
     for source, per_model in entry["results"].items():
         for model, r in per_model.items():
-            for name, st in _groups(r, None, by):
-                whole = _group(r.get("whole"), name, by)
+            for name, st in groups_of(r, None, by):
+                whole = group_of(r.get("whole"), name, by)
                 distracted = pct_ci(st["distracted"], st["distracted_ci"])
                 if r.get("by_construction"):
                     distracted = f"{pct(st['distracted'])} ({BY_CONSTRUCTION})"
@@ -170,7 +175,7 @@ def order_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         for model, r in per_model.items():
             if not r.get("order"):
                 continue
-            for name, st in _groups(r, r["order"], by):
+            for name, st in groups_of(r, r["order"], by):
                 rows.append(
                     [
                         source,
@@ -209,7 +214,7 @@ def paper_rows(entry: dict[str, Any]) -> tuple[list[list[str]], list[str]]:
         for model, r in per_model.items():
             if not r.get("paper"):
                 continue
-            for name, st in _groups(r, r["paper"], by):
+            for name, st in groups_of(r, r["paper"], by):
                 failed = st["originally_failed"]
                 rows.append(
                     [

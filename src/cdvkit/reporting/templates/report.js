@@ -1,4 +1,5 @@
-// Renders the search trees from the JSON embedded in the page.
+// Filters and sorts the example gallery (written into the page, so it shows without this
+// script) and renders the search trees from the JSON embedded in the page.
 // Every piece of model text reaches the page through textContent / createTextNode only,
 // never through an HTML parser, so a reply containing markup is shown as text and never runs.
 (function () {
@@ -73,9 +74,13 @@
     var ol = el("ol", "choices");
     ol.type = "A";
     (n.choices || []).forEach(function (c, i) {
-      var cls = (i === n.answer ? "correct" : "") + (c === n.target_option ? " target" : "");
-      var li = el("li", cls.trim(), c);
-      if (n.probs && n.probs[i] !== undefined) li.appendChild(el("span", "muted", "  p=" + pct(n.probs[i])));
+      var right = i === n.answer;
+      var pushed = c === n.target_option;
+      var li = el("li", ((right ? "correct" : "") + (pushed ? " target" : "")).trim(), c);
+      if (right) li.appendChild(el("span", "tag right", "✓ right"));
+      if (pushed) li.appendChild(el("span", "tag pushed", "➜ pushed"));
+      if (n.probs && n.probs[i] !== undefined && n.probs[i] !== null)
+        li.appendChild(el("span", "muted", "  p=" + pct(n.probs[i])));
       ol.appendChild(li);
     });
     if ((n.choices || []).length) box.appendChild(ol);
@@ -92,7 +97,11 @@
       names.forEach(function (name) {
         var v = n.verdicts[name] || {};
         var li = el("li");
-        li.appendChild(el("span", v.passed ? "pass" : "fail", (v.passed ? "✓ " : "✗ ") + name));
+        // passed null: a check never asked (the judge deferred by judge_last), not a failure.
+        var asked = v.passed === true || v.passed === false;
+        var cls = !asked ? "pending" : v.passed ? "pass" : "fail";
+        var sign = !asked ? "○ " : v.passed ? "✓ " : "✗ ";
+        li.appendChild(el("span", cls, sign + name));
         var extra = (v.reason ? ": " + v.reason : "") +
           (typeof v.score === "number" ? " (score " + Number(v.score.toPrecision(3)) + ")" : "");
         if (extra) li.appendChild(document.createTextNode(extra));
@@ -101,21 +110,28 @@
       box.appendChild(ul);
     }
     if (n.error) box.appendChild(el("div", "fail", "error: " + n.error));
-    var answers = n.answers || [];
-    if (answers.length) {
-      var right = answers.filter(function (a) { return a.correct; }).length;
-      var det = el("details", "answers");
-      det.appendChild(el("summary", "", "target answers: " + right + " of " + answers.length + " correct"));
-      answers.forEach(function (a) {
-        var said = a.choice === null || a.choice === undefined ? a.answer : LETTERS[a.choice];
-        var label = (said === null || said === undefined ? a.status : said) +
-          (a.correct ? " ✓" : " ✗");
-        det.appendChild(el("div", a.correct ? "pass" : "fail", label));
-        if (a.reply) det.appendChild(el("pre", "reply", a.reply));
-      });
-      box.appendChild(det);
-    }
+    if (n.mode === "exact" && n.rate !== null && n.rate !== undefined)
+      box.appendChild(el("div", "read", "scored from probabilities: P(right) = " + pct(n.rate)));
+    // The replies that decided the node: the search's samples, and the confirmation under the
+    // protocol where one was asked (the only replies of a node scored from probabilities).
+    appendAnswers(box, "target answers", n.answers || []);
+    if (n.verify) appendAnswers(box, "confirmation under the protocol", n.verify.answers || []);
     return box;
+  }
+
+  function appendAnswers(box, what, answers) {
+    if (!answers.length) return;
+    var right = answers.filter(function (a) { return a.correct; }).length;
+    var det = el("details", "answers");
+    det.appendChild(el("summary", "", what + ": " + right + " of " + answers.length + " correct"));
+    answers.forEach(function (a) {
+      var said = a.choice === null || a.choice === undefined ? a.answer : LETTERS[a.choice];
+      var label = (said === null || said === undefined || said === "" ? a.status : said) +
+        (a.correct ? " ✓" : " ✗");
+      det.appendChild(el("div", a.correct ? "pass" : "fail", label));
+      if (a.reply) det.appendChild(el("pre", "reply", a.reply));
+    });
+    box.appendChild(det);
   }
 
   function renderTree(q, container) {
@@ -168,6 +184,52 @@
     det.setAttribute("data-rendered", "1");
   }
 
+  // The gallery's cards carry what the filters read as data-* attributes.
+  function setUpGallery() {
+    var gallery = document.getElementById("gallery");
+    var controls = document.getElementById("gallery-controls");
+    if (!gallery || !controls) return;
+    var cards = Array.prototype.slice.call(gallery.querySelectorAll("article.ex"));
+    var pick = function (id) { var e = document.getElementById(id); return e ? e.value : ""; };
+    var count = document.getElementById("g-count");
+    function num(card, name) {
+      var v = card.getAttribute(name);
+      return v === null || v === "" ? -2 : Number(v);
+    }
+    var orders = {
+      drop: function (a, b) {
+        return num(b, "data-drop") - num(a, "data-drop") ||
+          num(b, "data-sdrop") - num(a, "data-sdrop") || num(a, "data-order") - num(b, "data-order");
+      },
+      added: function (a, b) {
+        return num(b, "data-added") - num(a, "data-added") || orders.drop(a, b);
+      },
+      "added-asc": function (a, b) {
+        return num(a, "data-added") - num(b, "data-added") || orders.drop(a, b);
+      },
+      run: function (a, b) { return num(a, "data-order") - num(b, "data-order"); }
+    };
+    function apply() {
+      var dataset = pick("g-dataset"), subject = pick("g-subject");
+      var fooled = pick("g-fooled"), depth = pick("g-depth");
+      var shown = 0;
+      cards.forEach(function (c) {
+        var ok = (!dataset || c.getAttribute("data-dataset") === dataset) &&
+          (!subject || c.getAttribute("data-subject") === subject) &&
+          (!depth || c.getAttribute("data-depth") === depth) &&
+          (!fooled || (c.getAttribute("data-fooled") || "").indexOf(" " + fooled + " ") >= 0);
+        c.classList.toggle("hidden", !ok);
+        if (ok) shown++;
+      });
+      var sorted = cards.slice().sort(orders[pick("g-sort")] || orders.drop);
+      sorted.forEach(function (c) { gallery.appendChild(c); });
+      if (count) count.textContent = shown + " of " + cards.length + " examples shown";
+    }
+    controls.querySelectorAll("select").forEach(function (s) { s.addEventListener("change", apply); });
+    controls.hidden = false;
+    apply();
+  }
+
   var items = questions.map(function (q, i) {
     var d = renderQuestion(q, i);
     list.appendChild(d);
@@ -189,22 +251,36 @@
   if (textFilter) textFilter.addEventListener("input", applyFilter);
 
   function openFromHash() {
-    // #q=<question id> opens that question's tree, #success shows only successful questions.
-    var h = decodeURIComponent((location.hash || "").slice(1));
+    // #q=<question id>[&node=<path>] opens that question's tree (and shows that node);
+    // #success shows only successful questions. Each part is encoded on its own.
+    var h = (location.hash || "").slice(1);
     if (h === "success" && onlySuccess) { onlySuccess.checked = true; applyFilter(); }
-    if (h.indexOf("q=") === 0) {
-      var id = h.slice(2);
-      items.forEach(function (it) {
-        if (it.q.id === id) {
-          ensureRendered(it.q, it.d);
-          it.d.open = true;
-          it.d.scrollIntoView();
-        }
-      });
-    }
+    var args = {};
+    h.split("&").forEach(function (part) {
+      var at = part.indexOf("=");
+      if (at > 0) {
+        try { args[part.slice(0, at)] = decodeURIComponent(part.slice(at + 1)); } catch (e) { /* not ours */ }
+      }
+    });
+    if (args.q === undefined) return;
+    items.forEach(function (it) {
+      if (it.q.id !== args.q) return;
+      ensureRendered(it.q, it.d);
+      it.d.open = true;
+      var target = it.d;
+      if (args.node !== undefined) {
+        it.d.querySelectorAll(".node").forEach(function (box) {
+          var on = box.getAttribute("data-path") === args.node;
+          box.classList.toggle("focus", on);
+          if (on) target = box;
+        });
+      }
+      target.scrollIntoView();
+    });
   }
   window.addEventListener("hashchange", openFromHash);
   applyFilter();
+  setUpGallery();
   openFromHash();
   document.body.setAttribute("data-ready", "1");
 })();
