@@ -34,6 +34,7 @@ browser:
 demo: install
 	rm -rf runs/demo
 	$(BIN)/cdv generate --data sample --run-dir runs/demo
+	$(BIN)/cdv evaluate --run runs/demo --models embed/all-MiniLM-L6-v2
 	$(BIN)/cdv report runs/demo -o runs/demo/report.html
 	@echo "Report: $(CURDIR)/runs/demo/report.html (rerun the same command to resume a run)."
 
