@@ -10,12 +10,14 @@ import sys
 from typing import Annotated, Any, NoReturn
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-console = Console()
-err = Console(stderr=True)
+from cdvkit.cli.safe_text import SafeConsole
+
+# Model and data text printed through these shows its control characters, never obeys them.
+console = SafeConsole()
+err = SafeConsole(stderr=True)
 
 
 def progress_bar(count: str) -> Progress:
@@ -90,14 +92,15 @@ def was_interrupted(exc: BaseException | None) -> bool:
     return False
 
 
-def exit_interrupted(argv: list[str]) -> NoReturn:
-    """Say how to go on after Ctrl-C, and exit with 130 (128 + SIGINT)."""
+def exit_interrupted(argv: list[str], signum: int = 2) -> NoReturn:
+    """Say how to go on after Ctrl-C (``signum`` 2, SIGINT) or SIGTERM (15), which stop a
+    command alike, and exit with 128 + ``signum``: 130 or 143, as a shell reports them."""
     command = next((a for a in argv[1:] if not a.startswith("-")), None)
     if command in RESUMABLE_COMMANDS:
         err.print("interrupted: the run is saved; rerun the same command to resume")
     else:
         err.print("interrupted")
-    sys.exit(130)
+    sys.exit(128 + int(signum))
 
 
 def _command_name(info: Any) -> str | None:

@@ -13,6 +13,7 @@ import typer
 
 from cdvkit.cli.common import USER_ERRORS, add_command, console, err, error_exit
 from cdvkit.cli.common import fail as _fail
+from cdvkit.cli.safe_text import visible
 
 
 def report_command(
@@ -47,7 +48,8 @@ def report_command(
             check_output(png, run=run, folder=True)
         data = collect(run) if to_stdout else None
         if data is not None:
-            sys.stdout.write(render_markdown(data, plots=png))
+            # Stdout is often a terminal: data text shows its control characters, inert.
+            sys.stdout.write(visible(render_markdown(data, plots=png)))
             sys.stdout.flush()
         else:
             path = build_report(run, output, fmt, plots=png)

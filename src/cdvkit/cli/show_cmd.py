@@ -1,8 +1,9 @@
 """`cdv show`: a run's examples (or any of its search nodes) in the terminal, read-only.
 
 Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` with the others.
-Model and data text is put on screen as rich ``Text`` (never parsed as markup), and long text
-wraps at the terminal's width, so nothing is cut and nothing in it is read as a style.
+Model and data text is put on screen as rich ``Text`` (never parsed as markup) with its control
+characters made visible (``cdvkit.cli.safe_text``), and long text wraps at the terminal's width,
+so nothing is cut, nothing in it is read as a style and no escape sequence reaches the terminal.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from rich.text import Text
 
 from cdvkit.cli.common import USER_ERRORS, add_command, console, err
 from cdvkit.cli.common import fail as _fail
+from cdvkit.cli.safe_text import json_safe, visible
 from cdvkit.data.question import LETTERS
 
 # Node statuses as the run store keeps them (cdvkit.search.node), in the order a tree grows.
@@ -57,7 +59,7 @@ def show_command(
         raise _fail(str(exc)) from None
     shown = entries[:limit] if limit else entries
     if as_json:
-        print(json.dumps(shown, indent=2, ensure_ascii=False))
+        print(json_safe(json.dumps(shown, indent=2, ensure_ascii=False)))
     elif not entries:
         by_status = ", ".join(f"{s} {counts[s]}" for s in STATUSES if counts[s]) or "none"
         console.print(
@@ -183,7 +185,25 @@ def _row(label: str, text: Text) -> None:
         console.print(row, highlight=False, crop=False, soft_wrap=True)
 
 
+def _shown(e: dict[str, Any]) -> dict[str, Any]:
+    """The entry's text as the terminal may show it: every string from the data or a model
+    with its control characters made visible (the same way everywhere, so the distraction is
+    still found inside the question)."""
+
+    def safe(value: Any) -> Any:
+        if isinstance(value, str):
+            return visible(value)
+        if isinstance(value, list):
+            return [safe(v) for v in value]
+        if isinstance(value, dict):
+            return {safe(k): safe(v) for k, v in value.items()}
+        return value
+
+    return {k: safe(v) for k, v in e.items()}
+
+
 def _print_entry(e: dict[str, Any]) -> None:
+    e = _shown(e)
     head = Text()
     head.append(e["question_id"], style="bold cyan")
     head.append(f"  {e['path']}  depth {e['depth']}  ")

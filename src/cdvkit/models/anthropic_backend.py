@@ -139,10 +139,8 @@ class AnthropicModel(HostedModel):
             if exc.status_code in (404, 405, 501):
                 return  # a gateway without the models route: nothing to learn from it
             raise self._map_status(exc, msg) from None
-        except anthropic.APITimeoutError as exc:
-            raise self._timed_out(exc) from None
-        except anthropic.APIConnectionError as exc:
-            raise self._unreachable(exc) from None
+        except anthropic.APIConnectionError as exc:  # timeouts too: classified by cause
+            raise self._no_answer(exc) from None
 
     async def _post(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         try:
@@ -161,10 +159,8 @@ class AnthropicModel(HostedModel):
                 kwargs = {k: v for k, v in kwargs.items() if k != "extra_body"}
                 return await self._post(kwargs)
             raise self._map_status(exc, msg) from None
-        except anthropic.APITimeoutError as exc:
-            raise self._timed_out(exc) from None
-        except anthropic.APIConnectionError as exc:
-            raise self._unreachable(exc) from None
+        except anthropic.APIConnectionError as exc:  # timeouts too: classified by cause
+            raise self._no_answer(exc) from None
         text = await read_text(raw)
         try:
             body = json.loads(text)

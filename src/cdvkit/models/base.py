@@ -9,8 +9,8 @@ import json
 import math
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, TypeVar
 
@@ -21,7 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from cdvkit.models.errors import ModelError, OutageError, TransientModelError
+from cdvkit.models.errors import NO_ANSWER, ModelError, OutageError, TransientModelError
 
 Message = dict[str, str]
 T = TypeVar("T")
@@ -189,10 +189,8 @@ class Model(ABC):
         # Set by a distributed executor: the per-process limit above stays, and this one caps the
         # requests all processes together send to the same server.
         self.limiter: Limiter | None = None
-        # When a call last succeeded (monotonic) and since when (wall clock) calls have failed:
-        # a call that exhausts its retries with nothing answered meanwhile is an outage.
-        self._last_ok = -math.inf
-        self._failing_since: float | None = None
+        # Whether the server answers, as this model's calls in the running event loop saw it.
+        self._health: _Health | None = None
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -216,55 +214,70 @@ class Model(ABC):
         finally:
             self.limiter.release(self.name, token)
 
+    def _health_now(self) -> _Health:
+        # Like the semaphore, one per event loop: a new run (a new loop) starts with no outage.
+        loop = asyncio.get_running_loop()
+        if self._health is None or self._health.loop is not loop:
+            self._health = _Health(self, loop)
+        return self._health
+
     async def _call(self, fn: Callable[[], Awaitable[T]]) -> T:
+        health = self._health_now()
+        health.check()  # a call queued once the server is known to be down is never sent
         started = time.monotonic()
         async with self._semaphore(), self._global_slot():
+            health.check()  # declared while this call waited for its slot
             gate = before_send.get()
             if gate is not None:
                 await gate()
             try:
-                async for attempt in AsyncRetrying(
-                    stop=stop_after_attempt(self.max_retries + 1),
-                    wait=_RetryWait(self.retry_base, self.retry_max),
-                    retry=retry_if_exception(lambda e: isinstance(e, ModelError) and e.retryable),
-                    before_sleep=self._retrying,
-                    reraise=True,
-                ):
-                    with attempt:
-                        result = await fn()
+                # Watched from its first attempt to its last: an outage declared meanwhile ends
+                # it at once, in flight or sleeping between retries, as an OutageError.
+                with health.watch():
+                    async for attempt in AsyncRetrying(
+                        stop=stop_after_attempt(self.max_retries + 1),
+                        wait=_RetryWait(self.retry_base, self.retry_max),
+                        retry=retry_if_exception(
+                            lambda e: isinstance(e, ModelError) and e.retryable
+                        ),
+                        before_sleep=self._retrying,
+                        reraise=True,
+                    ):
+                        with attempt:
+                            result = await fn()
             except ModelError as exc:
                 if exc.retryable:
-                    self._note_failure()
-                    down = time.time() - (self._failing_since or time.time())
-                    # Nothing answered during this call's whole retry window, and calls have been
-                    # failing for a while (a burst of failures at start-up is not an outage).
-                    if self._last_ok < started and down >= self.outage_after:
-                        raise self._outage(exc) from exc
+                    health.failed(exc)
+                    # The slow rule, for failures that are answers (429, 5xx): nothing answered
+                    # during this call's whole retry window, and calls have been failing for a
+                    # while (a burst of failures at start-up is not an outage).
+                    if (
+                        not health.is_down()
+                        and health.last_ok < started
+                        and health.failing_for() >= self.outage_after
+                    ):
+                        health.declare(exc)
+                    if health.is_down():
+                        raise health.error() from exc
                 raise
-            self._last_ok = time.monotonic()
-            self._failing_since = None
+            health.ok()
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _note_failure(self) -> None:
-        if self._failing_since is None:
-            self._failing_since = time.time()
-
     def _retrying(self, retry_state: Any) -> None:
-        self._note_failure()
         exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if isinstance(exc, ModelError):
+            self._health_now().failed(exc)
         hook = on_retry.get()
         if hook is not None and exc is not None:
             hook(exc)
 
-    def _outage(self, exc: ModelError) -> OutageError:
-        since = time.strftime("%H:%M:%S", time.localtime(self._failing_since or time.time()))
+    def _outage_message(self, exc: ModelError, since: float) -> str:
+        when = time.strftime("%H:%M:%S", time.localtime(since))
         detail = str(exc).removeprefix(f"[{self.name}] ")
-        return OutageError(
-            f"server not answering since {since} ({detail}); the run stopped and nothing paid "
-            "for is lost: rerun the same command to resume",
-            model=self.name,
-            status=exc.status,
+        return (
+            f"server not answering since {when} ({detail}); the run stopped and nothing paid "
+            "for is lost: rerun the same command to resume"
         )
 
     async def check(self) -> None:  # noqa: B027 - optional hook
@@ -298,6 +311,125 @@ class Model(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release clients or sockets; backends that hold none keep this no-op."""
+
+
+class _Health:
+    """Whether a model's server answers, as its calls in one event loop see it.
+
+    An outage is declared when no call has succeeded for ``outage_after`` seconds while calls
+    keep failing, by one of two rules:
+
+    - the fast one: since the last success, at least two attempts got no answer at all
+      (connection refused, reset or dropped, timed out: ``errors.NO_ANSWER``), the first of them
+      ``outage_after`` seconds ago. A dead server is seen within ``outage_after`` (plus one
+      request timeout, when it hangs instead of refusing);
+    - the slow one, for failures that are answers (429, 5xx, an unusable body): a call failed
+      through its whole retry window with nothing answered since it started, and calls have
+      failed for ``outage_after`` seconds.
+
+    Once declared, every call of the model fails at once with OutageError: those in flight or
+    sleeping between retries are cancelled, and those still queued are never sent. Retrying them
+    one by one would hold the run for a whole retry window per call. The run stops on the first
+    of them; a call made ``outage_after`` seconds later (another run in the same event loop) is
+    sent again, and its success clears the outage.
+    """
+
+    def __init__(self, model: Model, loop: asyncio.AbstractEventLoop) -> None:
+        self.model = model
+        self.loop = loop
+        self.last_ok = -math.inf  # monotonic time of the last success
+        self.failing_since: float | None = None  # first failure since then (monotonic)
+        self.failing_wall = 0.0  # ... on the wall clock, for the message
+        self.silent_since: float | None = None  # first no-answer failure since the last success
+        self.silent_wall = 0.0
+        self.silent_count = 0
+        self.last_error: ModelError | None = None
+        self.timer: asyncio.TimerHandle | None = None
+        self.down: str | None = None  # the outage's message, once declared
+        self.down_until = -math.inf  # calls fail unsent until then (monotonic)
+        self.status: int | None = None
+        self.watched: set[asyncio.Task[Any]] = set()
+        self.cancelled: set[asyncio.Task[Any]] = set()
+
+    def ok(self) -> None:
+        self.last_ok = time.monotonic()
+        self.failing_since = self.silent_since = None
+        self.silent_count = 0
+        self.down = None
+        if self.timer is not None:
+            self.timer.cancel()
+            self.timer = None
+
+    def failing_for(self) -> float:
+        return 0.0 if self.failing_since is None else time.monotonic() - self.failing_since
+
+    def failed(self, exc: ModelError) -> None:
+        """Note one failed attempt (retryable errors only)."""
+        now = time.monotonic()
+        self.last_error = exc
+        if self.failing_since is None:
+            self.failing_since, self.failing_wall = now, time.time()
+        if exc.kind not in NO_ANSWER or self.is_down():
+            return
+        if self.silent_since is None:
+            self.silent_since, self.silent_wall = now, time.time()
+            if math.isfinite(self.model.outage_after):
+                # Declared on time even when every call is asleep between retries.
+                self.timer = self.loop.call_later(max(self.model.outage_after, 0.0), self._due)
+        self.silent_count += 1
+        if self.silent_count >= 2 and now - self.silent_since >= self.model.outage_after:
+            self.declare(exc)
+
+    def _due(self) -> None:
+        self.timer = None
+        if not self.is_down() and self.silent_count >= 2 and self.last_error is not None:
+            self.declare(self.last_error)
+        # One failure alone is no outage yet: the next one declares it (it is past due).
+
+    def is_down(self) -> bool:
+        return self.down is not None and time.monotonic() < self.down_until
+
+    def declare(self, exc: ModelError) -> None:
+        if self.is_down():
+            return
+        since = self.silent_wall if self.silent_since is not None else self.failing_wall
+        self.down = self.model._outage_message(exc, since or time.time())
+        self.down_until = time.monotonic() + max(self.model.outage_after, 1.0)
+        self.status = exc.status
+        for task in self.watched:
+            if not task.done():
+                self.cancelled.add(task)
+                task.cancel()
+
+    def error(self, *, sent: bool = True) -> OutageError:
+        err = OutageError(self.down or "server not answering", model=self.model.name)
+        err.status, err.sent = self.status, sent
+        return err
+
+    def check(self) -> None:
+        if self.is_down():
+            raise self.error(sent=False)
+
+    @contextmanager
+    def watch(self) -> Iterator[None]:
+        """While the block runs, an outage declared elsewhere ends it with an OutageError."""
+        task = asyncio.current_task()
+        if task is None:  # pragma: no cover - every call runs in a task
+            yield
+            return
+        self.watched.add(task)
+        try:
+            yield
+        except asyncio.CancelledError:
+            if task not in self.cancelled:
+                raise
+            self.cancelled.discard(task)
+            if task.uncancel() > 0:
+                raise  # cancelled from outside too (Ctrl-C, the run stopping): that wins
+            raise self.error() from None
+        finally:
+            self.watched.discard(task)
+            self.cancelled.discard(task)
 
 
 class _RetryWait:

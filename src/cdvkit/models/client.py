@@ -131,13 +131,17 @@ class RoleClient:
             for r in records:
                 self.store.put_call(**r)
 
-    async def _paid(self, coro_fn: Any) -> Any:
+    async def _paid(self, coro_fn: Any, keys: list[str]) -> Any:
+        """Pay for one request (the samples ``keys``): budget, in-flight note, failures."""
         reserved: list[Any] = []  # the budget token, once the call is about to be sent
 
         async def reserve() -> None:
             # Runs inside the model's concurrency slot (see models.base.before_send); raises
             # BudgetExceeded there, before anything is sent.
             reserved.append(await self.budget.acquire())
+            # Noted as sent before it goes out: a crash before its reply is stored leaves the
+            # note, so the rerun that sends it again counts it as paid twice (store.calls).
+            self._note("mark_sent", keys, role=self.role, phase=self.phase)
 
         def release(cost: float, sent: bool = True) -> None:
             if reserved:
@@ -151,12 +155,15 @@ class RoleClient:
             # A capability probe (e.g. log-probs on a server without them): the caller falls
             # back to another method, so it is no failure of the run, but a request was refused.
             release(0.0)
+            self._note("mark_unanswered", keys)
             if exc.status is not None:
                 self._failed(exc, "refused")
             raise
         except ModelError as exc:
             release(0.0)
-            self._failed(exc, "lost")
+            self._note("mark_unanswered", keys)
+            if getattr(exc, "sent", True):  # not a call an outage stopped before it was sent
+                self._failed(exc, "lost")
             raise
         except BaseException:
             release(0.0, sent=False)
@@ -169,6 +176,12 @@ class RoleClient:
         release(self.model.cost(result.usage))
         self.paid += 1
         return result
+
+    def _note(self, method: str, keys: list[str], **fields: Any) -> None:
+        # A run store keeps these notes; a worker's stand-in for it (Ray) does not.
+        note = getattr(self.store, method, None)
+        if note is not None:
+            note(keys, **fields)
 
     def _failed(self, exc: BaseException, kind: str) -> None:
         if self.store is not None:
@@ -211,7 +224,8 @@ class RoleClient:
             for run in _runs(todo):
                 req = replace(request, first_sample=start + run[0])
                 completion = await self._paid(
-                    lambda req=req, run=run: self.model.generate(req, len(run))
+                    lambda req=req, run=run: self.model.generate(req, len(run)),
+                    [keys[i] for i in run],
                 )
                 if len(completion.texts) != len(run):
                     raise ModelError(
@@ -261,7 +275,7 @@ class RoleClient:
         fut = asyncio.get_running_loop().create_future()
         self._inflight[key] = fut
         try:
-            scores = await self._paid(lambda: self.model.choice_probs(messages, mcq))
+            scores = await self._paid(lambda: self.model.choice_probs(messages, mcq), [key])
             probs = [float(p) for p in scores.probs]
             self._save(
                 [(key, {"messages": messages, "mcq": asdict(mcq)}, probs, scores.usage)], None

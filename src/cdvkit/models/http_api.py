@@ -19,10 +19,19 @@ from typing import Any
 
 from cdvkit.models.base import Model
 from cdvkit.models.errors import (
+    CLOSED,
+    RATE_LIMITED,
+    REFUSED,
+    REJECTED,
+    RESET,
+    SERVER_ERROR,
+    TIMEOUT,
+    UNREACHABLE,
     AuthenticationError,
     BadResponseError,
     ModelError,
     TransientModelError,
+    transport_failure,
 )
 
 DEFAULT_TIMEOUT = 60.0
@@ -135,6 +144,15 @@ def describe_connection_error(exc: BaseException) -> str:
     return text
 
 
+# How each way of getting no answer reads after "cannot reach <server>: ".
+_NO_ANSWER_WORDS = {
+    REFUSED: "connection refused",
+    RESET: "connection reset",
+    CLOSED: "the server closed the connection before its reply was complete",
+    UNREACHABLE: "host unreachable",
+}
+
+
 class HostedModel(Model):
     """A model behind an HTTP API reached through its vendor's async SDK.
 
@@ -245,16 +263,23 @@ class HostedModel(Model):
                 f"{self._where()} {what} (HTTP {status}): {msg}; {hint}",
                 model=self.name,
                 status=status,
+                kind=REJECTED,
             )
         if status == 429:
             if quota_exhausted:
                 # Out of credit: waiting does not help, so stop instead of retrying for minutes.
-                return ModelError(f"quota exhausted (HTTP 429): {msg}", model=self.name, status=429)
+                return ModelError(
+                    f"quota exhausted (HTTP 429): {msg}",
+                    model=self.name,
+                    status=429,
+                    kind=RATE_LIMITED,
+                )
             return TransientModelError(
                 f"rate limited (HTTP 429): {msg}",
                 model=self.name,
                 status=429,
                 retry_after=retry_after_seconds(exc.response.headers),
+                kind=RATE_LIMITED,
             )
         # 408: a request the server gave up waiting for; 529: Anthropic's "overloaded".
         if status >= 500 or status == 408:
@@ -263,25 +288,38 @@ class HostedModel(Model):
                 model=self.name,
                 status=status,
                 retry_after=retry_after_seconds(exc.response.headers),
+                kind=SERVER_ERROR,
             )
         return ModelError(
-            f"request rejected (HTTP {status}): {msg}", model=self.name, status=status
+            f"request rejected (HTTP {status}): {msg}",
+            model=self.name,
+            status=status,
+            kind=REJECTED,
         )
 
-    def _timed_out(self, exc: BaseException | None = None) -> TransientModelError:
-        # Some transports (the SDK's aiohttp one) report a refused or failed connection as a
-        # connect timeout; the cause tells the two apart, and "cannot reach" is what helps then.
-        cause = exc
-        while cause is not None:
-            if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
-                return self._unreachable(exc)  # type: ignore[arg-type]
-            cause = cause.__cause__ or cause.__context__
-        return TransientModelError(f"request timed out after {self.timeout:g}s", model=self.name)
+    def _no_answer(self, exc: BaseException) -> TransientModelError:
+        """The error for a request the server gave no answer to, from what really happened.
 
-    def _unreachable(self, exc: BaseException) -> TransientModelError:
+        The SDK's own class and words are not evidence: with its aiohttp transport the OpenAI
+        SDK raises "Request timed out." for a refused connection and for one the server dropped,
+        milliseconds after the request went out. ``transport_failure`` reads the exception chain
+        instead, so a refused connection is recorded as refused and a timeout as a timeout.
+        """
+        kind, cause = transport_failure(exc)
+        if kind == TIMEOUT:
+            return TransientModelError(
+                f"request timed out after {self.timeout:g}s", model=self.name, kind=TIMEOUT
+            )
+        said = str(exc)
+        if "timed out" in said.lower() or not said:
+            # The SDK's words are wrong here: show the exception that says what happened.
+            detail = f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+        else:
+            detail = describe_connection_error(exc)
         return TransientModelError(
-            f"cannot reach {self._where()}: {self._clean(describe_connection_error(exc))}",
+            f"cannot reach {self._where()}: {_NO_ANSWER_WORDS[kind]} ({self._clean(detail)})",
             model=self.name,
+            kind=kind,
         )
 
     def _not_json(self, text: str, status: int | None = None) -> BadResponseError:

@@ -151,10 +151,8 @@ class OpenAIModel(HostedModel):
                 ) from None
             quota = _error_code(exc) == "insufficient_quota"
             raise self._map_status(exc, msg, quota_exhausted=quota) from None
-        except openai.APITimeoutError as exc:
-            raise self._timed_out(exc) from None
-        except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from None
+        except openai.APIConnectionError as exc:  # timeouts too: classified by cause
+            raise self._no_answer(exc) from None
         try:
             body = json.loads(text)
         except ValueError:
@@ -184,10 +182,8 @@ class OpenAIModel(HostedModel):
             if exc.status_code in (404, 405, 501):
                 return
             raise self._map_status(exc, server_message(exc, [self._key])) from None
-        except openai.APITimeoutError as exc:
-            raise self._timed_out(exc) from None
-        except openai.APIConnectionError as exc:
-            raise self._unreachable(exc) from None
+        except openai.APIConnectionError as exc:  # timeouts too: classified by cause
+            raise self._no_answer(exc) from None
         try:
             data = json.loads(text).get("data")
         except (ValueError, AttributeError):

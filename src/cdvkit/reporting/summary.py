@@ -34,6 +34,12 @@ def failures_by_reason(rows: list[dict[str, Any]]) -> list[FailureGroup]:
     return [{**g, "questions": len(g["questions"])} for g in out]
 
 
+def success_rate(with_example: int, originally_correct: int) -> float:
+    """The search's success rate: of the finished questions the target first answered right,
+    the share with at least one CDV example (0 when none is finished). Its one definition."""
+    return with_example / originally_correct if originally_correct else 0.0
+
+
 def summarize(store: RunStore) -> RunStats:
     """The run's summary, computed from the store's rows alone so both always agree.
 
@@ -46,8 +52,13 @@ def summarize(store: RunStore) -> RunStats:
     for d in qs:
         by_status[d["status"]] = by_status.get(d["status"], 0) + 1
     examples = list(store.examples())
-    with_example = len({e["question_id"] for e in examples})
-    correct = by_status.get(QuestionStatus.DONE, 0)
+    has_example = {e["question_id"] for e in examples}
+    # A question counts once it is finished: the success rate's numerator and denominator are
+    # both finished (``done``) questions, so it can never exceed 100%. A stopped run's unfinished
+    # questions may already hold examples; they are counted apart until a rerun finishes them.
+    done = {d["id"] for d in qs if d["status"] == QuestionStatus.DONE}
+    with_example = len(has_example & done)
+    correct = len(done)
     usage = store.usage_by_role("search")
     calls = store.paid_calls("search")
     failures = store.failures("search")
@@ -65,8 +76,9 @@ def summarize(store: RunStore) -> RunStats:
         "originally_correct": correct,
         "originally_failed": by_status.get(QuestionStatus.ORIGINAL_FAILED, 0),
         "with_example": with_example,
+        "with_example_unfinished": len(has_example - done),
         "examples": len(examples),
-        "success_rate": (with_example / correct) if correct else 0.0,
+        "success_rate": success_rate(with_example, correct),
         "candidates": len(verified),
         "verified": sum(verified),
         "rejected_by_verification": len(verified) - sum(verified),
@@ -75,6 +87,7 @@ def summarize(store: RunStore) -> RunStats:
         "skipped": by_status.get(QuestionStatus.SKIPPED, 0),  # by the enhanceability prefilter
         "unfinished": incomplete + by_status.get(QuestionStatus.PENDING, 0),
         "calls": calls,
+        "paid_twice": store.paid_twice("search"),
         "requests_failed": len(failures),
         "cost": store.total_cost("search"),
         "calls_per_example": (calls / len(examples)) if examples else None,

@@ -2,6 +2,14 @@
 
 A rerun replays the search deterministically and every call it already paid for is answered from
 here, so it never pays twice; what a run cost and what failed are summed from the same rows.
+
+The only calls a crash can make a run pay twice are those in flight when it struck: sent (and
+billed) but their reply never stored. Each request is noted as sent just before it goes out
+(``mark_sent``) and the note is dropped when its reply is stored, in the same transaction
+(``put_calls``), or when it fails (``mark_unanswered``). A note left by an earlier opening of the
+store (a process killed, interrupted or stopped with the request in flight) means the request is
+being paid for again when this one sends it; once its reply is stored it is counted in
+``calls_paid_twice`` (``paid_twice``), which the run's summary shows.
 """
 
 from __future__ import annotations
@@ -10,7 +18,8 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 
@@ -98,8 +107,9 @@ class CallLog:
         ]
         owners = [(r["question_id"], r["key"]) for r in records if r.get("question_id")]
         with self._mutex:
-            # Unless a caller's transaction groups them with more, these rows are one.
-            own = not self.db.in_transaction and (len(rows) > 1 or bool(owners))
+            # Unless a caller's transaction groups them with more, these rows are one: a reply
+            # is stored and its in-flight note dropped together.
+            own = not self.db.in_transaction
             if own:
                 self.db.execute("BEGIN")
             try:
@@ -114,12 +124,92 @@ class CallLog:
                         "INSERT OR IGNORE INTO call_owners(question_id, key) VALUES (?, ?)",
                         owners,
                     )
+                self._answered(records, now)
             except BaseException:
                 if own:
                     self.db.execute("ROLLBACK")
                 raise
             if own:
                 self.db.execute("COMMIT")
+
+    # --- calls in flight, and calls paid twice ---------------------------------------------------
+    def _sender(self) -> str:
+        """This opening of the store: notes it did not write were left by an earlier one."""
+        return self.__dict__.setdefault("_sender_id", uuid.uuid4().hex)
+
+    def _tracks_sends(self) -> bool:
+        # A store written before these tables, opened read-only, has none.
+        return self._has("calls_in_flight", "resent")
+
+    def mark_sent(self, keys: list[str], *, role: str, phase: str = "search") -> None:
+        """Note a request (its samples' ``keys``) about to be sent. A key already noted by an
+        earlier opening of the store (or marked so) is marked ``resent``."""
+        me, now = self._sender(), time.time()
+        rows = [(k, me, role, phase, now) for k in keys]
+        sql = (
+            "INSERT INTO calls_in_flight(key, process, role, phase, sent) VALUES (?,?,?,?,?) "
+            "ON CONFLICT(key) DO UPDATE SET resent = (resent OR process != excluded.process), "
+            "process = excluded.process, sent = excluded.sent"
+        )
+        with self._mutex:
+            if len(rows) == 1 or self.db.in_transaction:  # one statement is its own transaction
+                self.db.executemany(sql, rows)
+                return
+            self.db.execute("BEGIN")
+            try:
+                self.db.executemany(sql, rows)
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            self.db.execute("COMMIT")
+
+    def mark_unanswered(self, keys: list[str]) -> None:
+        """Drop the note of a request that failed (the server said no, or never answered): not
+        paid. A request an earlier process paid for keeps its note, so that its answer, when a
+        later try gets one, is still counted as paid twice."""
+        for part in _chunks(keys):
+            marks = ",".join("?" * len(part))
+            self._exec(
+                f"DELETE FROM calls_in_flight WHERE process=? AND resent=0 AND key IN ({marks})",
+                (self._sender(), *part),
+            )
+
+    def _answered(self, records: list[dict[str, Any]], now: float) -> None:
+        """Within put_calls' transaction: count the stored requests an earlier process paid for,
+        once each, and drop their in-flight notes."""
+        if not self._tracks_sends():
+            return
+        keys = [r["key"] for r in records]
+        resent: set[str] = set()
+        for part in _chunks(keys):
+            marks = ",".join("?" * len(part))
+            resent.update(
+                r[0]
+                for r in self.db.execute(
+                    f"SELECT key FROM calls_in_flight WHERE resent=1 AND key IN ({marks})",
+                    tuple(part),
+                )
+            )
+            self.db.execute(f"DELETE FROM calls_in_flight WHERE key IN ({marks})", tuple(part))
+        if not resent:
+            return
+        requests: dict[str, dict[str, Any]] = {}
+        for r in records:
+            if r["key"] in resent:
+                requests.setdefault(r.get("batch") or r["key"], r)  # samples of one request
+        self.db.executemany(
+            "INSERT OR IGNORE INTO calls_paid_twice(key, role, phase, created) VALUES (?,?,?,?)",
+            [(r["key"], r["role"], r.get("phase", "search"), now) for r in requests.values()],
+        )
+
+    def paid_twice(self, phase: str | None = None) -> int:
+        """Requests paid for twice: sent by a process that ended before storing their reply, and
+        sent again (and answered) later. ``phase`` as in ``paid_calls``."""
+        if not self._has("calls_paid_twice", "key"):
+            return 0
+        where, params = ("", ()) if phase is None else (" WHERE phase=?", (phase,))
+        row = self._exec(f"SELECT COUNT(*) FROM calls_paid_twice{where}", params).fetchone()
+        return int(row[0])
 
     def calls_for_question(self, qid: str) -> dict[str, dict[str, Any]]:
         """The cached responses of the calls ``qid``'s search paid for, by key."""
@@ -229,3 +319,9 @@ class CallLog:
             r.setdefault("kind", "lost")
             r.setdefault("phase", "search")
         return [r for r in rows if phase is None or r["phase"] == phase]
+
+
+def _chunks(keys: list[str], size: int = 500) -> Iterator[list[str]]:
+    """``keys`` in parts small enough for one statement's parameters."""
+    for i in range(0, len(keys), size):
+        yield keys[i : i + size]

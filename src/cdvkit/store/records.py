@@ -50,9 +50,10 @@ class RunStats(TypedDict):
     searched: int
     originally_correct: int
     originally_failed: int
-    with_example: int
+    with_example: int  # finished (done) questions with at least one example
+    with_example_unfinished: int  # unfinished questions that already hold an example
     examples: int
-    success_rate: float  # with_example / originally_correct
+    success_rate: float  # with_example / originally_correct: finished questions only
     candidates: int  # nodes the search's score called fooled
     verified: int  # of those, confirmed under the protocol
     rejected_by_verification: int
@@ -61,6 +62,7 @@ class RunStats(TypedDict):
     skipped: int  # left out by the prefilter
     unfinished: int  # incomplete + pending
     calls: int  # the search's paid calls
+    paid_twice: int  # of the search's calls, those paid again after a crash cut them off
     requests_failed: int  # requests that brought no usable answer
     cost: float  # USD, the search's
     calls_per_example: float | None

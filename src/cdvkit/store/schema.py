@@ -76,6 +76,25 @@ CREATE TABLE IF NOT EXISTS failures (
     kind TEXT NOT NULL DEFAULT 'lost',
     phase TEXT NOT NULL DEFAULT 'search'
 );
+-- Requests sent and not answered yet, one row per sample key, by the store opening ("process")
+-- that sent them; a row stays behind when its process is killed with the request in flight.
+-- ``resent``: an earlier process had sent it too. Added without a schema bump, like call_owners.
+CREATE TABLE IF NOT EXISTS calls_in_flight (
+    key TEXT PRIMARY KEY,
+    process TEXT NOT NULL,
+    role TEXT NOT NULL,
+    phase TEXT NOT NULL DEFAULT 'search',
+    sent REAL NOT NULL,
+    resent INTEGER NOT NULL DEFAULT 0
+);
+-- Requests answered and stored after an earlier process had sent them and died (or stopped)
+-- before storing the reply: each was paid for twice. One row per request (its first key).
+CREATE TABLE IF NOT EXISTS calls_paid_twice (
+    key TEXT PRIMARY KEY,
+    role TEXT NOT NULL,
+    phase TEXT NOT NULL DEFAULT 'search',
+    created REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS evaluations (
     key TEXT PRIMARY KEY,
     data TEXT NOT NULL
