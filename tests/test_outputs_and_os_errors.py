@@ -509,3 +509,18 @@ def test_os_errors_are_worded_for_the_user() -> None:
     )
     full = os_error(OSError(errno.ENOSPC, "No space left on device", "/x/y"))
     assert full.startswith("disk full:") and "/x/y" in full
+
+
+@pytest.mark.parametrize("inside", ["run.db-wal", "run.db-shm", "sub/new-run"])
+def test_a_new_run_is_never_made_inside_another(tmp_path, inside):
+    """Found by tests/test_fuzz_cli.py: `--run-dir RUN/run.db-wal` made a folder where SQLite
+    keeps the other run's write-ahead log, and that run could no longer be opened."""
+    run = tmp_path / "run"
+    assert cdv("generate", "--data", "sample", "--run-dir", run, "-q").exit_code == 0
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    res = cdv("generate", "--data", "sample", "--run-dir", run / inside, "-q")
+    assert res.exit_code == 2, res.output
+    assert "inside the run directory" in res.output and "Traceback" not in res.output
+    assert not (run / inside.split("/")[0]).exists()
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    assert cdv("report", run, "-o", tmp_path / "r.html").exit_code == 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -22,7 +23,7 @@ from filelock import FileLock, Timeout
 from cdvkit.data.question import Question
 from cdvkit.store.calls import CallLog
 from cdvkit.store.diskfull import DiskFullError, WriterConnection, is_disk_full
-from cdvkit.store.outputs import write_jsonl
+from cdvkit.store.outputs import STORE_FILES, run_dir_of, write_jsonl
 from cdvkit.store.readonly import ReadOnlyRunError, can_write, connect_readonly, is_readonly_error
 from cdvkit.store.records import Example, RunSpec
 from cdvkit.store.schema import (
@@ -127,6 +128,18 @@ class RunStore(CallLog):
 
     def _check_writable(self) -> None:
         """Raise ReadOnlyRunError, writing nothing, when this process cannot write the run."""
+        if not (self.run_dir / DB_NAME).exists():
+            # A new run never goes where it would break another: a folder named like a store's
+            # file next to it (run.db-wal would stop SQLite from opening that store), or any
+            # folder inside another run directory.
+            real = Path(os.path.realpath(self.run_dir))
+            holder = run_dir_of(real.parent)
+            if real.name in STORE_FILES or holder is not None:
+                where = holder or real.parent
+                raise NotARunDirError(
+                    f"cannot use {self.run_dir} as a run directory: it is inside the run "
+                    f"directory {where}, whose store it could break; choose a path outside it"
+                )
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
