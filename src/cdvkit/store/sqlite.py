@@ -128,7 +128,7 @@ class RunStore(CallLog):
 
     def _check_writable(self) -> None:
         """Raise ReadOnlyRunError, writing nothing, when this process cannot write the run."""
-        if not (self.run_dir / DB_NAME).exists():
+        if not (self.run_dir / DB_NAME).exists() and not self.run_dir.is_file():
             # A new run never goes where it would break another: a folder named like a store's
             # file next to it (run.db-wal would stop SQLite from opening that store), or any
             # folder inside another run directory.
