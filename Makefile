@@ -56,6 +56,7 @@ bench: install
 	$(BIN)/python bench/throughput.py
 	$(BIN)/python bench/prefilter.py
 	$(BIN)/python bench/forecast.py
+	$(BIN)/python bench/multi_target.py
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache build *.egg-info src/*.egg-info

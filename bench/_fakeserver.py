@@ -21,6 +21,11 @@ The simulated target (``World``) is a seeded noisy model of a real LLM:
 - replies are free text ending in "Answer: X", except a share ``unparsable_rate`` that only
   names the choice's text, which the local parser cannot read and the extractor can.
 
+With ``--per-model`` each target model name is a target of its own: the same questions and
+sentences, but its own margins (a share ``model_share`` of a question's margin is common to every
+model) and its own response to each sentence (the common strength times a log-normal factor of
+spread ``model_sd``), so an example found against one model fools another only partly.
+
 Samples of one prompt are numbered per prompt (the k-th sample asked for is sample k), so a run
 is reproducible whatever order its concurrent requests arrive in; ``/fake/reset`` starts the
 numbering (and the counters) afresh between two configurations.
@@ -42,7 +47,7 @@ import tempfile
 import time
 import urllib.request
 from collections import Counter
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +107,11 @@ class World:
     invalid_rate: float = 0.1
     unparsable_rate: float = 0.1
     reply_words: tuple[int, int] = (80, 360)  # a step-by-step reply's length, in words
+    # A target model's own world (--per-model): its name, the share of a question's margin that
+    # every model has in common, and the spread of its response to a sentence.
+    model: str = ""
+    model_share: float = 0.5
+    model_sd: float = 0.8
 
     def __post_init__(self) -> None:
         # Longest first, so a question that contains a shorter one is matched as itself.
@@ -122,6 +132,9 @@ class World:
         rng = random.Random(seed_of(self.seed, "s", text))
         invalid = rng.random() < self.invalid_rate
         strength = rng.expovariate(1.0 / self.strength_mean) * (2.0 if invalid else 1.0)
+        if self.model:  # this model's own response to the sentence, the same on average
+            z = random.Random(seed_of(self.seed, "s", text, self.model)).gauss(0.0, 1.0)
+            strength *= math.exp(self.model_sd * z - self.model_sd**2 / 2)
         return Sentence(strength, choice, invalid)
 
     def _present(self, q: Original, text: str) -> list[Sentence]:
@@ -143,6 +156,13 @@ class World:
         rng = random.Random(seed_of(self.seed, "q", q.qid))
         margin = rng.gauss(self.margin_mean, self.margin_sd)
         base = {c: rng.gauss(0.0, self.wrong_sd) for c in q.choices}
+        if self.model:  # part common to every model, part this model's own
+            own = random.Random(seed_of(self.seed, "q", q.qid, self.model))
+            common, mine = (margin - self.margin_mean) / self.margin_sd, own.gauss(0.0, 1.0)
+            share = self.model_share
+            mixed = math.sqrt(share) * common + math.sqrt(1 - share) * mine
+            margin = self.margin_mean + self.margin_sd * mixed
+            base = {c: own.gauss(0.0, self.wrong_sd) for c in q.choices}
         correct = q.choices[q.answer]
         logits = {c: (margin if c == correct else base[c]) for c in q.choices}
         for s in self._present(q, question_text):
@@ -233,16 +253,33 @@ def role_of(messages: list[dict[str, str]]) -> str:
 
 class FakeAPI:
     def __init__(
-        self, world: World, *, latency: float, logprobs: bool, free: FreeWorld | None = None
+        self,
+        world: World,
+        *,
+        latency: float,
+        logprobs: bool,
+        free: FreeWorld | None = None,
+        per_model: bool = False,
     ) -> None:
         self.world = world
+        self.per_model = per_model
+        self._worlds: dict[str, World] = {}
         self.free = free
         self.latency = latency
         self.logprobs = logprobs
         self.reset()
 
+    def target_world(self, model: str | None) -> World:
+        """The world a target request is answered from: its model's own with ``per_model``."""
+        if not self.per_model or not model:
+            return self.world
+        if model not in self._worlds:
+            self._worlds[model] = replace(self.world, model=model)
+        return self._worlds[model]
+
     def reset(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.by_model: Counter[str] = Counter()
         self.samples: Counter[str] = Counter()
         self.next_sample: Counter[str] = Counter()
         self.in_flight = 0
@@ -254,6 +291,7 @@ class FakeAPI:
         return {
             "requests": sum(self.counts.values()),
             "by_role": dict(self.counts),
+            "by_model": dict(self.by_model),
             "samples_by_role": dict(self.samples),
             "max_in_flight": self.max_in_flight,
             "span_s": (self.last - self.first) if self.first and self.last else 0.0,
@@ -267,10 +305,11 @@ class FakeAPI:
             return 200, {"ok": True}
         if path == "/fake/score":
             req = json.loads(body)
-            q = self.world.identify(req["question"])
+            world = self.target_world(req.get("model"))
+            q = world.identify(req["question"])
             if q is None:
                 return 404, {"error": {"message": "unknown question"}}
-            return 200, {"probs": self.world.probs(q, req["question"], req["choices"])}
+            return 200, {"probs": world.probs(q, req["question"], req["choices"])}
         if path == "/fake/free_score":
             # The free-form world's true P(answer) for a node's text, and its correct answer.
             req = json.loads(body)
@@ -302,6 +341,7 @@ class FakeAPI:
         free = free_role(system) if self.free is not None else None
         role = free or role_of(messages)
         self.counts[role] += 1
+        self.by_model[str(req.get("model"))] += 1
         n = int(req.get("n") or 1)
         self.samples[role] += n
         user = messages[-1]["content"]
@@ -309,8 +349,12 @@ class FakeAPI:
         if req.get("logprobs"):
             if not self.logprobs:
                 return 400, {"error": {"message": "logprobs are not supported by this server"}}
-            return 200, self._logprobs(req, user, prompt_tokens)
+            return 200, self._logprobs(
+                req, user, prompt_tokens, self.target_world(req.get("model"))
+            )
         key = json.dumps([messages, req.get("temperature")], sort_keys=True)
+        if self.per_model:  # each target numbers its own samples of a prompt both are asked
+            key += str(req.get("model"))
         first = self.next_sample[key]
         self.next_sample[key] += n
         temperature = float(req.get("temperature") or 0.0)
@@ -318,7 +362,8 @@ class FakeAPI:
             assert self.free is not None
             texts = [free_reply(self.free, free, user, temperature, first + i) for i in range(n)]
         else:
-            texts = [self._text(role, user, temperature, first + i) for i in range(n)]
+            world = self.target_world(req.get("model")) if role == "target" else self.world
+            texts = [self._text(role, user, temperature, first + i, world) for i in range(n)]
         choices = [
             {"index": i, "message": {"role": "assistant", "content": t}, "finish_reason": "stop"}
             for i, t in enumerate(texts)
@@ -330,8 +375,10 @@ class FakeAPI:
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
         return 200, {"id": "fake", "object": "chat.completion", "choices": choices, "usage": usage}
 
-    def _text(self, role: str, user: str, temperature: float, sample: int) -> str:
-        w = self.world
+    def _text(
+        self, role: str, user: str, temperature: float, sample: int, world: World | None = None
+    ) -> str:
+        w = world or self.world
         if role == "target":
             paper = parse_paper(user)
             question, choices = paper or parse_mcq(user)
@@ -375,10 +422,13 @@ class FakeAPI:
             return LETTERS[max(named, key=lambda i: len(choices[i]))]
         return "NONE"
 
-    def _logprobs(self, req: dict[str, Any], user: str, prompt_tokens: int) -> dict[str, Any]:
+    def _logprobs(
+        self, req: dict[str, Any], user: str, prompt_tokens: int, world: World | None = None
+    ) -> dict[str, Any]:
+        world = world or self.world
         question, choices = parse_mcq(user)
-        q = self.world.identify(question)
-        probs = self.world.probs(q, question, choices) if q else [1.0 / len(choices)] * len(choices)
+        q = world.identify(question)
+        probs = world.probs(q, question, choices) if q else [1.0 / len(choices)] * len(choices)
         top = [
             {"token": LETTERS[i], "logprob": math.log(max(p, 1e-12))} for i, p in enumerate(probs)
         ]
@@ -459,7 +509,13 @@ async def main_async(args: argparse.Namespace) -> None:
         if "choices" not in r
     ]
     free = FreeWorld(problems, OPENERS, seed=args.seed, **params) if problems else None
-    api = FakeAPI(world, latency=args.latency, logprobs=not args.no_logprobs, free=free)
+    api = FakeAPI(
+        world,
+        latency=args.latency,
+        logprobs=not args.no_logprobs,
+        free=free,
+        per_model=args.per_model,
+    )
     server = await asyncio.start_server(
         lambda r, w: serve_connection(api, r, w), "127.0.0.1", args.port, backlog=1024
     )
@@ -483,8 +539,10 @@ class FakeServer:
         latency: float = 0.0,
         logprobs: bool = True,
         world: dict[str, Any] | None = None,
+        per_model: bool = False,
     ) -> None:
         self.questions = questions
+        self.per_model = per_model
         self.seed = seed
         self.latency = latency
         self.logprobs = logprobs
@@ -524,6 +582,8 @@ class FakeServer:
         ]
         if not self.logprobs:
             cmd.append("--no-logprobs")
+        if self.per_model:
+            cmd.append("--per-model")
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline().strip()
@@ -570,9 +630,11 @@ class FakeServer:
     def reset(self) -> None:
         self._call("/fake/reset")
 
-    def probs(self, question: str, choices: list[str]) -> list[float]:
-        """The simulated target's true P(choice) for a node (what exact scoring would report)."""
-        return self._call("/fake/score", {"question": question, "choices": list(choices)})["probs"]
+    def probs(self, question: str, choices: list[str], model: str = "") -> list[float]:
+        """The simulated target's true P(choice) for a node (what exact scoring would report);
+        ``model``: that target model's own (a server started with ``per_model``)."""
+        payload = {"question": question, "choices": list(choices), "model": model}
+        return self._call("/fake/score", payload)["probs"]
 
     def free_probs(self, question: str) -> tuple[float, dict[float, float]]:
         """A free-form node's correct answer and the simulated target's true P(answer)."""
@@ -587,7 +649,7 @@ DESCRIPTION = (
     "interrupted."
 )
 WORLD_KEYS = ", ".join(
-    f"{f.name} ({f.default})" for f in fields(World) if f.name not in ("questions", "seed")
+    f"{f.name} ({f.default})" for f in fields(World) if f.name not in ("questions", "seed", "model")
 )
 
 
@@ -609,6 +671,12 @@ def main() -> None:
         "--no-logprobs",
         action="store_true",
         help="refuse log-prob requests (400), like a server without them",
+    )
+    ap.add_argument(
+        "--per-model",
+        action="store_true",
+        help="answer each target model name from a world of its own (its own margins and "
+        "response to each sentence), so several targets differ",
     )
     ap.add_argument(
         "--world",

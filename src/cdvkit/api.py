@@ -29,6 +29,7 @@ from cdvkit.runs import AUTO, prepare_store, run_search, settle_skips
 from cdvkit.search.build import check_models, role_models
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.forecast import Forecast, forecast_from_store, forecast_run, role_prices
+from cdvkit.search.goals_multi import target_roles
 from cdvkit.store import RunStore
 from cdvkit.store.records import EvaluationResult, Example, RunSpec, RunStats
 from cdvkit.store.status import UNFINISHED, QuestionStatus
@@ -89,10 +90,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", Path(text).stem if "/" in text else text).strip("-")[:40]
 
 
-def default_run_dir(data: str, target: str, seed: int) -> Path:
-    """Same command, same directory: rerunning it resumes instead of starting over."""
+def default_run_dir(data: str, target: str | list[str], seed: int) -> Path:
+    """Same command, same directory: rerunning it resumes instead of starting over. Several
+    targets name it after all of them (each slug cut short, the digest tells runs apart)."""
     digest = hashlib.sha256(json.dumps([data, target, seed]).encode()).hexdigest()[:8]
-    return Path("runs") / f"{_slug(data)}-{_slug(target.split('/', 1)[-1])}-{digest}"
+    names = [target] if isinstance(target, str) else target
+    slugs = [_slug(t.split("/", 1)[-1])[: 40 // len(names)] for t in names]
+    return Path("runs") / f"{_slug(data)}-{'+'.join(slugs)}-{digest}"
 
 
 def generate(
@@ -140,14 +144,15 @@ def generate(
     try:
         # Every role's model is checked before anything is written or paid.
         built = models if models is not None else asyncio.run(check_models(cfg))
-        target = built.get("target")
         loaded = opened[1] if opened is not None else preloaded
         free = next((q for q in loaded if q.free_form), None)
-        if free is not None and target is not None and not target.writes_text:
-            raise ValueError(
-                f"{cfg.target} only scores choices, so it cannot answer {free.task} questions: "
-                "use a target that writes text (openai/..., openai-compatible/..., hf/...)"
-            )
+        for role, _, spec in target_roles(cfg.targets):
+            target = built.get(role)
+            if free is not None and target is not None and not target.writes_text:
+                raise ValueError(
+                    f"{spec} only scores choices, so it cannot answer {free.task} questions: "
+                    "use a target that writes text (openai/..., openai-compatible/..., hf/...)"
+                )
     except BaseException:
         if opened is not None:
             opened[0].close()

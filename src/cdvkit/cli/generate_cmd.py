@@ -151,8 +151,9 @@ class CliHooks(RunHooks):
     def starting(self, cfg: Any, run_dir: Any, questions: list[Any]) -> None:
         if self.quiet:
             return
+        targets = " + ".join(cfg.targets)
         console.print(
-            f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{cfg.target}[/], "
+            f"[bold]cdv generate[/] {len(questions)} questions, target [cyan]{targets}[/], "
             f"proposer [cyan]{cfg.proposer}[/], judge [cyan]{cfg.judge or 'local checks'}[/], "
             f"run dir [cyan]{run_dir}[/]",
             highlight=False,

@@ -21,6 +21,7 @@ from cdvkit.cli.common import USER_ERRORS, add_command, console, err
 from cdvkit.cli.common import fail as _fail
 from cdvkit.cli.safe_text import json_safe, visible
 from cdvkit.data.question import LETTERS
+from cdvkit.search.goals_multi import target_verdicts
 
 # Node statuses as the run store keeps them (cdvkit.search.node), in the order a tree grows.
 STATUSES = ("good", "open", "rejected", "duplicate", "error", "root")
@@ -153,6 +154,11 @@ def _entry(
             if not (isinstance(v, dict) and v.get("passed", True))
         },
         "error": (n.get("outputs") or {}).get("error"),
+        # A run with several targets: each one's verdict on this node.
+        "targets": [
+            {k: t[k] for k in ("target", "role", "score", "verdict")}
+            for t in target_verdicts(n.get("outputs"), original=n.get("parent_path") is None)
+        ],
         "original_question": original.question if original is not None else None,
         "source": original.source if original is not None else None,
     }
@@ -235,6 +241,9 @@ def _print_entry(e: dict[str, Any]) -> None:
             _row("rejected", Text(f"{name}: {reason}" if name else reason, style="red"))
     if e["status"] == "duplicate":
         _row("duplicate", Text("same text as another node of this tree"))
+    for t in e["targets"]:
+        score = f", search score {t['score']:.2f}" if t["score"] is not None else ""
+        _row("target", Text(f"{t['target']}: {t['verdict']}{score}"))
     if e["error"]:
         _row("error", Text(str(e["error"]), style="red"))
 

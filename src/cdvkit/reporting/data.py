@@ -12,6 +12,7 @@ from typing import Any
 
 from cdvkit.evaluation.results_file import load_evaluation
 from cdvkit.reporting.summary import summarize
+from cdvkit.search.goals_multi import target_verdicts
 from cdvkit.store import RunStore
 from cdvkit.version import __version__
 
@@ -46,6 +47,12 @@ def _verify(v: Any, reply_chars: int) -> dict[str, Any] | None:
 def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
     outputs = n.get("outputs") or {}
     answers = [_answer(a, reply_chars) for a in outputs.get("answers") or []]
+    # Scored on several targets: each target's verdict and replies stand under its own name.
+    targets = target_verdicts(outputs, original=n.get("parent_path") is None)
+    for t in targets:
+        t["answers"] = [_answer(a, reply_chars) for a in t["answers"]]
+    if targets:
+        answers, outputs = [], {**outputs, "verify": None}
     return {
         "path": n["path"],
         "parent": n.get("parent_path"),
@@ -65,6 +72,7 @@ def _node(n: dict[str, Any], reply_chars: int) -> dict[str, Any]:
         "answers": answers,
         "verify": _verify(outputs.get("verify"), reply_chars),
         "error": outputs.get("error"),
+        "targets": targets,
     }
 
 

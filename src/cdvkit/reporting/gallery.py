@@ -71,7 +71,7 @@ def _run_set(entry: dict[str, Any], data: dict[str, Any]) -> str | None:
         if src.get("path") and Path(src["path"]).resolve() == here:
             return src.get("label")
     target = (data.get("config") or {}).get("target")
-    if target in entry["results"]:
+    if isinstance(target, str) and target in entry["results"]:
         return str(target)
     return next(iter(entry["results"]), None)
 
@@ -178,4 +178,12 @@ def readings(n: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
     v = n.get("verify")
     if v and v.get("answers"):
         out.append(("confirmation under the protocol", v))
+    for t in n.get("targets") or []:  # a node scored on several targets: each one's replies
+        if t["answers"]:
+            out.append((f"{t['target']} ({t['verdict']})", {"answers": t["answers"]}))
     return out
+
+
+def targets_line(n: dict[str, Any]) -> str:
+    """A node scored on several targets: each target's verdict, in one line ("" otherwise)."""
+    return "; ".join(f"{t['target']}: {t['verdict']}" for t in n.get("targets") or [])

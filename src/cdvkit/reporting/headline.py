@@ -156,6 +156,8 @@ def searched_line(data: dict[str, Any]) -> str:
 def evaluate_command(data: dict[str, Any]) -> str:
     """The command that evaluates this run on its own target, for a run not evaluated yet."""
     target = (data.get("config") or {}).get("target") or "PROVIDER/MODEL"
+    if isinstance(target, list):  # several targets: every one of them
+        target = ",".join(target)
     return f"cdv evaluate --run {shlex.quote(data['run_dir'])} --models {shlex.quote(target)}"
 
 

@@ -28,6 +28,7 @@ from cdvkit.reporting.tables import (
     summary_rows,
     usage_row,
 )
+from cdvkit.search.goals_multi import targets_label
 
 # default-src 'none' keeps the page from fetching anything even if someone edits it later.
 CSP = (
@@ -303,7 +304,7 @@ def render_html(data: dict[str, Any]) -> str:
     intro = (
         f"<h1>{escape(title)}</h1><p class='muted'>"
         + escape(
-            f"Run {data['run_dir']} · target {cfg.get('target', '–')} · generated "
+            f"Run {data['run_dir']} · target {targets_label(cfg)} · generated "
             f"{data['generated']} by cdvkit {data['cdvkit_version']}"
         )
         + "</p>"

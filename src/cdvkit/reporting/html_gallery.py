@@ -18,6 +18,7 @@ from cdvkit.reporting.gallery import (
     gallery,
     readings,
     tally,
+    targets_line,
 )
 from cdvkit.reporting.headline import (
     NOT_EVALUATED,
@@ -185,6 +186,8 @@ def readings_html(n: dict[str, Any] | None, who: str = "target") -> str:
             f"<div class='read'><b>{escape(who)}</b>, scored from probabilities: "
             f"P(right) = {escape(pct(n['rate']))}</div>"
         )
+    if targets_line(n):
+        out.append(f"<div class='read'><b>targets</b>: {escape(targets_line(n))}</div>")
     for what, r in readings(n):
         answers = r["answers"]
         right = sum(1 for a in answers if a.get("correct"))

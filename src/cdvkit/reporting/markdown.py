@@ -17,6 +17,7 @@ from cdvkit.reporting.gallery import (
     gallery,
     readings,
     tally,
+    targets_line,
 )
 from cdvkit.reporting.headline import (
     NOT_EVALUATED,
@@ -47,6 +48,7 @@ from cdvkit.reporting.tables import (
     summary_rows,
     usage_row,
 )
+from cdvkit.search.goals_multi import targets_label
 
 
 def md_cell(text: object) -> str:
@@ -130,6 +132,8 @@ def _example(k: int, item: dict[str, Any], g: dict[str, Any]) -> str:
             lines.append(f"  - pushed by the added text: {md_text(n['target_option'])}")
     if n.get("mode") == "exact" and n.get("rate") is not None:
         lines.append(f"- Target, scored from probabilities: P(right) = {pct(n['rate'])}")
+    if targets_line(n):
+        lines.append(f"- Targets: {md_text(targets_line(n))}")
     for what, r in readings(n):
         answers = r["answers"]
         right = sum(1 for a in answers if a.get("correct"))
@@ -188,7 +192,7 @@ def render_markdown(
     s, cfg = data["summary"], data["config"]
     out = [
         f"# CDV report: {md_cell(data['run_name'])}\n",
-        f"Run `{md_cell(data['run_dir'])}`, target {md_cell(cfg.get('target', '–'))}, "
+        f"Run `{md_cell(data['run_dir'])}`, target {md_cell(targets_label(cfg))}, "
         f"proposer {md_cell(cfg.get('proposer', '–'))}, "
         f"judge {md_cell(cfg.get('judge') or 'local checks')}; "
         f"generated {data['generated']} by cdvkit {data['cdvkit_version']}.\n",

@@ -20,7 +20,8 @@ from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import CONSTRAINTS, Constraint
 from cdvkit.search.context import BuildContext
 from cdvkit.search.engine import Searcher, SearchLimits
-from cdvkit.search.goal import TargetGoal
+from cdvkit.search.goal import Goal, TargetGoal
+from cdvkit.search.goals_multi import MultiTargetGoal, required_targets, target_roles
 from cdvkit.search.proposers import PROPOSERS, Proposer, rewrites
 from cdvkit.search.strategies import make_strategy
 
@@ -35,6 +36,9 @@ class Roles:
     # The target again, for the protocol's confirmations (originals and candidates), so their
     # cost shows on a line of its own.
     verify: RoleClient | None = None
+    # The second and further targets of a multi-target run, each with its confirmation client
+    # (the same model under its own role): (target2, verify2), (target3, verify3)...
+    more_targets: list[tuple[RoleClient, RoleClient]] = field(default_factory=list)
     # Builds the client of any other (role, model) a registered part asks for, once each.
     make: Callable[[str, str], RoleClient] | None = None
     others: dict[tuple[str, str], RoleClient] = field(default_factory=dict)
@@ -54,7 +58,7 @@ class Roles:
         fixed = [
             r for r in (self.target, self.proposer, self.judge, self.extractor, self.grader) if r
         ]
-        return fixed + list(self.others.values())
+        return fixed + [t for t, _ in self.more_targets] + list(self.others.values())
 
 
 ROLES = ("target", "proposer", "judge", "extractor", "grader")
@@ -85,14 +89,14 @@ def constraint_specs(cfg: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
 
 def role_models(cfg: SearchConfig) -> dict[str, str]:
     """Every model the run will call, by the role it is paid under."""
-    out = {"target": cfg.target}
+    out = {role: spec for role, _, spec in target_roles(cfg.targets)}
     _, options = proposer_spec(cfg)
     if isinstance(options.get("model"), str):
         out["proposer"] = options["model"]
     for name, opts in constraint_specs(cfg):
         model = opts.get("model") or (cfg.judge_model if name == "judge" else None)
         if model == "target":
-            model = cfg.target
+            model = cfg.targets[0]
         if isinstance(model, str):
             out.setdefault(name, model)
     if cfg.extractor:
@@ -158,6 +162,11 @@ def build_roles(
 
     target = get("target")
     assert target is not None
+    more = []
+    for role, verify, _ in target_roles(cfg.targets)[1:]:
+        client = get(role)
+        assert client is not None
+        more.append((client, RoleClient(client.model, verify, store=store, budget=budget)))
     return Roles(
         target,
         get("proposer"),
@@ -165,8 +174,30 @@ def build_roles(
         get("extractor"),
         get("grader"),
         RoleClient(target.model, "verify", store=store, budget=budget),
+        more_targets=more,
         make=make,
     )
+
+
+def build_goal(cfg: SearchConfig, roles: Roles) -> Goal:
+    """The target goal, or with several targets one goal over all of them (each target asked
+    under the run's protocol through its own clients)."""
+
+    def one(target: RoleClient, verify: RoleClient | None) -> TargetGoal:
+        return TargetGoal(
+            target,
+            protocol=cfg.protocol_spec(),
+            scoring=cfg.scoring,
+            extractor=roles.extractor,
+            verifier=verify,
+            grader=roles.grader,
+        )
+
+    first = one(roles.target, roles.verify)
+    if not roles.more_targets:
+        return first
+    goals = {roles.target.name: first} | {t.name: one(t, v) for t, v in roles.more_targets}
+    return MultiTargetGoal(goals, required_targets(cfg.fool, len(goals)))
 
 
 def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Searcher:
@@ -177,18 +208,10 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
     constraints: list[Constraint] = [
         CONSTRAINTS.get(name)(ctx, **opts) for name, opts in constraint_specs(cfg)
     ]
-    goal = TargetGoal(
-        roles.target,
-        protocol=cfg.protocol_spec(),
-        scoring=cfg.scoring,
-        extractor=roles.extractor,
-        verifier=roles.verify,
-        grader=roles.grader,
-    )
     return Searcher(
         proposer=proposer,
         constraints=constraints,
-        goal=goal,
+        goal=build_goal(cfg, roles),  # type: ignore[arg-type]  # the engine takes any Goal
         strategy_factory=lambda: make_strategy(cfg.strategy, k=cfg.k, n=cfg.n),
         limits=SearchLimits(cfg.max_expansions, cfg.max_good, cfg.max_depth),
         seed=cfg.seed,

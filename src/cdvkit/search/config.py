@@ -24,6 +24,7 @@ from cdvkit.protocol import (
 )
 from cdvkit.search.config_files import load_toml, parse_max_tokens
 from cdvkit.search.config_parts import JUDGE_IS_TARGET, check_parts
+from cdvkit.search.goals_multi import check_targets
 from cdvkit.search.preset import PRESETS
 from cdvkit.search.setting import TEMPERATURE, setting, task_key
 from cdvkit.search.strategies import STRATEGIES
@@ -32,8 +33,9 @@ DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 CHOICE_ORDERS = ("keep", "shuffle")
 # Settings read into another form before they are checked: a prompts file's path into its
 # content, --max-tokens items into a table (their own checks name them); and the role tables,
-# which check_parts reads option by option (never quoting a value: it may be a key).
-CONVERTED = ("prompts", "max_tokens", "roles")
+# which check_parts reads option by option (never quoting a value: it may be a key); --fool read
+# as text (a TOML 2 is "2") and checked against the number of targets (goals_multi).
+CONVERTED = ("prompts", "max_tokens", "roles", "fool")
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
 
@@ -65,7 +67,15 @@ class SearchConfig:
         fold=task_key,
     )
     # roles
-    target: str = setting(DEFAULT_TARGET, "Model under attack (provider/model).")
+    # One target is a plain string (as every run stored before several existed), several a list.
+    target: str | list[str] = setting(  # noqa: RUF009 - a field, via setting()
+        DEFAULT_TARGET,
+        "Model under attack (provider/model); repeat it to fool several at once (--fool).",
+        cli=list[str],
+    )
+    fool: str | int = setting(
+        "all", "With several targets, an example fools: all | any | K of them.", cli=str
+    )
     # A registered proposer ("template", "llm:model=...,temperature=0.9") or a provider/model
     # string (the LLM proposer with that model).
     proposer: str = setting(
@@ -268,6 +278,16 @@ class SearchConfig:
         }
     )
 
+    def __post_init__(self) -> None:
+        if isinstance(self.target, list | tuple):
+            self.target = self.target[0] if len(self.target) == 1 else list(self.target)
+        self.fool = str(self.fool).strip().lower()  # a TOML ``fool = 2`` is stored as "2"
+
+    @property
+    def targets(self) -> list[str]:
+        """Every target, first (the one ``--judge target`` names) first."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
     def to_dict(self) -> dict[str, Any]:
         """The settings as the run store keeps them: a key from the config file is masked."""
         d = asdict(self)
@@ -341,6 +361,7 @@ class SearchConfig:
                 "--preset paper has the extractor read every answer, as the paper's code does "
                 "(it used gpt-4o-mini): pass --extractor provider/model"
             )
+        check_targets(self.targets, self.fool)
         check_parts(self)
 
     def as_recorded_before(self, stored: dict[str, Any], free_form: bool) -> None:
@@ -363,7 +384,7 @@ class SearchConfig:
     @property
     def judge_model(self) -> str | None:
         """The judge's provider/model: the target's own when ``judge`` is 'target'."""
-        return self.target if self.judge == JUDGE_IS_TARGET else self.judge
+        return self.targets[0] if self.judge == JUDGE_IS_TARGET else self.judge
 
     def differences(self, stored: dict[str, Any]) -> list[str]:
         """Settings that differ from a stored run's and would make resuming it wrong."""

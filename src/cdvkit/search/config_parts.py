@@ -9,6 +9,7 @@ from typing import Any
 from cdvkit.models.registry import check_role_options, is_model, split_spec
 from cdvkit.registry import parse_spec
 from cdvkit.search.constraints import CONSTRAINTS
+from cdvkit.search.goals_multi import target_roles
 from cdvkit.search.proposers import PROPOSERS
 
 ROLE_NAMES = ("target", "proposer", "judge", "extractor", "grader")
@@ -24,9 +25,10 @@ def check_parts(cfg: Any) -> None:
     )
     if not isinstance(cfg.roles, dict):
         raise ValueError(f"roles: per-role options go {where}")
+    targets = target_roles(cfg.targets)
     for role, opts in cfg.roles.items():
         # A typo here would silently drop the options, the role's API key among them.
-        if role not in ROLE_NAMES:
+        if role not in ROLE_NAMES and role not in (r for r, _, _ in targets):
             raise ValueError(f"roles: unknown role {role!r}; per-role options go {where}")
         if not isinstance(opts, dict):
             raise ValueError(f"roles.{role} must be a table of options, e.g. [roles.{role}]")
@@ -42,7 +44,8 @@ def check_parts(cfg: Any) -> None:
             raise ValueError(
                 f"--constraint {spec!r}: unknown (registered: {', '.join(CONSTRAINTS)})"
             )
-    models = [(role, getattr(cfg, role)) for role in ("target", "extractor", "grader")]
+    models = [(r, spec) for r, _, spec in targets]
+    models += [(role, getattr(cfg, role)) for role in ("extractor", "grader")]
     if cfg.judge != JUDGE_IS_TARGET:
         models.append(("judge", cfg.judge))
     if is_model(cfg.proposer):
@@ -61,7 +64,7 @@ def check_parts(cfg: Any) -> None:
 def role_specs(cfg: Any) -> dict[str, set[str]]:
     """The models each role calls in a run of ``cfg``, which its ``[roles.<role>]`` options
     reach (as cdvkit.search.build.role_models and the parts' own ``model=`` options name them)."""
-    out: dict[str, set[str]] = {"target": {cfg.target}}
+    out: dict[str, set[str]] = {role: {spec} for role, _, spec in target_roles(cfg.targets)}
     named = [("judge", cfg.judge_model), ("extractor", cfg.extractor), ("grader", cfg.grader)]
     if is_model(cfg.proposer):
         named.append(("proposer", cfg.proposer))
@@ -72,7 +75,7 @@ def role_specs(cfg: Any) -> dict[str, set[str]]:
         named.append((name, opts.get("model")))
     for role, model in named:
         if model == JUDGE_IS_TARGET:
-            model = cfg.target
+            model = cfg.targets[0]
         if role in ROLE_NAMES and isinstance(model, str) and is_model(model):
             out.setdefault(role, set()).add(model)
     return out

@@ -210,7 +210,7 @@ def _judge(
 ) -> Constraint:
     spec = model or ctx.cfg.judge_model
     if spec == "target":
-        spec = ctx.cfg.target
+        spec = ctx.cfg.targets[0]  # the first target (a run may have several)
     if not spec:
         raise ValueError("the judge constraint needs a model: judge:model=provider/model")
     return LLMJudge(

@@ -22,6 +22,7 @@ from typing import Any
 from cdvkit.data.question import MULTIPLE_CHOICE, Question
 from cdvkit.search.build import proposer_spec
 from cdvkit.search.forecast_requests import question_requests
+from cdvkit.search.goals_multi import target_roles
 from cdvkit.store.status import UNFINISHED, QuestionStatus
 
 CHARS_PER_TOKEN = 4
@@ -212,17 +213,19 @@ def _question_counts(
     child_prompt = base + 1.5 * priors.sentence_tokens
     searched = 1 - p_fail
     sampled_nodes = 0.0
-    if exact_guided:
-        role("target").add(1 + searched * children, child_prompt, 1)
-        role("verify").add(
-            per_sampled * (1 + searched * candidates), child_prompt, sampled_completion
-        )
-        sampled_nodes = 1 + searched * candidates
-    else:
-        role("target").add(
-            per_sampled * (1 + searched * children), child_prompt, sampled_completion
-        )
-        sampled_nodes = 1 + searched * children
+    # Every target is asked about every node (a multi-target run: each under its own roles).
+    for target, verify, _ in target_roles(cfg.targets):
+        if exact_guided:
+            role(target).add(1 + searched * children, child_prompt, 1)
+            role(verify).add(
+                per_sampled * (1 + searched * candidates), child_prompt, sampled_completion
+            )
+            sampled_nodes += 1 + searched * candidates
+        else:
+            role(target).add(
+                per_sampled * (1 + searched * children), child_prompt, sampled_completion
+            )
+            sampled_nodes += 1 + searched * children
     if proposer_spec(cfg)[0] == "llm":
         if free:
             role("proposer").add(searched, base, priors.wrong_answers_tokens)
@@ -286,7 +289,7 @@ def forecast_run(
 
 def _paid_as(role: str) -> str:
     """The role whose model (and price) a role's calls use: confirmations are the target's."""
-    return "target" if role == "verify" else role
+    return "target" + role[len("verify") :] if role.startswith("verify") else role
 
 
 def _usd(c: _Counts, price: tuple[float, float] | None) -> float:

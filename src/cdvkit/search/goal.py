@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from typing import Protocol as Interface
 
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import UnsupportedError
@@ -49,6 +50,17 @@ class GoalResult:
         if self.probs is not None:
             out["probs"] = self.probs
         return out
+
+
+class Goal(Interface):
+    """What the engine asks of a goal: one target's (``TargetGoal``) or several targets' at once
+    (``cdvkit.search.goals_multi.MultiTargetGoal``)."""
+
+    def scores_apart(self, node: Node | None = None) -> bool: ...
+
+    async def evaluate(self, node: Node) -> GoalResult: ...
+
+    async def verify(self, node: Node, scored: GoalResult | None = None) -> Outcome: ...
 
 
 class TargetGoal:

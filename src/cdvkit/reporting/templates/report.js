@@ -116,6 +116,12 @@
     // protocol where one was asked (the only replies of a node scored from probabilities).
     appendAnswers(box, "target answers", n.answers || []);
     if (n.verify) appendAnswers(box, "confirmation under the protocol", n.verify.answers || []);
+    // A node scored on several targets: each one's verdict and replies under its own name.
+    (n.targets || []).forEach(function (t) {
+      box.appendChild(el("div", "read", t.target + ": " + t.verdict +
+        (typeof t.score === "number" ? " (search score " + pct(t.score) + ")" : "")));
+      appendAnswers(box, t.target + " answers", t.answers || []);
+    });
     return box;
   }
 
