@@ -17,7 +17,16 @@ import httpx
 import huggingface_hub.constants
 import pytest
 
-from cdvkit.data import BUILTINS, DatasetError, load_builtin, load_file, load_questions
+from cdvkit.data import (
+    BUILTINS,
+    DATASETS,
+    SAMPLE,
+    DatasetError,
+    find_dataset,
+    load_builtin,
+    load_file,
+    load_questions,
+)
 from cdvkit.data.hub import (
     convert_commonsense_qa,
     convert_gsm8k,
@@ -90,6 +99,40 @@ def test_builtins_registry() -> None:
         assert b.name == name
         assert (b.path, b.config, b.split, b.convert, b.source) == expected[name]
         assert b.description.strip()
+
+
+def test_builtins_are_registered_datasets_found_by_any_name() -> None:
+    # --data NAME looks every dataset up in one registry: the sample, the hub built-ins, plugins'.
+    assert list(DATASETS)[: len(BUILTINS) + 1] == [SAMPLE, *BUILTINS]
+    for name, b in BUILTINS.items():
+        d = DATASETS.get(name)
+        assert (d.name, d.task, d.where, d.split, d.description) == (
+            name,
+            b.task,
+            b.path,
+            b.split,
+            b.description,
+        )
+    assert DATASETS.get(SAMPLE).split is None  # no splits: --split is refused for it
+    for spelled, name in [
+        ("MMLU", "mmlu"),
+        ("obqa", "openbookqa"),
+        ("TruthfulQA", "truthfulqa_mc1"),
+        ("truthful-qa", "truthfulqa_mc1"),
+        ("gsm_8k", "gsm8k"),
+        ("TriviaQA", "trivia_qa"),
+        ("Commonsense-QA", "commonsense_qa"),
+    ]:
+        found = find_dataset(spelled)
+        assert found is not None and found.name == name, spelled
+    assert find_dataset("data/mmlu.json") is None
+
+
+def test_a_registered_dataset_loads_through_load_questions(mmlu_dir: Path) -> None:
+    # The registry's entry reads the hub layout the way load_builtin does.
+    direct = load_builtin("mmlu", data_dir=mmlu_dir).questions
+    assert DATASETS.get("mmlu").load(data_dir=mmlu_dir).questions == direct
+    assert load_questions("mmlu", data_dir=mmlu_dir).questions == direct
 
 
 MMLU_ROW = {

@@ -1,25 +1,47 @@
 """Named parts, registered where they are defined, found by name everywhere else.
 
-A proposer, constraint, strategy, model provider, export format or prompt defence registers
-itself with a decorator; the CLI and the config then take it by name, with options in a spec
-string (``judge:model=openai/gpt-4o``, ``llm:temperature=0.9``), and list what is registered.
-Adding a part is one new module: nothing that chooses among parts names them.
+A proposer, constraint, strategy, model provider, export format, prompt defence, preset, dataset
+or executor registers itself with a decorator; the CLI and the config then take it by name, with
+options in a spec string (``judge:model=openai/gpt-4o``, ``llm:temperature=0.9``), and list what
+is registered (``cdv parts``). Adding a part is one new module: nothing that chooses among parts
+names them.
+
+Each registry checks what it is given (``accept``): a value of the wrong kind is refused when it
+is registered (:class:`PartError`), not when a run first uses it.
 
 Other packages add parts through a Python entry point group (``cdvkit.proposers``,
-``cdvkit.constraints``, ...): each entry point names a module or object that registers itself
-when loaded; it is loaded the first time a name is not found.
+``cdvkit.constraints``, ...): an entry point names a module that registers its parts when
+imported, or the part itself (registered under the entry point's name). They are loaded the
+first time a name is not found or the registry is listed. An entry point that fails to load,
+names the wrong kind of object or a module that registers nothing is one warning, and asking for
+its name is one line naming the entry point, its group and what was expected.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
+import sys
+import types
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
+
+# accept(name, value) -> the value to store; raises PartError saying what was expected.
+Accept = Callable[[str, Any], Any]
+
+
+class PartError(TypeError):
+    """A value of the wrong kind for a registry: ``expected ..., got ...``."""
+
+
+class PluginError(ValueError):
+    """A part a plugin's entry point was meant to provide could not be registered."""
 
 
 @dataclass(frozen=True)
@@ -29,14 +51,99 @@ class Entry(Generic[T]):
     help: str = ""
 
 
+def describe(value: Any) -> str:
+    """What an object is, in a few words, for a message refusing it."""
+    if isinstance(value, type):
+        return f"the class {value.__module__}.{value.__qualname__}"
+    if isinstance(value, types.ModuleType):
+        return f"the module {value.__name__}"
+    if callable(value):
+        name = getattr(value, "__qualname__", type(value).__name__)
+        return f"the callable {getattr(value, '__module__', '?')}.{name}"
+    return f"a {type(value).__name__} ({value!r:.40})"
+
+
+def _help_of(value: Any) -> str:
+    """What a part an entry point names says about itself: a description it carries (a
+    dataset's, a provider's), else the first line of its class's or function's docstring."""
+    described = getattr(value, "description", None)
+    if isinstance(described, str) and described.strip():
+        return described.strip()
+    if isinstance(value, type | types.FunctionType):
+        lines = (inspect.getdoc(value) or "").strip().splitlines()
+        return lines[0] if lines else ""
+    return ""
+
+
+def _any_callable(name: str, value: Any) -> Any:
+    if not callable(value):
+        raise PartError(f"expected a callable, got {describe(value)}")
+    return value
+
+
+def factory(expected: str, *args: Any, methods: tuple[str, ...] = (), **kwargs: Any) -> Accept:
+    """An ``accept`` for parts built by calling them as ``value(*args, **kwargs)``: a function,
+    or a class with every one of ``methods`` (its instances are the parts). ``args``/``kwargs``
+    stand for how the part is called; only that a call of that shape binds is checked (its
+    own required options, such as a model, are left to the caller)."""
+
+    def accept(name: str, value: Any) -> Any:
+        if not callable(value) or isinstance(value, types.ModuleType):
+            raise PartError(f"expected {expected}, got {describe(value)}")
+        if isinstance(value, type):
+            missing = [m for m in methods if not callable(getattr(value, m, None))]
+            if missing:
+                raise PartError(
+                    f"expected {expected}, got {describe(value)}, which has no "
+                    f"{', '.join(m + '()' for m in missing)}"
+                )
+        try:
+            inspect.signature(value).bind_partial(*args, **kwargs)
+        except TypeError as exc:
+            raise PartError(
+                f"expected {expected}, got {describe(value)}, which cannot be called so ({exc})"
+            ) from None
+        except ValueError:  # no signature to read (a builtin): take it on trust
+            pass
+        return value
+
+    return accept
+
+
+def instance_of(cls: type, expected: str) -> Accept:
+    """An ``accept`` for parts that are instances of ``cls``."""
+
+    def accept(name: str, value: Any) -> Any:
+        if not isinstance(value, cls):
+            raise PartError(f"expected {expected}, got {describe(value)}")
+        return value
+
+    return accept
+
+
 class Registry(Generic[T]):
     """Parts of one kind by name. ``register`` is a decorator; ``get`` raises ValueError naming
-    what is registered, so a typo is one clear line."""
+    what is registered, so a typo is one clear line.
 
-    def __init__(self, kind: str, group: str) -> None:
+    ``accept(name, value)`` checks (and may wrap) what is registered; ``builtins`` names modules
+    that register built-in parts but cannot be imported where the registry is defined (they
+    import it themselves): they are imported, by name, the first time the registry is listed or
+    a name is not found, as plugins are."""
+
+    def __init__(
+        self,
+        kind: str,
+        group: str,
+        *,
+        accept: Accept | None = None,
+        builtins: tuple[str, ...] = (),
+    ) -> None:
         self.kind = kind
         self.group = group  # the entry point group other packages register through
+        self.accept = accept or _any_callable
+        self.builtins = builtins
         self._entries: dict[str, Entry[T]] = {}
+        self._problems: dict[str, str] = {}  # entry point name -> why it registered nothing
         self._plugins_loaded = False
 
     def register(self, name: str, *, help: str = "") -> Callable[[T], T]:
@@ -46,10 +153,14 @@ class Registry(Generic[T]):
 
         return add
 
-    def add(self, name: str, value: T, *, help: str = "") -> None:
+    def add(self, name: str, value: Any, *, help: str = "") -> None:
         if not name or any(c in name for c in ":,= "):
             raise ValueError(f"{self.kind} name {name!r} may not be empty or hold ':', ',', '='")
-        self._entries[name] = Entry(name, value, help)
+        try:
+            checked = self.accept(name, value)
+        except PartError as exc:
+            raise PartError(f"{self.kind} {name!r}: {exc}") from None
+        self._entries[name] = Entry(name, checked, help)
 
     def remove(self, name: str) -> None:
         self._entries.pop(name, None)
@@ -60,8 +171,15 @@ class Registry(Generic[T]):
             self.load_plugins()
             entry = self._entries.get(name)
         if entry is None:
+            if name in self._problems:
+                raise PluginError(self._problems[name])
             raise ValueError(f"unknown {self.kind} {name!r} (registered: {', '.join(self)})")
         return entry.value
+
+    def problem(self, name: str) -> str | None:
+        """Why the plugin meant to provide ``name`` provides nothing (None: no such plugin)."""
+        self.load_plugins()
+        return self._problems.get(name)
 
     def __getitem__(self, name: str) -> T:
         return self.get(name)
@@ -80,21 +198,37 @@ class Registry(Generic[T]):
         return list(self._entries.values())
 
     def load_plugins(self) -> None:
-        """Import what other packages registered under this group (once)."""
+        """Import the built-in modules named by name, then what other packages registered
+        under this group (once)."""
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
+        for module in self.builtins:
+            import_module(module)
         for ep in entry_points(group=self.group):
+            where = f"{self.kind} entry point {ep.name!r} ({ep.value}) in group {self.group}"
+            before = set(self._entries)
+            # A module imported already (one plugin module listed under several groups) may
+            # have registered this kind's parts before: only a first import can be judged.
+            fresh = ep.module not in sys.modules
             try:
                 loaded = ep.load()
+                if isinstance(loaded, types.ModuleType):
+                    if fresh and set(self._entries) == before and ep.name not in self._entries:
+                        raise PartError(
+                            f"the module {loaded.__name__} registered no {self.kind}: it should "
+                            f"add one when imported, or the entry point name the part itself"
+                        )
+                elif ep.name not in self._entries:
+                    self.add(ep.name, loaded, help=_help_of(loaded))
+            except PartError as exc:
+                self._problem(ep.name, f"{where}: {exc}")
             except Exception as exc:  # a broken plugin must not break every cdv command
-                warnings.warn(
-                    f"{self.kind} plugin {ep.name!r} ({ep.value}) failed to load: {exc}",
-                    stacklevel=2,
-                )
-                continue
-            if ep.name not in self._entries and callable(loaded):
-                self.add(ep.name, loaded)
+                self._problem(ep.name, f"{where} failed to load: {type(exc).__name__}: {exc}")
+
+    def _problem(self, name: str, line: str) -> None:
+        self._problems[name] = line
+        warnings.warn(line, stacklevel=3)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:

@@ -1,5 +1,9 @@
 """`cdv export`: a run's CDV examples in other formats, or as SFT / DPO training data.
 
+Every format is a registered part (``cdvkit.export.EXPORTERS``): this command knows none of them
+by name. A format's options come as the flags below (those of the built-in formats) or as
+``--format NAME:key=value``; its help and options end ``cdv export --help``.
+
 Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` with the others.
 """
 
@@ -7,19 +11,38 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
+from typer.core import TyperCommand
 
 from cdvkit.cli.common import USER_ERRORS, add_command, console, err, error_exit
 from cdvkit.cli.common import fail as _fail
 
+# The flags that set a format's option: parameter -> (flag, option name).
+FLAG_OPTIONS = {
+    "task_name": ("--task-name", "task"),
+    "all_examples": ("--all-examples", "all_examples"),
+    "lm_eval_mode": ("--lm-eval-mode", "mode"),
+    "chat": ("--chat", "chat"),
+    "test_share": ("--test-share", "test_share"),
+    "seed": ("--seed", "seed"),
+    "response": ("--response", "response"),
+    "first_only": ("--first-only", "first_only"),
+}
+
 
 def export_command(
+    ctx: typer.Context,
     run: Annotated[Path, typer.Argument(help="Run directory.")],
     fmt: Annotated[
         str,
-        typer.Option("--format", help="jsonl | hf | reference | lm-eval | sft | dpo"),
+        typer.Option(
+            "--format",
+            help="jsonl | hf | reference | lm-eval | sft | dpo | a plugin's; NAME:key=value "
+            "sets its options (every format and its options: at the end of this help).",
+        ),
     ] = "jsonl",
     output: Annotated[
         Path | None,
@@ -67,94 +90,93 @@ def export_command(
     ] = False,
 ) -> None:
     """Export a run's CDV examples (or SFT / DPO training data split by question)."""
-    from cdvkit.export import export_run
+    from cdvkit.export import EXPORTERS, export_run
+    from cdvkit.registry import parse_spec
 
-    if output is not None and str(output) == "-":
-        _export_to_stdout(run, fmt)
-        return
-    if fmt in ("sft", "dpo"):
-        _export_training(run, fmt, output, chat, test_share, seed, response, first_only)
-        return
     try:
-        # Only the lm-eval writer takes a mode; a plugin format need not accept it.
-        options = {"mode": lm_eval_mode} if fmt == "lm-eval" else {}
-        res = export_run(run, fmt, output, task=task_name, all_examples=all_examples, **options)
+        name, options = parse_spec(fmt)
+        exporter = EXPORTERS.get(name)
+        options = {**_flag_options(ctx, name, exporter.options), **options}
     except USER_ERRORS as exc:
         raise error_exit(exc) from None
-    what = "questions with examples" if fmt == "reference" else "examples"
-    console.print(f"wrote {res.count} {what} to {res.path}", highlight=False)
-    if fmt == "lm-eval":
-        task = res.files[0].stem.rsplit("_", 1)[0] if res.files else "?"
-        as_chat = " --apply_chat_template" if lm_eval_mode == "protocol" else ""
-        console.print(
-            f"run it with: lm_eval --include_path {res.path} --tasks {task} --model ...{as_chat}"
-            f"  (what each task measures: {res.path / 'README.md'})",
-            highlight=False,
-        )
-
-
-def _export_to_stdout(run: Path, fmt: str) -> None:
-    """`-o -`: the export alone on stdout, the message on stderr."""
-    from cdvkit.export import EXPORTERS, TEXT_EXPORTS, export_text
-
-    if fmt not in TEXT_EXPORTS:
-        if fmt not in (*EXPORTERS, "sft", "dpo"):
-            raise _fail(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
-        raise _fail(
-            f"--format {fmt} writes a folder, not one file: give it one with -o DIR "
-            f"(-o - takes {' or '.join(TEXT_EXPORTS)})"
-        )
+    if output is not None and str(output) == "-":
+        _export_to_stdout(run, name, exporter, options)
+        return
     try:
-        text, count = export_text(run, fmt)
+        res = export_run(run, name, output, **options)
+    except USER_ERRORS as exc:
+        raise error_exit(exc) from None
+    for line in exporter.report(res):
+        console.print(line, highlight=False, markup=False)
+    print_commands(res.commands)
+
+
+def print_commands(commands: list[tuple[str, str]]) -> None:
+    """Each command to paste whole on a line of its own, after what it does: never wrapped
+    (a long one runs past the edge and the terminal folds it, so it still pastes as one)."""
+    for what, command in commands:
+        console.print(f"{what}:", highlight=False, markup=False)
+        console.print(f"  {command}", highlight=False, markup=False, soft_wrap=True)
+
+
+def _flag_options(ctx: typer.Context, fmt: str, declared: Any) -> dict[str, Any]:
+    """The options the flags given on the command line set; a flag for an option the format
+    does not take is a mistake (it would silently do nothing)."""
+    out: dict[str, Any] = {}
+    for param, (flag, option) in FLAG_OPTIONS.items():
+        source = ctx.get_parameter_source(param)
+        if source is None or source.name == "DEFAULT":  # left out: the format's default
+            continue
+        if option not in declared:
+            takes = ", ".join(declared) or "none"
+            raise ValueError(f"{flag} does not apply to --format {fmt} (its options: {takes})")
+        out[option] = ctx.params[param]
+    return out
+
+
+def _export_to_stdout(run: Path, fmt: str, exporter: Any, options: dict[str, Any]) -> None:
+    """`-o -`: the export alone on stdout, the message on stderr."""
+    from cdvkit.export import TEXT_EXPORTS, export_text
+
+    if exporter.text is None:
+        kind = (
+            "writes a folder, not one file: give it one with -o DIR"
+            if exporter.folder
+            else "cannot go to stdout: give it a file with -o FILE"
+        )
+        raise _fail(f"--format {fmt} {kind} (-o - takes {' or '.join(TEXT_EXPORTS)})")
+    try:
+        text, count = export_text(run, fmt, **options)
     except USER_ERRORS as exc:
         raise error_exit(exc) from None
     sys.stdout.write(text)
     sys.stdout.flush()
-    what = "questions with examples" if fmt == "reference" else "examples"
-    err.print(f"wrote {count} {what} to stdout", highlight=False)
+    err.print(f"wrote {count} {exporter.counts} to stdout", highlight=False)
 
 
-def _export_training(
-    run: Path,
-    fmt: str,
-    output: Path | None,
-    chat: bool,
-    test_share: float,
-    seed: int,
-    response: str,
-    first_only: bool,
-) -> None:
-    from cdvkit.mitigation.training_data import TEST_EXAMPLES_FILE, export_training
+def formats_help() -> str:
+    """Every registered format, what it writes, and its options (default: help)."""
+    from cdvkit.export import EXPORTERS
 
-    try:
-        res = export_training(
-            run,
-            fmt,
-            output,
-            chat=chat,
-            test_share=test_share,
-            seed=seed,
-            response=response,
-            first_only=first_only,
-        )
-    except USER_ERRORS as exc:
-        raise error_exit(exc) from None
-    console.print(
-        f"wrote {res.train} {fmt.upper()} rows ({len(res.train_questions)} questions) to "
-        f"{res.path / 'train.jsonl'} and {res.test} ({len(res.test_questions)} held-out "
-        f"questions) to {res.path / 'test.jsonl'}",
-        highlight=False,
-    )
-    for line in res.summary():  # where chosen / rejected came from (also in split.json)
-        console.print(line, highlight=False)
-    console.print(
-        f"train:    cdv train --data {res.path} --model hf/<base> --method {fmt}\n"
-        f"evaluate: cdv evaluate --examples {res.path / TEST_EXAMPLES_FILE} "
-        "--models hf/<base> hf/<trained>",
-        highlight=False,
-    )
+    blocks = ["Formats (a plugin adds its own: README, How to add a part):"]
+    for e in EXPORTERS.entries():
+        where = "a folder" if e.value.folder else "a file" + (", or -o -" if e.value.text else "")
+        lines = [f"{e.name}: {e.help} ({where})"]
+        lines += [f"  {k}={o.default!r}: {o.help}" for k, o in e.value.options.items()]
+        blocks.append("\n".join(lines))
+    # One paragraph per format; its text is the plugin's, never markup.
+    return escape("\n\n".join(blocks))
+
+
+class ExportCommand(TyperCommand):
+    """`cdv export`, whose help ends with the formats registered when it is shown: listing them
+    loads the plugins' formats, which no other command should pay for."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        self.epilog = formats_help()
+        super().format_help(ctx, formatter)
 
 
 def register(app: typer.Typer) -> None:
     """Add `export` to ``app``, replacing any command of that name."""
-    add_command(app, "export", export_command)
+    add_command(app, "export", export_command, cls=ExportCommand)

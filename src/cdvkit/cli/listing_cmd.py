@@ -12,9 +12,6 @@ import typer
 from rich.table import Table
 
 from cdvkit.cli.common import add_command, console
-from cdvkit.search.constraints import CONSTRAINTS
-from cdvkit.search.proposers import PROPOSERS
-from cdvkit.search.strategies import STRATEGIES
 
 
 def show_rows(
@@ -45,26 +42,18 @@ def show_rows(
 def datasets(
     as_json: Annotated[bool, typer.Option("--json", help="Print as JSON.")] = False,
 ) -> None:
-    """List the built-in datasets."""
-    from cdvkit.data import BUILTINS
+    """List the datasets --data takes by name (built-in and plugins')."""
+    from cdvkit.data import DATASETS
 
     rows = [
         {
-            "name": "sample",
-            "task": "multiple_choice",
-            "source": "bundled with cdvkit",
-            "split": "-",
-            "about": "offline demo",
+            "name": d.name,
+            "task": d.task,
+            "source": d.where or "-",
+            "split": d.split or "-",
+            "about": d.description,
         }
-    ] + [
-        {
-            "name": b.name,
-            "task": b.task,
-            "source": b.path,
-            "split": b.split,
-            "about": b.description,
-        }
-        for b in BUILTINS.values()
+        for d in (entry.value for entry in DATASETS.entries())
     ]
     show_rows(
         rows,
@@ -112,26 +101,15 @@ def parts(
 ) -> None:
     """List the registered parts: proposers, constraints, strategies, providers, formats.
 
-    Prompt defences too, and parts other packages add through entry points.
+    Prompt defences, presets, datasets and executors too, and parts other packages add through
+    entry points.
     """
-    from cdvkit.export import EXPORTERS
-    from cdvkit.models.registry import PROVIDERS
-    from cdvkit.prompts import DEFENSES
-    from cdvkit.search.preset import PRESETS
+    from cdvkit.parts import part_kinds
 
-    kinds = [
-        ("proposer", "--proposer", PROPOSERS),
-        ("constraint", "--constraint", CONSTRAINTS),
-        ("strategy", "--strategy", STRATEGIES),
-        ("provider", "provider/model", PROVIDERS),
-        ("export format", "cdv export --format", EXPORTERS),
-        ("defense", "cdv evaluate --defense", DEFENSES),
-        ("preset", "--preset", PRESETS),
-    ]
     rows = [
-        {"kind": kind, "name": e.name, "used as": used, "about": e.help}
-        for kind, used, registry in kinds
-        for e in registry.entries()
+        {"kind": k.kind, "name": e.name, "used as": k.used_as, "about": _about(e)}
+        for k in part_kinds()
+        for e in k.registry.entries()
     ]
     show_rows(
         rows,
@@ -140,6 +118,16 @@ def parts(
         as_json,
         overflow="fold",
     )
+
+
+def _about(entry: Any) -> str:
+    """A part's help, and an export format's options with their defaults."""
+    from cdvkit.export import Exporter
+
+    if not isinstance(entry.value, Exporter) or not entry.value.options:
+        return entry.help
+    options = ", ".join(f"{k}={o.default!r}" for k, o in entry.value.options.items())
+    return f"{entry.help} (options: {options})"
 
 
 def register(app: typer.Typer) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 
+from cdvkit.data.datasets import DATASETS, SAMPLE, Dataset, dataset, find_dataset
 from cdvkit.data.hub import BUILTINS, BuiltinDataset, load_builtin
 from cdvkit.data.loaders import SUPPORTED_SUFFIXES, load_file
 from cdvkit.data.question import TASKS, Question
@@ -14,36 +14,23 @@ from cdvkit.data.validation import DatasetError, LoadResult, RowProblem, resolve
 
 __all__ = [
     "BUILTINS",
+    "DATASETS",
     "SAMPLE",
     "TASKS",
     "BuiltinDataset",
+    "Dataset",
     "DatasetError",
     "LoadResult",
     "Question",
     "RowProblem",
+    "dataset",
+    "find_dataset",
     "load_builtin",
     "load_file",
     "load_questions",
     "resolve_task",
     "sample_questions",
 ]
-
-SAMPLE = "sample"
-
-# Names people type for the built-ins besides their canonical ones.
-_ALIASES = {
-    "truthfulqa": "truthfulqa_mc1",
-    "truthful_qa": "truthfulqa_mc1",
-    "obqa": "openbookqa",
-    "gsm_8k": "gsm8k",
-    "triviaqa": "trivia_qa",
-}
-
-
-def _builtin_name(spec: str) -> str | None:
-    key = spec.strip().lower().replace("-", "_")
-    key = _ALIASES.get(key, key)
-    return key if key in BUILTINS else None
 
 
 def sample_questions(
@@ -77,10 +64,11 @@ def load_questions(
     strict: bool = False,
     task: str | None = None,
 ) -> LoadResult:
-    """Load questions from ``spec``: ``"sample"``, a built-in name (see BUILTINS) or a file path.
+    """Load questions from ``spec``: a registered dataset's name (``"sample"``, a hub built-in,
+    a plugin's: see DATASETS) or a file path.
 
     ``split`` and ``data_dir`` (a local copy of the hub data, see ``load_builtin``) apply to
-    built-ins only. ``limit`` keeps a seeded sample of that many questions (see
+    datasets with splits only. ``limit`` keeps a seeded sample of that many questions (see
     ``sample_questions``). ``skip_invalid`` skips bad rows of a file and reports them in
     ``skipped``; built-ins always skip and report rows their converter rejects. Files with
     repeated choices load with the repeats collapsed and listed in ``warnings``, unless
@@ -94,24 +82,21 @@ def load_questions(
         raise DatasetError(f"limit must be a positive whole number, got {limit!r}")
     task = resolve_task(task)
 
-    name = _builtin_name(spec)
-    if spec.strip().lower() == SAMPLE:
-        _only_for_builtins(spec, split, data_dir)
-        sample = resources.files("cdvkit.data").joinpath("sample", "sample.jsonl")
-        with resources.as_file(sample) as path:
-            result = load_file(
-                path, skip_invalid=skip_invalid, source="cdvkit-sample", strict=strict, task=task
-            )
-    elif name is not None:
-        result = load_builtin(name, split=split, data_dir=data_dir, task=task)
+    named = find_dataset(spec)
+    if named is not None:
+        if named.split is None:
+            _only_for_builtins(spec, split, data_dir)
+        result = named.load(
+            split=split, data_dir=data_dir, task=task, skip_invalid=skip_invalid, strict=strict
+        )
     else:
         path = Path(spec).expanduser()
         if not path.exists():
             if path.suffix.lower() in SUPPORTED_SUFFIXES:
                 raise DatasetError(f"{spec}: no such file")
             raise DatasetError(
-                f"unknown dataset {spec!r}: not {SAMPLE!r}, not a built-in "
-                f"({', '.join(sorted(BUILTINS))}) and not an existing "
+                f"unknown dataset {spec!r}: not a registered dataset "
+                f"({', '.join(DATASETS)}; cdv datasets lists them) and not an existing "
                 f"{'/'.join(SUPPORTED_SUFFIXES)} file"
             )
         _only_for_builtins(spec, split, data_dir)

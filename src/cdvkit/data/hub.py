@@ -1,6 +1,7 @@
 """Built-in benchmarks, loaded from the Hugging Face Hub with ``datasets.load_dataset``.
 
-Each built-in has a small converter from one hub row to a Question, so the mapping can be tested
+Each built-in is registered as a dataset (``cdvkit.data.datasets.DATASETS``) and has a small
+converter from one hub row to a Question (``cdvkit.data.hub_rows``), so the mapping can be tested
 without a network. Questions get the same ``source`` names as the reference implementation's
 files (MMLU, CommonsenseQA, OpenbookQA, TruthfulQA), and the hub's choice order is kept, so a
 question without a hub id gets the same stable id whether it is read from the hub or from a
@@ -18,16 +19,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER, Question
-from cdvkit.data.validation import (
-    DatasetError,
-    InvalidRow,
-    LoadResult,
-    RowProblem,
-    build_free_form,
-    build_question,
-    resolve_task,
+from cdvkit.data.datasets import DATASETS, Dataset
+from cdvkit.data.hub_rows import (
+    convert_commonsense_qa,
+    convert_gsm8k,
+    convert_mmlu,
+    convert_openbookqa,
+    convert_trivia_qa,
+    convert_truthfulqa_mc1,
 )
+from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER, Question
+from cdvkit.data.validation import DatasetError, InvalidRow, LoadResult, RowProblem, resolve_task
 
 __all__ = [
     "BUILTINS",
@@ -48,133 +50,6 @@ _LOCAL_HINT = (
 )
 
 
-# ---------------------------------------------------------------------------------------------
-# Converters: one hub row -> Question, raising InvalidRow on a defective row
-# ---------------------------------------------------------------------------------------------
-
-
-def _extras(row: Mapping[str, Any], used: set[str]) -> dict[str, Any]:
-    return {k: v for k, v in row.items() if k not in used}
-
-
-def _hub_id(source: str, row: Mapping[str, Any]) -> str | None:
-    # Prefixed so ids from different benchmarks cannot collide in one run store.
-    raw = row.get("id")
-    return f"{source}-{raw}" if raw not in (None, "") else None
-
-
-def convert_mmlu(row: Mapping[str, Any]) -> Question:
-    """cais/mmlu: question, subject, choices (4 texts), answer (0-based int)."""
-    return build_question(
-        question=row.get("question"),
-        choices=row.get("choices"),
-        answer=row.get("answer"),
-        source="MMLU",
-        subject=row.get("subject"),
-        metadata=_extras(row, {"question", "choices", "answer", "subject"}),
-    )
-
-
-def _labelled(row: Mapping[str, Any], question_key: str, source: str) -> Question:
-    choices = row.get("choices")
-    if not isinstance(choices, Mapping):
-        raise InvalidRow("choices must be an object with 'label' and 'text' lists")
-    metadata = _extras(row, {"id", question_key, "choices", "answerKey"})
-    if row.get("id") not in (None, ""):
-        metadata["hub_id"] = row["id"]
-    return build_question(
-        id=_hub_id(source, row),
-        question=row.get(question_key),
-        choices=choices,
-        answer=row.get("answerKey"),
-        source=source,
-        metadata=metadata,
-    )
-
-
-def convert_commonsense_qa(row: Mapping[str, Any]) -> Question:
-    """tau/commonsense_qa: id, question, question_concept, choices={label, text}, answerKey."""
-    return _labelled(row, "question", "CommonsenseQA")
-
-
-def convert_openbookqa(row: Mapping[str, Any]) -> Question:
-    """allenai/openbookqa: id, question_stem, choices={text, label}, answerKey."""
-    return _labelled(row, "question_stem", "OpenbookQA")
-
-
-def convert_truthfulqa_mc1(row: Mapping[str, Any]) -> Question:
-    """truthfulqa/truthful_qa (multiple_choice): question, mc1_targets={choices, labels}.
-
-    MC1 has exactly one true answer, listed first on the hub; the order is kept as the
-    reference implementation kept it, so callers that care about position bias must shuffle.
-    """
-    targets = row.get("mc1_targets")
-    if not isinstance(targets, Mapping):
-        raise InvalidRow("mc1_targets is missing or not an object")
-    choices, labels = targets.get("choices"), targets.get("labels")
-    if not isinstance(labels, list) or not isinstance(choices, list):
-        raise InvalidRow("mc1_targets must hold 'choices' and 'labels' lists")
-    if len(labels) != len(choices):
-        raise InvalidRow(f"mc1_targets has {len(choices)} choices but {len(labels)} labels")
-    correct = [i for i, label in enumerate(labels) if label == 1]
-    if len(correct) != 1:
-        raise InvalidRow(f"mc1_targets marks {len(correct)} choices correct; MC1 needs exactly 1")
-    return build_question(
-        question=row.get("question"),
-        choices=choices,
-        answer=correct[0],
-        source="TruthfulQA",
-        # mc2_targets repeats the choices with several true answers; not needed for MC1.
-        metadata=_extras(row, {"question", "mc1_targets", "mc2_targets"}),
-    )
-
-
-def convert_gsm8k(row: Mapping[str, Any]) -> Question:
-    """openai/gsm8k (main): question, answer = a worked solution whose last line is "#### N".
-
-    The reference is N (normalised: "#### 1,080" -> "1080"); the solution is kept in
-    metadata["solution"].
-    """
-    solution = row.get("answer")
-    if isinstance(solution, str) and solution.strip() and "####" not in solution:
-        raise InvalidRow("answer is a solution without its final '#### <number>' line")
-    return build_free_form(
-        task=NUMERIC,
-        question=row.get("question"),
-        answer=solution,
-        source="GSM8K",
-        metadata=_extras(row, {"question", "answer"}),
-    )
-
-
-def convert_trivia_qa(row: Mapping[str, Any]) -> Question:
-    """mandarjoshi/trivia_qa (rc.nocontext): question_id, question, question_source,
-    answer={value, aliases, normalized_aliases, ...}; entity_pages and search_results are empty.
-
-    The references are the answer's value, then its aliases (repeats and blanks left out).
-    """
-    answer = row.get("answer")
-    if not isinstance(answer, Mapping):
-        raise InvalidRow("answer is missing or not an object with 'value' and 'aliases'")
-    aliases = answer.get("aliases")
-    if not isinstance(aliases, list | tuple):
-        aliases = []
-    metadata = _extras(row, {"question", "question_id", "answer", "entity_pages", "search_results"})
-    raw_id = row.get("question_id")
-    if raw_id not in (None, ""):
-        metadata["hub_id"] = raw_id
-    return build_free_form(
-        task=SHORT_ANSWER,
-        id=f"TriviaQA-{raw_id}" if raw_id not in (None, "") else None,
-        question=row.get("question"),
-        answer=answer.get("value"),
-        # The hub's aliases cannot be fixed by the user: blanks are dropped, not a defect.
-        aliases=[a for a in aliases if isinstance(a, str) and a.strip()],
-        source="TriviaQA",
-        metadata=metadata,
-    )
-
-
 @dataclass(frozen=True)
 class BuiltinDataset:
     """A benchmark cdvkit knows how to fetch from the Hugging Face Hub."""
@@ -187,6 +62,23 @@ class BuiltinDataset:
     source: str  # Question.source for its rows
     convert: Callable[[Mapping[str, Any]], Question] = field(repr=False, compare=False)
     task: str = MULTIPLE_CHOICE  # the task shape of its questions (cdvkit.data.question.TASKS)
+    aliases: tuple[str, ...] = ()  # other names people type for it
+
+    def dataset(self) -> Dataset:
+        """This benchmark as a registered dataset: ``--data NAME`` loads it from the hub."""
+
+        def load(
+            *,
+            split: str | None = None,
+            data_dir: str | Path | None = None,
+            task: Any = None,
+            **_: Any,
+        ) -> LoadResult:
+            return load_builtin(self.name, split=split, data_dir=data_dir, task=task)
+
+        return Dataset(
+            self.name, self.task, self.description, load, self.path, self.split, self.aliases
+        )
 
 
 BUILTINS: dict[str, BuiltinDataset] = {
@@ -218,6 +110,7 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "OpenBookQA: elementary science, 4 choices",
             "OpenbookQA",
             convert_openbookqa,
+            aliases=("obqa",),
         ),
         BuiltinDataset(
             "truthfulqa_mc1",
@@ -227,6 +120,7 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "TruthfulQA MC1: questions that invite popular misconceptions, 2-13 choices",
             "TruthfulQA",
             convert_truthfulqa_mc1,
+            aliases=("truthfulqa", "truthful_qa"),
         ),
         BuiltinDataset(
             "gsm8k",
@@ -237,6 +131,7 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "GSM8K",
             convert_gsm8k,
             task=NUMERIC,
+            aliases=("gsm_8k",),
         ),
         BuiltinDataset(
             "trivia_qa",
@@ -248,9 +143,12 @@ BUILTINS: dict[str, BuiltinDataset] = {
             "TriviaQA",
             convert_trivia_qa,
             task=SHORT_ANSWER,
+            aliases=("triviaqa",),
         ),
     )
 }
+for _builtin in BUILTINS.values():
+    DATASETS.add(_builtin.name, _builtin.dataset(), help=_builtin.description)
 
 
 # ---------------------------------------------------------------------------------------------

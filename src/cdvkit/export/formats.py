@@ -5,12 +5,14 @@
 - ``reference``: the reference implementation's JSON (questions with ``good_questions``);
 - ``lm-eval``: an lm-evaluation-harness task folder (YAML tasks + JSONL data; :mod:`.lm_eval`).
 
-Every format takes multiple-choice and free-form (numeric, short-answer) runs alike.
+Every format takes multiple-choice and free-form (numeric, short-answer) runs alike. The training
+data formats (``sft``, ``dpo``) are registered beside the training data (cdvkit.mitigation.formats).
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,9 +23,11 @@ from cdvkit.export.base import (
     EXPORTERS,
     Exporter,
     ExportResult,
+    FormatOption,
     example_rows,
     exporter,
     row_task,
+    text_format,
 )
 from cdvkit.export.lm_eval import task_slug
 from cdvkit.store import RunStore, check_writable_output
@@ -32,9 +36,9 @@ from cdvkit.store.status import QuestionStatus
 
 __all__ = [
     "EXPORTERS",
-    "TEXT_EXPORTS",
     "ExportResult",
     "Exporter",
+    "FormatOption",
     "example_rows",
     "export_hf",
     "export_jsonl",
@@ -47,16 +51,22 @@ __all__ = [
     "reference_entries",
     "reference_text",
     "task_slug",
+    "text_format",
 ]
 
 
-def jsonl_text(store: RunStore) -> tuple[str, int]:
+def jsonl_text(store: RunStore, **_: Any) -> tuple[str, int]:
     """The ``jsonl`` export as text, and the number of examples in it."""
     rows = example_rows(store)
     return "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows), len(rows)
 
 
-@exporter("jsonl", "examples.jsonl", help="one example per line (cdv evaluate --examples reads it)")
+@exporter(
+    "jsonl",
+    "examples.jsonl",
+    help="one example per line (cdv evaluate --examples reads it)",
+    text=jsonl_text,
+)
 def export_jsonl(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
     text, count = jsonl_text(store)
@@ -183,7 +193,7 @@ def _ground_truth(q: Question, node: dict[str, Any]) -> str:
     return q.answer_text if q.free_form else node["choices"][node["answer"]]
 
 
-def reference_text(store: RunStore) -> tuple[str, int]:
+def reference_text(store: RunStore, **_: Any) -> tuple[str, int]:
     """The ``reference`` export as text, and the number of questions with an example."""
     entries = reference_entries(store)
     with_examples = sum(
@@ -194,7 +204,13 @@ def reference_text(store: RunStore) -> tuple[str, int]:
     return json.dumps(entries, indent=4, ensure_ascii=False), with_examples
 
 
-@exporter("reference", "reference.json", help="the reference implementation's JSON")
+@exporter(
+    "reference",
+    "reference.json",
+    help="the reference implementation's JSON",
+    text=reference_text,
+    counts="questions with examples",
+)
 def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResult:
     p = Path(path)
     text, with_examples = reference_text(store)
@@ -204,9 +220,38 @@ def export_reference(store: RunStore, path: str | Path, **_: Any) -> ExportResul
 
 # Defined in .lm_eval; registered here, so the formats keep their order (jsonl, hf, reference,
 # lm-eval) wherever the export package is first imported from.
-export_lm_eval = exporter(
-    "lm-eval", "lm_eval_task", help="an lm-evaluation-harness task folder", folder=True
-)(lm_eval.export_lm_eval)
+export_lm_eval = lm_eval.export_lm_eval
+LM_EVAL_OPTIONS = {
+    "task": FormatOption(None, "task name (default cdv_<run dir name>)", str | None),
+    "all_examples": FormatOption(False, "every example, not the first per question"),
+    "mode": FormatOption(
+        "protocol",
+        "protocol (the run's protocol, reproduces cdv evaluate's numbers) | loglik (lm-eval's "
+        "own: letters by likelihood, gsm8k/triviaqa-style generation)",
+    ),
+}
+
+
+@exporter(
+    "lm-eval",
+    "lm_eval_task",
+    help="an lm-evaluation-harness task folder",
+    folder=True,
+    options=LM_EVAL_OPTIONS,
+)
+def _lm_eval_task(store: RunStore, path: str | Path, **options: Any) -> ExportResult:
+    res = export_lm_eval(store, path, **options)
+    task = res.files[0].stem.rsplit("_", 1)[0] if res.files else "?"
+    as_chat = " --apply_chat_template" if options.get("mode") == "protocol" else ""
+    res.notes.append(f"what each task measures: {res.path / 'README.md'}")
+    res.commands.append(
+        (
+            "run it with",
+            f"lm_eval --include_path {shlex.quote(str(res.path))} --tasks {task} "
+            f"--model ...{as_chat}",
+        )
+    )
+    return res
 
 
 def export_run(
@@ -219,44 +264,59 @@ def export_run(
     **options: Any,
 ) -> ExportResult:
     """Export a run directory in ``fmt``; ``output`` defaults to a file or folder in the run.
-    ``options`` go to the format's writer as they are (``mode=`` for ``lm-eval``).
+    ``options`` are the format's own (``mode=`` for ``lm-eval``, ``chat=`` for ``sft``...),
+    checked against what it declares before anything is read; ``task`` and ``all_examples``
+    are lm-eval's, kept as keywords for older callers.
 
     An output on a run store, or inside another run, is refused before anything is read or
     written (OutputError; see ``cdvkit.store.outputs``)."""
-    if fmt not in EXPORTERS:
-        raise ValueError(f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})")
-    fmt_ = EXPORTERS.get(fmt)
+    fmt_ = _format(fmt)
+    given = {**({"task": task} if task is not None else {}), **options}
+    if all_examples:
+        given["all_examples"] = True
+    settings = fmt_.settings(fmt, given)
     out = Path(output) if output else Path(run_dir) / fmt_.default_name
     if not output:
         check_writable_output(out, run_dir, "pass -o/--output to export elsewhere")
     check_output(out, run=run_dir, folder=fmt_.folder)
     with RunStore(run_dir, lock=False, readonly=True) as store:
-        return fmt_.write(store, out, task=task, all_examples=all_examples, **options)
+        return fmt_.write(store, out, **settings)
 
 
-# Formats that are one text file, so `cdv export -o -` can write them to stdout.
-TEXT_EXPORTS: dict[str, Callable[[RunStore], tuple[str, int]]] = {
-    "jsonl": jsonl_text,
-    "reference": reference_text,
-}
+def _format(fmt: str) -> Exporter:
+    if fmt not in EXPORTERS:
+        # A plugin meant to provide it that could not says so; else the formats there are.
+        raise ValueError(
+            EXPORTERS.problem(fmt)
+            or f"unknown export format {fmt!r} (available: {', '.join(EXPORTERS)})"
+        )
+    return EXPORTERS.get(fmt)
 
 
-def export_text(run_dir: str | Path, fmt: str) -> tuple[str, int]:
+def export_text(run_dir: str | Path, fmt: str, **options: Any) -> tuple[str, int]:
     """A run's export in a one-file format as text (what ``export_run`` would write), and its
     count: examples, or questions with one for ``reference``. Nothing is written anywhere."""
-    if fmt not in TEXT_EXPORTS:
+    fmt_ = _format(fmt)
+    if fmt_.text is None:
         raise ValueError(
-            f"--format {fmt} cannot go to stdout (one that can: {', '.join(TEXT_EXPORTS)})"
+            f"--format {fmt} cannot go to stdout (one that can: {', '.join(_text_formats())})"
         )
+    settings = fmt_.settings(fmt, options)
     with RunStore(run_dir, lock=False, readonly=True) as store:
-        return TEXT_EXPORTS[fmt](store)
+        return fmt_.text(store, **settings)
+
+
+def _text_formats() -> dict[str, Callable[..., tuple[str, int]]]:
+    return {e.name: e.value.text for e in EXPORTERS.entries() if e.value.text is not None}
 
 
 def __getattr__(name: str) -> Any:
-    # FORMATS and DEFAULT_NAMES read the registry when asked, so a format registered later
-    # (a plugin) is listed too.
+    # FORMATS, DEFAULT_NAMES and TEXT_EXPORTS read the registry when asked, so a format
+    # registered later (a plugin) is listed too.
     if name == "FORMATS":
         return tuple(EXPORTERS)
     if name == "DEFAULT_NAMES":
         return {e.name: e.value.default_name for e in EXPORTERS.entries()}
+    if name == "TEXT_EXPORTS":  # formats that are one text file, so -o - can write them
+        return _text_formats()
     raise AttributeError(name)

@@ -384,8 +384,24 @@ def export_training(
     # Refused before anything is read: an output on a run store, or inside another run.
     check_output(out, run=run_dir, folder=True)
     with RunStore(run_dir, lock=False, readonly=True) as store:
-        pairs = collect_pairs(store, response=response, first_only=first_only)
-        examples = example_rows(store)
+        return write_training(store, out, fmt, chat, test_share, seed, response, first_only)
+
+
+def write_training(
+    store: RunStore,
+    out: Path,
+    fmt: str,
+    chat: bool = False,
+    test_share: float = 0.2,
+    seed: int = 0,
+    response: str = "auto",
+    first_only: bool = False,
+) -> TrainingExport:
+    """``export_training`` from an open store to a checked ``out`` (the sft and dpo export
+    formats' writer, cdvkit.mitigation.formats)."""
+    run_dir = store.run_dir
+    pairs = collect_pairs(store, response=response, first_only=first_only)
+    examples = example_rows(store)
     if not pairs:
         raise ValueError(f"{run_dir} has no CDV example to train on")
     train_ids, test_ids = split_questions((p.question_id for p in pairs), test_share, seed)

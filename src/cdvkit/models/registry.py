@@ -10,6 +10,7 @@ never tested by name elsewhere.
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ from cdvkit.models.options import (
     Option,
     Options,
 )
-from cdvkit.registry import Registry
+from cdvkit.registry import PartError, Registry, describe
 
 ModelFactory = Callable[..., Model]
 
@@ -50,7 +51,31 @@ class ProviderInfo:
         return {**MODEL_OPTIONS, **self.options}
 
 
-PROVIDERS: Registry[ProviderInfo] = Registry("model provider", "cdvkit.providers")
+def _provider_part(name: str, value: Any) -> ProviderInfo:
+    """What a provider registers as: a ProviderInfo (``@provider``), or a Model subclass named
+    by an entry point, built as ``cls(spec, name, **options)`` or ``cls.from_spec(...)``."""
+    if isinstance(value, ProviderInfo):
+        return value
+    expected = (
+        "a ProviderInfo (register with cdvkit.models.registry.provider) or a Model subclass "
+        "taking (spec, name, **options)"
+    )
+    if not (isinstance(value, type) and issubclass(value, Model)):
+        raise PartError(f"expected {expected}, got {describe(value)}")
+    if inspect.isabstract(value):
+        raise PartError(f"expected {expected}, got {describe(value)}, which has no _generate()")
+    make = getattr(value, "from_spec", value)
+    try:
+        inspect.signature(make).bind("provider/model", "model")
+    except TypeError:
+        raise PartError(f"expected {expected}, got {describe(value)}, which does not") from None
+    doc = (value.__doc__ or "").strip().splitlines()
+    return ProviderInfo(name, make, description=doc[0] if doc else "")
+
+
+PROVIDERS: Registry[ProviderInfo] = Registry(
+    "model provider", "cdvkit.providers", accept=_provider_part
+)
 
 
 def provider(
@@ -197,7 +222,11 @@ def split_spec(spec: str) -> tuple[str, str]:
         )
     name, model = spec.split("/", 1)
     if name not in PROVIDERS:
-        raise ValueError(f"unknown provider {name!r} in {spec!r} (known: {', '.join(PROVIDERS)})")
+        # A plugin meant to provide it that could not: say which and why, not just "unknown".
+        why = PROVIDERS.problem(name)
+        raise ValueError(
+            why or f"unknown provider {name!r} in {spec!r} (known: {', '.join(PROVIDERS)})"
+        )
     if not model:
         raise ValueError(f"model {spec!r} names no model after {name}/")
     return name, model

@@ -24,11 +24,13 @@ from cdvkit.prompts.templates import (
     load_prompts_file,
     prompt_set,
 )
-from cdvkit.registry import Registry
+from cdvkit.registry import Registry, instance_of
 
 # Prompt defences ``cdv evaluate --defense NAME`` adds to the target's system prompt; more are
 # registered by name (``DEFENSES.add(name, text)``) or given as a file.
-DEFENSES: Registry[str] = Registry("defense", "cdvkit.defenses")
+DEFENSES: Registry[str] = Registry(
+    "defense", "cdvkit.defenses", accept=instance_of(str, "the text of a defence (a str)")
+)
 DEFENSES.add("none", "", help="no defence: the protocol's own prompt")
 DEFENSES.add(
     "ignore-irrelevant",

@@ -18,7 +18,7 @@ from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import BackendUnavailableError
 from cdvkit.prompts import MalformedJSON, judge_request, judge_template, read_verdict
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
-from cdvkit.registry import Registry
+from cdvkit.registry import Registry, factory
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
 from cdvkit.tasks.numeric import numbers_in, reference_number, same_number
@@ -175,7 +175,13 @@ class LLMJudge:
 
 
 ConstraintFactory = Callable[..., Constraint]  # factory(ctx: BuildContext, **options)
-CONSTRAINTS: Registry[ConstraintFactory] = Registry("constraint", "cdvkit.constraints")
+CONSTRAINTS: Registry[ConstraintFactory] = Registry(
+    "constraint",
+    "cdvkit.constraints",
+    accept=factory(
+        "a constraint factory (ctx, **options) -> constraint", "ctx", methods=("check",)
+    ),
+)
 
 
 @CONSTRAINTS.register("length", help="at most max_ratio times the parent's length (default 10)")

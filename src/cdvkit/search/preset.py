@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from cdvkit.registry import Registry
+from cdvkit.registry import Registry, factory
 
 # The reference's target settings: "near-zero temperature", five simulations.
 REFERENCE_TEMPERATURE = 0.01
@@ -40,7 +40,9 @@ PAPER_TEMPERATURE = 0.0001
 Recipe = Callable[[], dict[str, Any]]
 # Presets are recipes registered by name (``--preset NAME``, entry point group cdvkit.recipes):
 # each returns the settings it stands for, which fill in what the user left unset.
-PRESETS: Registry[Recipe] = Registry("preset", "cdvkit.recipes")
+PRESETS: Registry[Recipe] = Registry(
+    "preset", "cdvkit.recipes", accept=factory("a recipe: a function () -> dict of settings")
+)
 
 
 @PRESETS.register("reference", help="the reference implementation's call pattern (to compare)")

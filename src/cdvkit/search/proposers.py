@@ -23,7 +23,7 @@ from cdvkit.prompts import (
     render_request,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
-from cdvkit.registry import Registry
+from cdvkit.registry import Registry, factory
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
 from cdvkit.tasks.numeric import reference_number
@@ -248,7 +248,11 @@ def rewrites(proposer: str | None) -> bool:
 
 
 ProposerFactory = Callable[..., Proposer]  # factory(ctx: BuildContext, **options)
-PROPOSERS: Registry[ProposerFactory] = Registry("proposer", "cdvkit.proposers")
+PROPOSERS: Registry[ProposerFactory] = Registry(
+    "proposer",
+    "cdvkit.proposers",
+    accept=factory("a proposer factory (ctx, **options) -> proposer", "ctx", methods=("propose",)),
+)
 
 
 @PROPOSERS.register("template", help="fixed phrasings naming the wrong option (offline, no model)")

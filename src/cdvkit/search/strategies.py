@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from cdvkit.registry import Registry
+from cdvkit.registry import Registry, factory
 from cdvkit.search.node import Node
 
 
@@ -90,7 +90,16 @@ class RandomShot:
 
 
 StrategyFactory = Callable[..., Strategy]
-STRATEGIES: Registry[StrategyFactory] = Registry("strategy", "cdvkit.strategies")
+STRATEGIES: Registry[StrategyFactory] = Registry(
+    "strategy",
+    "cdvkit.strategies",
+    accept=factory(
+        "a strategy factory (k=, n=, **options) -> strategy",
+        k=2.0,
+        n=1.0,
+        methods=("push", "pop", "expanded"),
+    ),
+)
 
 
 @STRATEGIES.register("best-first", help="the paper's: highest exp(K/score) * depth**-N first")
