@@ -303,7 +303,9 @@ def test_defense_files_with_one_name_keep_separate_results(
         "--bootstrap",
         100,
     )
-    assert "Defenses side by side" in res.output
+    # One table, a column per defence: the two files of one name are told apart.
+    head = next(line for line in res.output.splitlines() if line.startswith("┃ model"))
+    assert "none" in head and "prompt.txt" in head and "prompt.txt@" in res.output
     saved = load_evaluation(out)["evaluations"]
     assert len(saved) == 3 and "prompt.txt" in saved
     other = next(k for k in saved if k.startswith("prompt.txt@"))

@@ -154,6 +154,30 @@ def test_ray_run_matches_local(ray_address: str, reference, tmp_path: Path) -> N
     assert got == ref
 
 
+def test_progress_counts_a_ray_runs_writes_as_they_arrive(
+    ray_address: str, reference, tmp_path: Path
+) -> None:
+    # The workers' writes reach the store as events in this process: the progress display
+    # hears each paid call and each expansion, and ends at the run's own totals.
+    data, rules, ref, _ = reference
+    cfg = config(rules, data)
+    seen: list[tuple[int, int, float]] = []
+    with RunStore(tmp_path / "ray") as store:
+        prepare_store(store, cfg, lambda: load_questions(cfg.data).questions)
+        asyncio.run(
+            run_search(
+                cfg,
+                store,
+                executor=make_executor("ray", workers=2),
+                on_progress=lambda p: seen.append((p.calls, p.examples, p.partial)),
+            )
+        )
+        calls, examples = store.paid_calls("search"), store.count_nodes("good")
+    assert any(partial > 0 for _, _, partial in seen)
+    assert [c for c, _, _ in seen] == sorted(c for c, _, _ in seen)
+    assert seen[-1][:2] == (calls, examples) == (ref["calls"], len(ref["examples"]))
+
+
 def stored_calls(run_dir: Path) -> int:
     try:
         with RunStore(run_dir, lock=False, readonly=True) as store:

@@ -223,7 +223,9 @@ def test_cli_evaluate_report_export(cli_app, tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    assert "overall" in res.output and "evaluation.json" in res.output.replace("\n", "")
+    out = res.output
+    assert "CDV evaluation" in out and "scripted/robust" in out and "cot" in out
+    assert "evaluation.json" in out.replace("\n", "")
     saved = json.loads((run / "evaluation.json").read_text())
     assert list(saved["evaluations"]) == ["none", "cot"]
 

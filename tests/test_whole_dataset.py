@@ -84,9 +84,9 @@ def test_every_question_order_control_and_by_construction(world: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     out = res.output
-    assert "original acc., all questions" in out and "83.3% [" in out
-    assert "0.0% (by construction)" in out and "by construction: scripted/wtarget" in out
-    assert "Order control" in out and "66.7% [" in out and "33.3% [" in out
+    assert "all 83.3%" in out and "100.0% → 33.3%" in out and "drop 66.7%" in out
+    assert "100.0% → 0.0%*" in out and "* by construction: scripted/wtarget" in out
+    assert "order 33.3%" in out and "order 0.0%" in out
     assert "24 answers, 24 from the store, 0 paid calls" in out
 
 
@@ -157,8 +157,8 @@ def test_paper_preset_numbers_table_and_report(world: Path, tmp_path: Path) -> N
     )  # fmt: skip
     assert res.exit_code == 0, res.output
     assert "The paper's numbers" in res.output
-    assert "83.3% [" in res.output and "(n=4, 1 originally failed)" in res.output
-    assert "33.3% [" in res.output
+    assert "83.3% → 50.0%" in res.output and "n=6→4" in res.output
+    assert "1 orig. failed" in res.output and "drop 33.3%" in res.output
 
     # The paper's entry sits beside cdvkit's own; the report shows the paper's table.
     evaluate_json("--run", str(world), "--models", EVAL)

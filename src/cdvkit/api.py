@@ -25,7 +25,7 @@ from typing import Any
 from cdvkit.executors import Executor, LocalExecutor
 from cdvkit.models.base import Model
 from cdvkit.reporting.summary import summarize
-from cdvkit.runs import AUTO, prepare_store, run_search, settle_skips
+from cdvkit.runs import AUTO, SearchProgress, prepare_store, run_search, settle_skips
 from cdvkit.search.build import check_models, role_models
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.forecast import Forecast, forecast_from_store, forecast_run, role_prices
@@ -57,6 +57,10 @@ class RunHooks:
         """Wraps the search; what it yields is called as each question ends, with its id and
         status (and with ``ROOT_ANSWERED`` as ``--prefilter auto`` answers an original first)."""
         yield None
+
+    def progress(self, progress: SearchProgress) -> None:
+        """The search moved while questions are in flight: a node or a paid call was stored
+        (``progress`` holds the calls paid, the examples found, each running question's share)."""
 
 
 @dataclass
@@ -174,6 +178,7 @@ def generate(
                     models=built,
                     executor=executor,
                     on_question_done=on_question_done,
+                    on_progress=hooks.progress,
                 )
             )
         summary = summarize(store)

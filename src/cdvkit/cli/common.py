@@ -11,7 +11,15 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    Task,
+    TextColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 
 from cdvkit.cli.safe_text import SafeConsole
 
@@ -20,14 +28,35 @@ console = SafeConsole()
 err = SafeConsole(stderr=True)
 
 
+class EtaColumn(TimeRemainingColumn):
+    """ "eta H:MM:SS" from the pace so far ("eta ?" before there is one), "took H:MM:SS" once
+    done: the same width either way, so the columns after it stay put."""
+
+    def render(self, task: Task) -> Text:
+        if task.finished_time is not None:
+            return Text(f"took {_clock(task.finished_time)}", style="progress.elapsed")
+        if task.total is not None and task.completed >= task.total:
+            # Done before it started (a resumed run with nothing left): nothing was timed.
+            return Text("done", style="progress.elapsed")
+        left = task.time_remaining
+        return Text("eta " + ("?" if left is None else _clock(left)), style="progress.remaining")
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
 def progress_bar(count: str) -> Progress:
-    """The progress bar every long command shows on stderr; ``count`` is its last column (a
-    template over the task's fields, such as ``"{task.fields[examples]} examples"``)."""
+    """The progress bar every long command shows on stderr: what it does, the bar, done/total,
+    the time left (from the pace so far), then ``count`` (a template over the task's fields,
+    such as ``"{task.fields[examples]} examples"``). Narrow enough for 80 columns."""
     return Progress(
         TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
+        BarColumn(bar_width=12),
         MofNCompleteColumn(),
-        TimeElapsedColumn(),
+        EtaColumn(),
         TextColumn(count),
         console=err,
     )
@@ -117,19 +146,34 @@ def add_command(app: typer.Typer, name: str, callback: Any, **settings: Any) -> 
     app.command(name, **settings)(callback)
 
 
-# Where the work runs: the same options on every command that can run on Ray.
+# Where the work runs: the same options on every command that can run on Ray, in a help panel of
+# their own (so --ray-gpus-per-worker is not cut at 80 columns by a neighbour's --no-x column).
+WHERE_PANEL = "Where it runs"
 ExecutorOption = Annotated[
-    str, typer.Option(help="local (this process) | ray (a pool of Ray actors).")
+    str,
+    typer.Option(
+        help="local (this process) | ray (a pool of Ray actors).", rich_help_panel=WHERE_PANEL
+    ),
 ]
 RayAddressOption = Annotated[
     str | None,
-    typer.Option(help="Ray cluster: 'auto' (ray start), an address; default a local Ray."),
+    typer.Option(
+        help="Ray cluster: 'auto' (ray start), an address; default a local Ray.",
+        rich_help_panel=WHERE_PANEL,
+    ),
 ]
 RayWorkersOption = Annotated[
-    int | None, typer.Option(help="Ray actors (default: cluster CPUs / 1 per worker).")
+    int | None,
+    typer.Option(
+        help="Ray actors (default: cluster CPUs / 1 per worker).", rich_help_panel=WHERE_PANEL
+    ),
 ]
 RayGpusOption = Annotated[
-    float, typer.Option(help="GPUs each Ray actor reserves (local hf/ models on GPU).")
+    float,
+    typer.Option(
+        help="GPUs each Ray actor reserves (local hf/ models on GPU).",
+        rich_help_panel=WHERE_PANEL,
+    ),
 ]
 
 

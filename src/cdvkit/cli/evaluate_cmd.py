@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 
 from cdvkit.api import EvalHooks
 from cdvkit.cli.common import (
@@ -30,7 +31,14 @@ from cdvkit.cli.common import (
     progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
-from cdvkit.cli.eval_tables import print_defense_comparison, print_evaluation
+from cdvkit.cli.eval_tables import print_results
+
+# `cdv evaluate --help` in panels: each a table of its own, sized by its own longest option name,
+# so none is cut at 80 columns.
+ASKED = "What is asked"
+PROTOCOL = "Protocol: how each model is asked"
+RESULTS = "Results"
+BUDGETS = "Budgets and throughput"
 
 
 def split_models(values: list[str]) -> list[str]:
@@ -45,13 +53,20 @@ def evaluate_command(
     ctx: typer.Context,
     run: Annotated[
         list[Path] | None,
-        typer.Option("--run", help="Run directory whose examples to evaluate (repeatable)."),
+        typer.Option(
+            "--run",
+            help="Run directory whose examples to evaluate (repeatable).",
+            metavar="DIR",
+            rich_help_panel=ASKED,
+        ),
     ] = None,
     examples: Annotated[
         list[str] | None,
         typer.Option(
             "--examples",
             help="cdvkit JSONL or the reference's JSON output; PATH or LABEL=PATH (repeatable).",
+            metavar="[LABEL=]PATH",
+            rich_help_panel=ASKED,
         ),
     ] = None,
     models: Annotated[
@@ -59,6 +74,8 @@ def evaluate_command(
         typer.Option(
             "--models",
             help="Models to evaluate: --models M1 M2 ..., or comma-separated, or repeated.",
+            metavar="MODEL",
+            rich_help_panel=ASKED,
         ),
     ] = None,
     defense: Annotated[
@@ -67,34 +84,56 @@ def evaluate_command(
             "--defense",
             help="none | ignore-irrelevant | cot | a system prompt file (PATH or file:PATH); "
             "repeat to compare defenses side by side.",
+            metavar="DEFENSE",
+            rich_help_panel=ASKED,
         ),
     ] = None,
     protocol: Annotated[
         str | None,
         typer.Option(
             help="sample (n step-by-step answers; right when one is) | exact (the most likely "
-            "choice). Default: the first --run's protocol, else sample."
+            "choice). Default: the first --run's protocol, else sample.",
+            rich_help_panel=PROTOCOL,
         ),
     ] = None,
     samples: Annotated[
-        int | None, typer.Option(help="Protocol: answers per question (default: the run's, or 5).")
+        int | None,
+        typer.Option(
+            help="Protocol: answers per question (default: the run's, or 5).",
+            rich_help_panel=PROTOCOL,
+        ),
     ] = None,
     temperature: Annotated[
         float | None,
-        typer.Option(help="Protocol: sampling temperature (default: the run's, or 0.01)."),
+        typer.Option(
+            help="Protocol: sampling temperature (default: the run's, or 0.01).",
+            rich_help_panel=PROTOCOL,
+        ),
     ] = None,
     target_prompt: Annotated[
-        str | None, typer.Option(help="Protocol: letter | paper (default: the run's, or letter).")
+        str | None,
+        typer.Option(
+            help="Protocol: letter | paper (default: the run's, or letter).",
+            rich_help_panel=PROTOCOL,
+        ),
     ] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="Exact protocol: wrong only when P(correct) is also below this."),
+        typer.Option(
+            help="Exact protocol: wrong only when P(correct) is also below this.",
+            rich_help_panel=PROTOCOL,
+        ),
     ] = None,
     scoring: Annotated[
         str | None, typer.Option(hidden=True, help="Old name of --protocol.")
     ] = None,
     all_examples: Annotated[
-        bool, typer.Option("--all-examples", help="Every example per question, not the first.")
+        bool,
+        typer.Option(
+            "--all-examples",
+            help="Every example per question, not the first.",
+            rich_help_panel=ASKED,
+        ),
     ] = False,
     preset: Annotated[
         str | None,
@@ -102,18 +141,24 @@ def evaluate_command(
             help="paper: the paper's evaluation (one answer at temperature 0.0001 in its prompt "
             "format, the extractor on every answer) and its numbers: original accuracy over "
             "every question, enhanced over the first example (originally failed questions as "
-            "themselves), drop."
+            "themselves), drop.",
+            rich_help_panel=PROTOCOL,
         ),
     ] = None,
     data: Annotated[
         str | None,
         typer.Option(
             help="The dataset (built-in name or file) the --examples were found on, so accuracy "
-            "covers every question of it, not only those with an example."
+            "covers every question of it, not only those with an example.",
+            rich_help_panel=ASKED,
         ),
     ] = None,
     by: Annotated[
-        str, typer.Option(help="Rows per dataset or per subject (the questions' subject field).")
+        str,
+        typer.Option(
+            help="Rows per dataset or per subject (the questions' subject field).",
+            rich_help_panel=RESULTS,
+        ),
     ] = "dataset",
     order_control: Annotated[
         bool,
@@ -121,35 +166,52 @@ def evaluate_command(
             "--order-control/--no-order-control",
             help="Also ask each original with its example's choice order, splitting the drop "
             "into the order's part and the distraction's (one more answer per example).",
+            rich_help_panel=PROTOCOL,
         ),
     ] = True,
     out: Annotated[
         Path | None,
-        typer.Option(help="Where answers and evaluation.json go (default: the first --run)."),
+        typer.Option(
+            help="Where answers and evaluation.json go (default: the first --run).",
+            rich_help_panel=RESULTS,
+        ),
     ] = None,
     extractor: Annotated[
-        str | None, typer.Option(help="provider/model mapping unparsable answers to a choice.")
+        str | None,
+        typer.Option(
+            help="provider/model mapping unparsable answers to a choice.", rich_help_panel=PROTOCOL
+        ),
     ] = None,
     grader: Annotated[
         str | None,
-        typer.Option(help="provider/model deciding free-form answers the readers cannot settle."),
+        typer.Option(
+            help="provider/model deciding free-form answers the readers cannot settle.",
+            rich_help_panel=PROTOCOL,
+        ),
     ] = None,
     base_url: Annotated[
-        str | None, typer.Option(help="Base URL of an OpenAI-compatible server.")
+        str | None,
+        typer.Option(help="Base URL of an OpenAI-compatible server.", rich_help_panel=PROTOCOL),
     ] = None,
     max_calls: Annotated[
-        int | None, typer.Option(help="Ceiling on paid calls for this command.")
+        int | None,
+        typer.Option(help="Ceiling on paid calls for this command.", rich_help_panel=BUDGETS),
     ] = None,
     max_cost: Annotated[
-        float | None, typer.Option(help="Ceiling on cost (USD) for this command.")
+        float | None,
+        typer.Option(help="Ceiling on cost (USD) for this command.", rich_help_panel=BUDGETS),
     ] = None,
-    concurrency: Annotated[int, typer.Option(help="Answers requested at once.")] = 16,
+    concurrency: Annotated[
+        int, typer.Option(help="Answers requested at once.", rich_help_panel=BUDGETS)
+    ] = 16,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     ray_workers: RayWorkersOption = None,
     ray_gpus_per_worker: RayGpusOption = 0.0,
-    bootstrap: Annotated[int, typer.Option(help="Paired bootstrap resamples.")] = 10_000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    bootstrap: Annotated[
+        int, typer.Option(help="Paired bootstrap resamples.", rich_help_panel=RESULTS)
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.", rich_help_panel=RESULTS)] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
 ) -> None:
@@ -238,11 +300,11 @@ def evaluate_command(
         out = {"results_dir": str(result.results_dir), "evaluations": entries}
         print(json.dumps(out | {"skipped_rows": hooks.skipped}, indent=2))
         return
-    for entry in entries:
-        print_evaluation(entry)
-    if len(entries) > 1:
-        print_defense_comparison(entries)
-    console.print(f"results written to [cyan]{result.results_dir / 'evaluation.json'}[/]")
+    print_results(entries)
+    console.print(
+        f"results written to [cyan]{escape(str(result.results_dir / 'evaluation.json'))}[/]",
+        highlight=False,
+    )
 
 
 class CliEvalHooks(EvalHooks):
@@ -279,7 +341,8 @@ class CliEvalHooks(EvalHooks):
         if self.quiet:
             yield None
             return
-        with progress_bar("{task.fields[cached]} cached") as progress:
+        # "from the store": answers that needed no paid request (see evaluation.evaluator).
+        with progress_bar("{task.fields[cached]} from the store") as progress:
             task = progress.add_task(f"evaluating ({defense.label})", total=None, cached=0)
 
             def update(p: Any) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, get_type_hints
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
 from cdvkit.api import RunHooks
 from cdvkit.cli.common import (
@@ -31,6 +31,7 @@ from cdvkit.cli.common import (
     progress_bar,
 )
 from cdvkit.cli.common import fail as _fail
+from cdvkit.cli.layout import TEXT, Col, print_fitted
 from cdvkit.search.config import SearchConfig
 
 # Exit codes: 0 every question has its result; 1 questions incomplete (calls failed, server down,
@@ -38,6 +39,11 @@ from cdvkit.search.config import SearchConfig
 STOPPED_BY_BUDGET = 3
 # Questions ended between two refreshes of the progress bar's forecast.
 FORECAST_EVERY = 5
+# The progress bar's last column: calls paid and examples found so far (earlier sessions of the
+# run included), then the forecast total once the run's own rates are known.
+PROGRESS_COUNT = (
+    "{task.fields[calls]} calls, {task.fields[examples]} examples{task.fields[forecast]}"
+)
 
 
 def generate(
@@ -47,8 +53,9 @@ def generate(
         list[str] | None,
         typer.Option(
             "--set",
-            help="A setting by its config file key, KEY=VALUE (repeatable), e.g. "
-            "--set roles.target.concurrency=64. `cdv init` lists them.",
+            metavar="KEY=VALUE",
+            help="A setting by its config file key (repeatable), e.g. "
+            "roles.target.concurrency=64. `cdv init` lists them.",
         ),
     ] = None,
     executor: ExecutorOption = "local",
@@ -135,6 +142,7 @@ class CliHooks(RunHooks):
         # The rows --skip-invalid left out and the rows loaded after a repair, for --json.
         self.skipped: list[dict[str, Any]] = []
         self.warnings: list[dict[str, Any]] = []
+        self._moved: Any = None  # the progress bar's update while the search runs
 
     def loaded(self, result: Any) -> None:
         self.skipped = [row_problem(p) for p in result.skipped]
@@ -176,12 +184,25 @@ class CliHooks(RunHooks):
         from cdvkit.search.forecast import forecast_from_store
         from cdvkit.store.status import ROOT_ANSWERED
 
-        with progress_bar("{task.fields[examples]} examples{task.fields[forecast]}") as progress:
-            task = progress.add_task(
-                "searching", total=total, completed=done, examples=0, forecast=""
-            )
-
+        # A resumed run starts from its real totals: the calls it paid, the examples it holds.
+        fields = {
+            "calls": store.paid_calls("search"),
+            "examples": store.count_nodes("good"),
+            "forecast": "",
+        }
+        with progress_bar(PROGRESS_COUNT) as progress:
+            task = progress.add_task("searching", total=total, completed=done, **fields)
             ended_here = answered = 0
+            partial = 0.0  # the questions in flight, by how far their searches have gone
+
+            def show() -> None:
+                progress.update(task, completed=done + ended_here + partial, **fields)
+
+            def moved(p: Any) -> None:
+                nonlocal partial
+                partial = p.partial
+                fields.update(calls=p.calls, examples=p.examples)
+                show()
 
             def ended(_qid: str, status: str) -> None:
                 nonlocal ended_here, answered
@@ -191,23 +212,25 @@ class CliHooks(RunHooks):
                     progress.update(task, description=f"prefilter auto: {answered} originals")
                     return
                 ended_here += 1
-                update: dict[str, Any] = {}
                 # Once enough questions have finished, the run's own rates replace the priors;
                 # reading them scans every call, so not after every question.
                 if ended_here % FORECAST_EVERY == 0:
                     fc = forecast_from_store(store)
-                    if fc is not None:
-                        lo, mid, hi = fc.cost
-                        update["forecast"] = f", forecast USD {mid:.2f} ({lo:.2f}-{hi:.2f})"
-                progress.update(
-                    task,
-                    description="searching",
-                    advance=1,
-                    examples=store.count_nodes("good"),
-                    **update,
-                )
+                    if fc is not None and fc.cost[2] > 0:
+                        fields["forecast"] = f", ~USD {fc.cost[1]:.2f} in all"
+                fields["examples"] = store.count_nodes("good")
+                progress.update(task, description="searching")
+                show()
 
-            yield ended
+            self._moved = moved
+            try:
+                yield ended
+            finally:
+                self._moved = None
+
+    def progress(self, progress: Any) -> None:
+        if self._moved is not None:
+            self._moved(progress)
 
 
 def row_problem(problem: Any) -> dict[str, Any]:
@@ -218,21 +241,28 @@ def row_problem(problem: Any) -> dict[str, Any]:
 
 
 def print_forecast(fc: Any) -> None:
-    """The forecast per role (the middle, then the range from easy to hard to fool), the
-    models priced, then its one-line total; narrow enough for 80 columns."""
-    t = Table(title="Forecast per role: mid (low-high)", title_justify="left")
-    for col in ("role", "calls", "tokens in", "tokens out", "USD"):
-        t.add_column(col, justify="left" if col == "role" else "right", no_wrap=True)
+    """The forecast per role (the middle, then below it the range from easy to hard to fool),
+    the models priced, then its one-line total; every number whole at 80 columns."""
+    cols = [
+        Col("role"),
+        Col("calls", justify="right"),
+        Col("tokens in", justify="right"),
+        Col("tokens out", justify="right"),
+        Col("USD", justify="right"),
+    ]
+    rows = []
     for r in fc.roles.values():
-        usd = f"{r.cost[1]:.4f} ({r.cost[0]:.4f}-{r.cost[2]:.4f})" if r.priced else "no price"
-        t.add_row(
-            r.role,
-            f"{r.calls[1]:,.0f} ({r.calls[0]:,.0f}-{r.calls[2]:,.0f})",
-            f"{r.prompt_tokens:,.0f}",
-            f"{r.completion_tokens:,.0f}",
-            usd,
+        usd = f"{r.cost[1]:.4f}\n({r.cost[0]:.4f}-{r.cost[2]:.4f})" if r.priced else "no price"
+        rows.append(
+            [
+                r.role,
+                f"{r.calls[1]:,.0f}\n({r.calls[0]:,.0f}-{r.calls[2]:,.0f})",
+                f"{r.prompt_tokens:,.0f}",
+                f"{r.completion_tokens:,.0f}",
+                usd,
+            ]
         )
-    console.print(t)
+    print_fitted(console, "Forecast per role: mid (low-high)", cols, rows)
     models = dict.fromkeys(f"{r.role} {r.model}" for r in fc.roles.values() if r.model)
     if models:
         console.print("models: " + ", ".join(models), highlight=False)
@@ -242,31 +272,95 @@ def print_forecast(fc: Any) -> None:
 def print_summary(s: dict[str, Any]) -> None:
     from cdvkit.reporting.tables import summary_rows, usage_row
 
-    t = Table(title="CDV search summary", show_header=False, title_justify="left")
-    t.add_column("what")
-    t.add_column("value", justify="right")
-    rows = summary_rows(s)
-    for k, v in rows:
-        t.add_row(k, str(v))
-    console.print(t)
+    rows = [[k, str(v)] for k, v in summary_rows(s)]
+    print_fitted(
+        console,
+        "CDV search summary",
+        [Col("what", TEXT), Col("value", justify="right")],
+        rows,
+        show_header=False,
+    )
     if s["by_role"]:
-        r = Table(title="Calls and tokens per role", title_justify="left")
-        for col in ("role", "calls", "samples", "prompt tokens", "completion tokens", "cost"):
-            r.add_column(col, justify="right" if col != "role" else "left")
-        for role, u in s["by_role"].items():
-            r.add_row(*usage_row(role, u))
-        console.print(r)
+        cols = [Col("role")] + [
+            Col(h, justify="right")
+            for h in ("calls", "samples", "prompt tokens", "completion tokens", "cost")
+        ]
+        usage = [usage_row(role, u) for role, u in s["by_role"].items()]
+        print_fitted(console, "Calls and tokens per role", cols, usage)
     if s.get("failures"):
-        f = Table(title="Requests refused or failed, by reason", title_justify="left")
-        for col in ("kind", "role", "count", "questions", "reason"):
-            f.add_column(col, justify="right" if col in ("count", "questions") else "left")
-        for g in s["failures"][:15]:
-            f.add_row(g["kind"], g["role"], str(g["count"]), str(g["questions"]), g["reason"])
-        console.print(f)
+        cols = [
+            Col("kind"),
+            Col("role"),
+            Col("count", justify="right"),
+            Col("questions", justify="right"),
+            Col("reason", TEXT),
+        ]
+        failed = [
+            [g["kind"], g["role"], str(g["count"]), str(g["questions"]), g["reason"]]
+            for g in s["failures"][:15]
+        ]
+        print_fitted(console, "Requests refused or failed, by reason", cols, failed)
     if s.get("protocol"):
         console.print(f"protocol: {s['protocol']}", highlight=False)
     if "run_dir" in s:
-        console.print(f"run stored in [cyan]{s['run_dir']}[/]", highlight=False)
+        console.print(f"run stored in [cyan]{escape(s['run_dir'])}[/]", highlight=False)
+
+
+# `cdv generate --help` lists its settings in panels, by topic. Each panel is a table of its own,
+# so its option names are sized by its own longest: at 80 columns none is cut. The on/off flags
+# (two spellings each, --x/--no-x, in a column of their own) share one panel for that reason.
+PANELS: dict[str, tuple[str, ...]] = {
+    "Data": ("preset", "data", "split", "limit", "seed", "skip_invalid", "strict", "task"),
+    "Models": ("target", "fool", "proposer", "judge", "extractor", "grader", "base_url"),
+    "Protocol: how the target is asked": (
+        "protocol",
+        "samples",
+        "temperature",
+        "target_prompt",
+        "proposer_prompt",
+        "judge_prompt",
+        "prompts",
+        "max_tokens",
+        "choice_order",
+        "threshold",
+    ),
+    "Search": (
+        "scoring",
+        "strategy",
+        "k",
+        "n",
+        "max_expansions",
+        "max_good",
+        "max_depth",
+        "proposals",
+        "wrong_answers",
+        "proposer_temperature",
+    ),
+    "On/off": (
+        "sequential",
+        "batch_samples",
+        "always_extract",
+        "judge_last",
+        "proposer_batch",
+        "leak_check",
+    ),
+    "Budgets and throughput": ("max_calls", "max_cost", "concurrency", "model_concurrency"),
+    "Constraints": ("length_ratio", "similarity_floor", "constraints"),
+    "Prefilter": (
+        "prefilter",
+        "prefilter_threshold",
+        "prefilter_warmup",
+        "prefilter_batch",
+        "include_skipped",
+    ),
+}
+OTHER_SETTINGS = "Other settings"  # a setting added without a panel still shows, here
+# What a repeatable option takes, shown in place of its type (``<list[str]>``).
+METAVARS = {"target": "MODEL", "max_tokens": "ROLE=N", "constraints": "NAME:OPTS"}
+
+
+def _panel(name: str) -> str:
+    return next((p for p, names in PANELS.items() if name in names), OTHER_SETTINGS)
 
 
 def _config_options() -> list[inspect.Parameter]:
@@ -287,7 +381,13 @@ def _config_options() -> list[inspect.Parameter]:
                 default=None,
                 annotation=Annotated[
                     base if "None" in str(base) else base | None,
-                    typer.Option(*decls, help=f.metadata["help"], show_default=False),
+                    typer.Option(
+                        *decls,
+                        help=f.metadata["help"],
+                        show_default=False,
+                        metavar=METAVARS.get(f.name),
+                        rich_help_panel=_panel(f.name),
+                    ),
                 ],
             )
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import shlex
 import textwrap
 from dataclasses import fields
 from pathlib import Path
@@ -178,10 +179,13 @@ def init_command(
         write_text(path, starter_config())
     except OutputError as exc:
         raise _fail(str(exc), exc.code) from None
+    console.print(f"wrote {path}: edit it, then run:", highlight=False, markup=False)
+    # The command whole on its own line, never wrapped, so it pastes as one.
     console.print(
-        f"wrote {path}: edit it, then run `cdv generate --config {path}`",
+        f"  cdv generate --config {shlex.quote(str(path))}",
         highlight=False,
         markup=False,
+        soft_wrap=True,
     )
 
 

@@ -6,37 +6,30 @@ Registered on the main app with ``register(app)``; shares ``cdvkit.cli.common`` 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
 from cdvkit.cli.common import add_command, console
+from cdvkit.cli.layout import TEXT, WHOLE, WORDS, Col, print_fitted
 
 
 def show_rows(
     rows: list[dict[str, Any]],
-    columns: tuple[str, ...],
+    columns: dict[str, str],
     title: str,
     as_json: bool,
-    overflow: Literal["fold", "crop", "ellipsis", "ignore"] = "ellipsis",
-    whole: tuple[str, ...] = (),
+    keys: int = 1,
 ) -> None:
-    """A listing as JSON (every field of every row) or as a table of ``columns``; the
-    ``whole`` columns (names people type) are never wrapped nor cut, the others give way."""
+    """A listing as JSON (every field of every row) or as a table of ``columns`` (each with
+    what it holds: ``WHOLE`` names people type, ``WORDS``, ``TEXT``; see cdvkit.cli.layout),
+    one block per row where even that would be too wide; nothing is cut."""
     if as_json:
         print(json.dumps(rows, indent=2))
         return
-    t = Table(title=title)
-    for col in columns:
-        if col in whole:
-            width = max([len(col), *(len(str(r[col])) for r in rows)])
-            t.add_column(col, no_wrap=True, min_width=width)
-        else:
-            t.add_column(col, overflow=overflow)
-    for row in rows:
-        t.add_row(*(str(row[c]) for c in columns))
-    console.print(t)
+    cols = [Col(name, kind) for name, kind in columns.items()]
+    cells = [[str(row[c]) for c in columns] for row in rows]
+    print_fitted(console, title, cols, cells, keys=keys)
 
 
 def datasets(
@@ -57,11 +50,10 @@ def datasets(
     ]
     show_rows(
         rows,
-        ("name", "task", "source", "split", "about"),
+        {"name": WHOLE, "task": WHOLE, "source": WHOLE, "split": WHOLE, "about": TEXT},
         "Built-in datasets (or pass --data path/to/file.json|jsonl|csv)",
         as_json,
-        overflow="fold",
-        whole=("name", "task"),
+        keys=2,
     )
 
 
@@ -84,16 +76,13 @@ def models(
                 "about": info.description,
             }
         )
-    if as_json:
-        print(json.dumps(rows, indent=2))
-        return
-    t = Table(title="Model providers (model strings look like provider/model)")
-    for col in ("provider", "example", "status", "about"):
-        t.add_column(col)
-    for row in rows:
-        status = ("[green]" if row["usable"] else "[yellow]") + str(row["status"]) + "[/]"
-        t.add_row(row["provider"], row["example"], status, row["about"])
-    console.print(t)
+    show_rows(
+        rows,
+        {"provider": WHOLE, "status": WORDS, "example": WHOLE, "about": TEXT},
+        "Model providers (model strings look like provider/model)",
+        as_json,
+        keys=2,
+    )
 
 
 def parts(
@@ -113,10 +102,10 @@ def parts(
     ]
     show_rows(
         rows,
-        ("kind", "name", "used as", "about"),
+        {"kind": WORDS, "name": WHOLE, "used as": WORDS, "about": TEXT},
         "Registered parts (add your own: README, How to add a part)",
         as_json,
-        overflow="fold",
+        keys=2,
     )
 
 

@@ -13,10 +13,10 @@ from typing import Annotated, Any
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from cdvkit.cli.common import USER_ERRORS, console, err
 from cdvkit.cli.common import fail as _fail
+from cdvkit.cli.layout import Col, print_fitted
 
 DATA_HELP = (
     'Labelled questions: a reference-format JSON file (instruction/output Yes|No; "Yes" = the '
@@ -174,17 +174,19 @@ def register(app: typer.Typer) -> None:
         _print_labels("labels of --data", LABEL_MEANING, result["labels"]["sources"])
         if saved is not None:
             _print_labels("labels the model was trained on", **result["model_labels"])
-        t = Table(title="skipping questions with P(enhanceable) < threshold", title_justify="left")
-        for col in ("threshold", "skipped", "enhanceable lost", "skips that were right"):
-            t.add_column(col, justify="right")
-        for r in result["thresholds"]:
-            prec = r["precision_of_skip"]
-            t.add_row(
+        cols = [
+            Col(h, justify="right")
+            for h in ("threshold", "skipped", "enhanceable lost", "skips that were right")
+        ]
+        rows = [
+            [
                 f"{r['threshold']:g}",
                 f"{r['skipped']} ({r['skipped_share']:.0%})",
                 f"{r['enhanceable_lost']} ({r['enhanceable_lost_share']:.0%})",
-                "–" if prec is None else f"{prec:.0%}",
-            )
-        console.print(t)
+                "–" if r["precision_of_skip"] is None else f"{r['precision_of_skip']:.0%}",
+            ]
+            for r in result["thresholds"]
+        ]
+        print_fitted(console, "skipping questions with P(enhanceable) < threshold", cols, rows)
 
     app.add_typer(sub, name="prefilter")

@@ -67,8 +67,11 @@ def prompts(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the templates as JSON.")] = False,
 ) -> None:
-    """Print the templates in effect, as a prompts file: copy it, edit any text or reply
-    reading, and pass it back with `cdv generate --prompts FILE`."""
+    """Print the templates in effect as a prompts file, to edit and pass to --prompts.
+
+    Copy it, edit any text or how a reply is read, and pass it back with
+    `cdv generate --prompts FILE`.
+    """
     from cdvkit.protocol import prompts_from_config
     from cdvkit.search.config import SearchConfig, parse_settings
 

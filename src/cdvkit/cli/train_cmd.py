@@ -16,6 +16,10 @@ from rich.markup import escape
 from cdvkit.cli.common import USER_ERRORS, console, err
 from cdvkit.cli.common import fail as _fail
 
+# `cdv train --help` in panels, each sized by its own longest option name (none cut at 80 columns).
+LORA = "LoRA"
+TRAINING = "Training"
+
 
 def train_command(
     data: Annotated[
@@ -29,33 +33,66 @@ def train_command(
         typer.Option("--output", "-o", help="Where the adapter / model goes (hf/<output>)."),
     ] = None,
     lora: Annotated[
-        bool, typer.Option("--lora/--no-lora", help="LoRA adapter, or full fine-tuning.")
+        bool,
+        typer.Option(
+            "--lora/--no-lora", help="LoRA adapter, or full fine-tuning.", rich_help_panel=LORA
+        ),
     ] = True,
     merge: Annotated[
         bool,
-        typer.Option("--merge", help="Save the LoRA adapter merged into a standalone model."),
+        typer.Option(
+            "--merge",
+            help="Save the LoRA adapter merged into a standalone model.",
+            rich_help_panel=LORA,
+        ),
     ] = False,
-    epochs: Annotated[float, typer.Option(help="Passes over the data.")] = 3.0,
+    epochs: Annotated[
+        float, typer.Option(help="Passes over the data.", rich_help_panel=TRAINING)
+    ] = 3.0,
     max_steps: Annotated[
-        int | None, typer.Option(help="Stop after this many optimizer steps (wins over epochs).")
+        int | None,
+        typer.Option(
+            help="Stop after this many optimizer steps (wins over epochs).",
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(help="Learning rate (default: 2e-4 SFT / 5e-5 DPO with LoRA, lower full)."),
+        typer.Option(
+            help="Learning rate (default: 2e-4 SFT / 5e-5 DPO with LoRA, lower full).",
+            rich_help_panel=TRAINING,
+        ),
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Rows per device per step.")] = 4,
-    grad_accum: Annotated[int, typer.Option(help="Gradient accumulation steps.")] = 1,
-    lora_r: Annotated[int, typer.Option(help="LoRA rank.")] = 8,
-    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.")] = 16,
+    batch_size: Annotated[
+        int, typer.Option(help="Rows per device per step.", rich_help_panel=TRAINING)
+    ] = 4,
+    grad_accum: Annotated[
+        int, typer.Option(help="Gradient accumulation steps.", rich_help_panel=TRAINING)
+    ] = 1,
+    lora_r: Annotated[int, typer.Option(help="LoRA rank.", rich_help_panel=LORA)] = 8,
+    lora_alpha: Annotated[int, typer.Option(help="LoRA alpha.", rich_help_panel=LORA)] = 16,
     target_modules: Annotated[
-        str, typer.Option(help="LoRA target modules (peft's 'all-linear' or comma-separated).")
+        str,
+        typer.Option(
+            help="LoRA target modules (peft's 'all-linear' or comma-separated).",
+            rich_help_panel=LORA,
+        ),
     ] = "all-linear",
-    beta: Annotated[float, typer.Option(help="DPO beta.")] = 0.1,
-    max_length: Annotated[int, typer.Option(help="Longest tokenized row (prompt+answer).")] = 1024,
-    seed: Annotated[int, typer.Option(help="Training seed.")] = 0,
-    device: Annotated[str, typer.Option(help="auto (GPU when present) | cpu | cuda")] = "auto",
+    beta: Annotated[float, typer.Option(help="DPO beta.", rich_help_panel=TRAINING)] = 0.1,
+    max_length: Annotated[
+        int, typer.Option(help="Longest tokenized row (prompt+answer).", rich_help_panel=TRAINING)
+    ] = 1024,
+    seed: Annotated[int, typer.Option(help="Training seed.", rich_help_panel=TRAINING)] = 0,
+    device: Annotated[
+        str, typer.Option(help="auto (GPU when present) | cpu | cuda", rich_help_panel=TRAINING)
+    ] = "auto",
     gradient_checkpointing: Annotated[
-        bool, typer.Option("--gradient-checkpointing", help="Trade compute for GPU memory.")
+        bool,
+        typer.Option(
+            "--gradient-checkpointing",
+            help="Trade compute for GPU memory.",
+            rich_help_panel=TRAINING,
+        ),
     ] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -110,7 +147,8 @@ def train_command(
         f"{res.seconds:.1f}s), train loss {loss}; {kind} saved to {res.output}",
         highlight=False,
     )
-    console.print(f"load it as hf/{res.output}", highlight=False)
+    console.print("load it as:", highlight=False)
+    console.print(f"  hf/{res.output}", highlight=False, markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

@@ -8,6 +8,7 @@ where it stopped and a repeated one costs nothing.
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from typing import Any
 
 from cdvkit.evaluation.defenses import Defense
@@ -31,6 +32,30 @@ from cdvkit.store import RunStore
 # exact protocol on a model without choice probabilities): stop at once instead of recording one
 # failure per answer.
 FATAL = (AuthenticationError, BackendUnavailableError, OutageError, UnsupportedError)
+
+
+# The paid requests made while one answer is asked (its extractor's and grader's included). An
+# answer that needed none came from the store: its score was stored, or every call it needed was
+# in the call cache. This is what "from the store" counts (ItemScore.cached, answers.cached).
+_paid_for_answer: ContextVar[list[int] | None] = ContextVar("paid_for_answer", default=None)
+
+
+class _AnswerBudget(Budget):
+    """``inner``, also counting each request it lets out against the answer being asked."""
+
+    def __init__(self, inner: Budget) -> None:
+        super().__init__()
+        self.inner = inner
+
+    async def acquire(self) -> Any:
+        token = await self.inner.acquire()
+        paid = _paid_for_answer.get()
+        if paid is not None:
+            paid[0] += 1
+        return token
+
+    def release(self, token: Any, cost: float, *, sent: bool = True) -> None:
+        self.inner.release(token, cost, sent=sent)
 
 
 def load_backend(spec: str, concurrency: int, base_url: str | None) -> Model:
@@ -63,7 +88,7 @@ class Evaluator:
         self.store = store
         self.defense = defense
         self.settings = settings
-        self.budget = budget or Budget()
+        self.budget = _AnswerBudget(budget or Budget())
         self._memory: dict[str, dict[str, Any]] = {}  # answers when no store is attached
         self._owned: list[Model] = []
         backends = dict(backends or {})
@@ -127,6 +152,8 @@ class Evaluator:
         if hit is not None:
             return ItemScore(float(hit["accuracy"]), hit["mode"], True)
         current_question.set(item.id)
+        paid = [0]
+        _paid_for_answer.set(paid)  # this answer's own task: its siblings count apart
         try:
             out = await self.askers[model].ask(
                 variant.question, variant.choices, variant.answer, variant.answer_key
@@ -157,4 +184,4 @@ class Evaluator:
                 "created": time.time(),
             },
         )
-        return ItemScore(accuracy, out.mode, False)
+        return ItemScore(accuracy, out.mode, paid[0] == 0)
