@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.evaluation.defenses import Defense, resolve_defense
-from cdvkit.evaluation.evaluator import load_backend
 from cdvkit.evaluation.items import ExampleSet
 from cdvkit.evaluation.results import EvalProgress, ItemScore, Tally, assemble_results, eval_jobs
 from cdvkit.evaluation.settings import EvalSettings, eval_key
@@ -21,6 +20,7 @@ from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.models.errors import BudgetExceeded, error_named
 from cdvkit.models.preflight import Wanted, preflight
+from cdvkit.models.registry import load_backend
 from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
 from cdvkit.store.records import EvaluationResult
@@ -133,7 +133,7 @@ async def check_eval_models(
             "evaluated",
             spec,
             spec,
-            lambda spec=spec: load_backend(spec, concurrency, base_url),
+            lambda spec=spec: load_backend(spec, concurrency=concurrency, base_url=base_url),
         )
         for spec in dict.fromkeys(models)
     ]
@@ -145,7 +145,9 @@ async def check_eval_models(
                     role,
                     spec,
                     spec,
-                    lambda spec=spec: load_backend(spec, concurrency, base_url),
+                    lambda spec=spec: load_backend(
+                        spec, concurrency=concurrency, base_url=base_url
+                    ),
                 )
             )
     built = await preflight(wanted)

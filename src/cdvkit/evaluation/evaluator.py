@@ -19,20 +19,11 @@ from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import RoleClient, current_question
 from cdvkit.models.errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    OutageError,
     UnsupportedError,
 )
-from cdvkit.models.registry import load_model, provider_of
+from cdvkit.models.registry import load_backend
 from cdvkit.protocol import Asker
 from cdvkit.store import RunStore
-
-# Errors no other question would escape (bad key, missing backend, a server that is down, an
-# exact protocol on a model without choice probabilities): stop at once instead of recording one
-# failure per answer.
-FATAL = (AuthenticationError, BackendUnavailableError, OutageError, UnsupportedError)
-
 
 # The paid requests made while one answer is asked (its extractor's and grader's included). An
 # answer that needed none came from the store: its score was stored, or every call it needed was
@@ -56,14 +47,6 @@ class _AnswerBudget(Budget):
 
     def release(self, token: Any, cost: float, *, sent: bool = True) -> None:
         self.inner.release(token, cost, sent=sent)
-
-
-def load_backend(spec: str, concurrency: int, base_url: str | None) -> Model:
-    opts: dict[str, Any] = {"concurrency": concurrency}
-    if base_url and provider_of(spec).takes_base_url:
-        # --base-url names an OpenAI-compatible server; other providers keep their own endpoint.
-        opts["base_url"] = base_url
-    return load_model(spec, **opts)
 
 
 class Evaluator:
@@ -96,7 +79,7 @@ class Evaluator:
         for spec in self.models:
             model = backends.get(spec)
             if model is None:
-                model = load_backend(spec, settings.concurrency, base_url)
+                model = load_backend(spec, concurrency=settings.concurrency, base_url=base_url)
                 self._owned.append(model)
             self.clients[spec] = RoleClient(
                 model, "eval", store=store, budget=self.budget, phase="evaluate"
@@ -116,7 +99,7 @@ class Evaluator:
         backend = (
             model
             if isinstance(model, Model)
-            else load_backend(model, self.settings.concurrency, base_url)
+            else load_backend(model, concurrency=self.settings.concurrency, base_url=base_url)
         )
         if not isinstance(model, Model):
             self._owned.append(backend)

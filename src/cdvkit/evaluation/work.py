@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from cdvkit.evaluation.defenses import Defense
-from cdvkit.evaluation.evaluator import FATAL, Evaluator
+from cdvkit.evaluation.evaluator import Evaluator
 from cdvkit.evaluation.items import EvalItem, Variant
 from cdvkit.evaluation.results import ItemScore
 from cdvkit.evaluation.settings import EvalSettings
 from cdvkit.jobs import JobEnd
 from cdvkit.models.client import current_question
-from cdvkit.models.errors import BudgetExceeded, ModelError
+from cdvkit.models.errors import STOPS_RUN, BudgetExceeded, ModelError
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
@@ -77,7 +77,7 @@ class Scoring:
             async with self.sem:
                 try:
                     sc = await self.ev.score(model, item, v)
-                except (BudgetExceeded, *FATAL):
+                except STOPS_RUN:  # stops the evaluation (cdvkit.models.errors)
                     raise
                 except ModelError as exc:
                     # One failed answer drops the question for this model (pairs must be whole).
@@ -97,7 +97,7 @@ class Scoring:
             if isinstance(r, BudgetExceeded):
                 return JobEnd(job.key, "budget", message=str(r))
         for r in done:
-            if isinstance(r, FATAL):
+            if isinstance(r, STOPS_RUN):
                 return JobEnd(job.key, "fatal", message=str(r), error=type(r).__name__)
         bug = next((r for r in done if isinstance(r, BaseException)), None)
         if bug is not None:

@@ -105,8 +105,21 @@ class OutageError(ModelError):
     sent = True
 
 
-# Errors that stop a whole run (or evaluation) where it is: no other question would escape them.
-STOPS_RUN: tuple[type[BaseException], ...] = (AuthenticationError, OutageError, BudgetExceeded)
+# The one policy for a model error, decided here and only asked elsewhere:
+# - retried: a ModelError whose ``retryable`` is true (429, 5xx, timeouts, broken connections),
+#   with back-off, by the model itself (Model._call), counted once;
+# - stops the run (or evaluation) where it is: the errors below, which no other question would
+#   escape (a refused key, a server that is down, the budget spent, a backend that cannot be
+#   built, a model without what the protocol needs); nothing paid is lost, a rerun resumes;
+# - lost: any other ModelError, after its retries: that call's question is incomplete (no
+#   result), the run goes on, and a rerun pays for that call again.
+STOPS_RUN: tuple[type[BaseException], ...] = (
+    AuthenticationError,
+    OutageError,
+    BudgetExceeded,
+    BackendUnavailableError,
+    UnsupportedError,
+)
 
 
 def error_named(name: str | None, message: str) -> Exception:

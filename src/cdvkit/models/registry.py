@@ -261,6 +261,22 @@ def load_model(spec: str, **options: Any) -> Model:
         ) from None
 
 
+def load_backend(
+    spec: str,
+    *,
+    concurrency: int,
+    base_url: str | None = None,
+    options: dict[str, Any] | None = None,
+) -> Model:
+    """The backend a run or an evaluation uses for ``spec``: its concurrency limit, the run's
+    ``--base-url`` where the provider takes one (an OpenAI-compatible server; others keep their
+    own endpoint), then the role's own options, which win. Nothing is sent."""
+    opts: dict[str, Any] = {"concurrency": concurrency}
+    if base_url and provider_of(spec).takes_base_url:
+        opts["base_url"] = base_url
+    return load_model(spec, **{**opts, **(options or {})})
+
+
 def check_role_options(role: str, options: Any, specs: Iterable[str]) -> None:
     """Check ``[roles.<role>]``'s options against what the providers of ``specs`` (the role's
     models in this run) declare; a role with no model in this run, against any provider's.

@@ -14,10 +14,9 @@ from typing import TYPE_CHECKING, Any
 from cdvkit.data.question import Question
 from cdvkit.jobs import JobEnd
 from cdvkit.models.client import current_question
-from cdvkit.models.errors import BudgetExceeded, ModelError
+from cdvkit.models.errors import STOPS_RUN, BudgetExceeded, ModelError
 from cdvkit.search.build import Roles, build_roles, build_searcher
 from cdvkit.search.config import SearchConfig
-from cdvkit.search.work import FATAL
 
 if TYPE_CHECKING:
     from cdvkit.models.base import Model
@@ -52,7 +51,7 @@ class RootEvaluation:
             result = await self.searcher.search(job)
         except BudgetExceeded as exc:
             return JobEnd(job.id, "budget", "", str(exc))
-        except FATAL as exc:
+        except STOPS_RUN as exc:
             return JobEnd(job.id, "fatal", "", str(exc), error=type(exc).__name__)
         except ModelError as exc:
             return JobEnd(job.id, "failed", "", str(exc))

@@ -14,7 +14,7 @@ from cdvkit.models.base import Model
 from cdvkit.models.budget import Budget
 from cdvkit.models.client import CallStore, RoleClient
 from cdvkit.models.preflight import Wanted, preflight
-from cdvkit.models.registry import is_model, load_model, provider_of
+from cdvkit.models.registry import is_model, load_backend
 from cdvkit.registry import parse_spec
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import CONSTRAINTS, Constraint
@@ -109,12 +109,10 @@ def role_models(cfg: SearchConfig) -> dict[str, str]:
 def load_role_model(cfg: SearchConfig, role: str, spec: str, **defaults: Any) -> Model:
     """The backend of ``role``'s model ``spec``, with the run's options (``defaults`` yield to
     them); nothing is sent."""
-    opts: dict[str, Any] = {"concurrency": cfg.model_concurrency, **defaults}
-    if cfg.base_url and provider_of(spec).takes_base_url:
-        # --base-url names an OpenAI-compatible server; other providers keep their own.
-        opts["base_url"] = cfg.base_url
-    opts.update(cfg.roles.get(role, {}))
-    return load_model(spec, **opts)
+    options = {**defaults, **cfg.roles.get(role, {})}
+    return load_backend(
+        spec, concurrency=cfg.model_concurrency, base_url=cfg.base_url, options=options
+    )
 
 
 async def check_models(cfg: SearchConfig) -> dict[str, Model]:

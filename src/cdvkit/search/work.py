@@ -13,13 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from cdvkit.data.question import Question
 from cdvkit.jobs import JobEnd
 from cdvkit.models.client import current_question
-from cdvkit.models.errors import (
-    AuthenticationError,
-    BackendUnavailableError,
-    BudgetExceeded,
-    ModelError,
-    OutageError,
-)
+from cdvkit.models.errors import STOPS_RUN, BudgetExceeded, ModelError
 from cdvkit.search.build import Roles, build_roles, build_searcher
 from cdvkit.search.config import SearchConfig
 from cdvkit.store.status import QuestionStatus
@@ -30,9 +24,6 @@ if TYPE_CHECKING:
     from cdvkit.search.engine import Searcher
 
 INCOMPLETE = QuestionStatus.INCOMPLETE
-
-# Errors no other question would escape: the whole run stops.
-FATAL = (AuthenticationError, BackendUnavailableError, OutageError)
 
 
 class QuestionRecorder(Protocol):
@@ -61,7 +52,7 @@ async def search_question(searcher: Searcher, q: Question, rec: QuestionRecorder
     except BudgetExceeded as exc:
         rec.set_question_status(q.id, INCOMPLETE, error=str(exc))
         return JobEnd(q.id, "budget", INCOMPLETE, str(exc))
-    except FATAL as exc:
+    except STOPS_RUN as exc:  # the whole run stops (cdvkit.models.errors)
         rec.set_question_status(q.id, INCOMPLETE)
         return JobEnd(q.id, "fatal", INCOMPLETE, str(exc), error=type(exc).__name__)
     except ModelError as exc:
