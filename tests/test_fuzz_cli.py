@@ -215,7 +215,13 @@ def prompts_text(draw: st.DrawFn) -> bytes:
 
 
 @pytest.mark.slow
-def test_no_input_gives_a_traceback_or_touches_a_run(world: dict[str, Path]) -> None:
+def test_no_input_gives_a_traceback_or_touches_a_run(
+    world: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An empty path is the current folder: a run or an output made there stays in the test's.
+    cwd = world["root"] / "cwd"
+    cwd.mkdir(exist_ok=True)
+    monkeypatch.chdir(cwd)
     before = checksums(world["run"])
 
     @settings(
