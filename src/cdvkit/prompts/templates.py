@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import string
-import tomllib
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from cdvkit.prompts.defaults import DEFAULTS
 from cdvkit.prompts.spec import PLACEHOLDERS, Template
+from cdvkit.tomlfile import read_toml
 
 # Reply limits of roles whose templates set none. The target's is large because a reasoning
 # model thinks before it answers: a reply cut short reads as no answer, a wrong one.
@@ -229,16 +229,7 @@ def _check_template(name: str, fields_: Any, where: str) -> dict[str, Any]:
 def load_prompts_file(path: str | Path) -> dict[str, dict[str, Any]]:
     """The overrides a TOML prompts file holds; raises PromptsError (one line) when unusable."""
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PromptsError(f"prompts file {p} not found") from None
-    except IsADirectoryError:
-        raise PromptsError(f"prompts file {p} is a directory") from None
-    except UnicodeDecodeError:
-        raise PromptsError(f"prompts file {p} is not UTF-8 text") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PromptsError(f"prompts file {p} is not valid TOML: {exc}") from None
+    raw = read_toml(p, "prompts file", PromptsError)
     return check_overrides(raw, f"prompts file {p}")
 
 

@@ -3,9 +3,10 @@ of ``--max-tokens``. Each unreadable input is one line naming the file or the it
 
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 from typing import Any
+
+from cdvkit.tomlfile import read_toml
 
 
 def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
@@ -24,18 +25,7 @@ def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
 def load_toml(path: str | Path) -> dict[str, Any]:
     """Read a config file; keys may sit at the top level or under a [generate] table."""
     p = Path(path)
-    try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValueError(f"config file {p} not found") from None
-    except IsADirectoryError:
-        raise ValueError(f"config file {p} is a directory, not a TOML file") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"config file {p} is not UTF-8 text (is it a TOML file?)") from None
-    except OSError as exc:
-        raise ValueError(f"config file {p} cannot be read: {exc.strerror or exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ValueError(f"config file {p} is not valid TOML: {exc}") from None
+    raw = read_toml(p, "config file")
     section = raw.pop("generate", {})
     if not isinstance(section, dict):
         raise ValueError(f"config file {p}: generate must be a table, [generate]")
