@@ -30,6 +30,7 @@ from cdvkit.models.errors import (
     CLOSED,
     RATE_LIMITED,
     REFUSED,
+    RESET,
     SERVER_ERROR,
     TIMEOUT,
     OutageError,
@@ -141,8 +142,11 @@ async def test_a_connection_dropped_without_reply_is_not_a_timeout(provider, ser
     # The case: the server died under a request, and the OpenAI SDK's transport called
     # it "Request timed out." milliseconds later; it was recorded as "timed out after 60s".
     err, took = await failure_of(hosted(provider, servers["dropping"].port, timeout=60))
-    assert err.kind == CLOSED, err
-    assert "closed the connection" in str(err) and "timed out" not in str(err)
+    # The kernel reports the drop as a close or a reset depending on timing: both say the
+    # server went away, neither is a timeout.
+    assert err.kind in (CLOSED, RESET), err
+    assert "closed the connection" in str(err) or "connection reset" in str(err), err
+    assert "timed out" not in str(err)
     assert took < 5
 
 

@@ -192,7 +192,10 @@ class RoleClient:
                 question_id=current_question.get(),
                 kind=kind,
                 phase=self.phase,
-                stops_run=isinstance(exc, STOPS_RUN),
+                # A missing capability is often a probe its caller recovers from (a server
+                # without log-probs: the search falls back to sampled answers), so it is shown
+                # as it happens; when nobody recovers, the run's stop names it as well.
+                stops_run=isinstance(exc, STOPS_RUN) and not isinstance(exc, UnsupportedError),
             )
 
     # --- generation ----------------------------------------------------------------------------
