@@ -89,7 +89,7 @@ async def test_reference_extractor_overrides_the_local_parse():
     }
     _, searcher = reference_searcher(models)
     res = await searcher.goal.evaluate(Node.root(SKY))
-    assert res.rate == 1.0
+    assert res.score == 1.0
     assert [a["status"] for a in res.answers] == ["extracted"] * 5
 
 
@@ -104,7 +104,7 @@ async def test_default_goal_extracts_only_unparsable_replies_once_each():
         extractor=RoleClient(extractor, "extractor"),
     )
     res = await goal.evaluate(Node.root(SKY))
-    assert res.rate == 1.0
+    assert res.score == 1.0
     assert len(target.calls) == 1 and target.calls[0][1] == 5  # one request with n=5
     assert len(extractor.calls) == 1  # two identical unreadable replies, one paid extraction
     assert [a["status"] for a in res.answers] == ["ok", "extracted", "ok", "extracted", "ok"]
@@ -149,18 +149,18 @@ async def test_sequential_sampling_stops_at_the_first_correct_answer():
     )
     res = await goal.evaluate(easy)
     assert [(r.first_sample, n) for r, n in target.calls] == [(0, 1)]
-    assert not res.success and len(res.answers) == 1
-    assert res.rate == pytest.approx(2 / 3)  # posterior mean (1 + 1) / (1 + 2), for priority
+    assert not res.candidate and len(res.answers) == 1
+    assert res.score == pytest.approx(2 / 3)  # posterior mean (1 + 1) / (1 + 2), for priority
 
     target.calls.clear()
     res = await goal.evaluate(hard)  # a failing child still gets all n samples
     assert [(r.first_sample, n) for r, n in target.calls] == [(i, 1) for i in range(5)]
-    assert res.success and res.rate == 0.0 and len(res.answers) == 5
+    assert res.candidate and res.score == 0.0 and len(res.answers) == 5
 
     target.calls.clear()
     res = await goal.evaluate(late)
     assert [(r.first_sample, n) for r, n in target.calls] == [(0, 1), (1, 1), (2, 1)]
-    assert not res.success and res.rate == pytest.approx(2 / 5)  # ranks above the easy node
+    assert not res.candidate and res.score == pytest.approx(2 / 5)  # ranks above the easy node
 
 
 async def test_sequential_with_batching_sends_the_rest_in_one_request():
@@ -168,17 +168,17 @@ async def test_sequential_with_batching_sends_the_rest_in_one_request():
     goal = TargetGoal(RoleClient(target, "target"), samples=5, scoring="sample", sequential=True)
     res = await goal.evaluate(easy)
     assert [(r.first_sample, n) for r, n in target.calls] == [(0, 1)]
-    assert not res.success and res.rate == pytest.approx(2 / 3)
+    assert not res.candidate and res.score == pytest.approx(2 / 3)
 
     target.calls.clear()
     res = await goal.evaluate(hard)
     assert [(r.first_sample, n) for r, n in target.calls] == [(0, 1), (1, 4)]
-    assert res.success and res.rate == 0.0 and len(res.answers) == 5
+    assert res.candidate and res.score == 0.0 and len(res.answers) == 5
 
     target.calls.clear()
     res = await goal.evaluate(late)
     assert [(r.first_sample, n) for r, n in target.calls] == [(0, 1), (1, 4)]
-    assert not res.success and res.rate == pytest.approx((3 + 1) / (5 + 2))
+    assert not res.candidate and res.score == pytest.approx((3 + 1) / (5 + 2))
 
 
 async def test_sequential_samples_are_the_batched_samples():
@@ -186,14 +186,14 @@ async def test_sequential_samples_are_the_batched_samples():
     target = scripted("t", lambda req, i: ["Answer: B", "Answer: A"][i % 2])
     client = RoleClient(target, "target")
     batched = await TargetGoal(client, samples=5, scoring="sample").evaluate(Node.root(SKY))
-    assert batched.rate == pytest.approx(2 / 5)
+    assert batched.score == pytest.approx(2 / 5)
     calls = len(target.calls)
     seq = await TargetGoal(client, samples=5, scoring="sample", sequential=True).evaluate(
         Node.root(SKY)
     )
     assert len(target.calls) == calls  # every sample came from the cache
     assert [a["choice"] for a in seq.answers] == [a["choice"] for a in batched.answers]
-    assert seq.rate == pytest.approx((2 + 1) / (5 + 2))
+    assert seq.score == pytest.approx((2 + 1) / (5 + 2))
 
 
 async def test_judge_last_asks_the_judge_only_about_failed_children():

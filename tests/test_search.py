@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import pytest
@@ -165,7 +166,7 @@ async def test_answer_outside_the_choices_lowers_the_rate():
     target = scripted("t", lambda req, i: replies[i % len(replies)])
     goal = TargetGoal(RoleClient(target, "target"), samples=5, scoring="sample")
     res = await goal.evaluate(Node.root(SKY))
-    assert res.rate == pytest.approx(3 / 5)  # the reference would drop F and report 3/3
+    assert res.score == pytest.approx(3 / 5)  # the reference would drop F and report 3/3
     statuses = [a["status"] for a in res.answers]
     assert statuses == ["ok", "outside", "ok", "unparsed", "ok"]
 
@@ -180,7 +181,7 @@ async def test_extractor_reads_unparsable_answers():
         extractor=RoleClient(extractor, "extractor"),
     )
     res = await goal.evaluate(Node.root(SKY))
-    assert res.rate == 1.0
+    assert res.score == 1.0
     assert [a["status"] for a in res.answers] == ["extracted", "extracted"]
 
 
@@ -192,10 +193,10 @@ async def test_exact_scoring_uses_choice_probabilities():
         probs_fn=lambda msgs, mcq: probs["fooled" if MARK in mcq.question else "calm"],
     )
     goal = TargetGoal(RoleClient(model, "target"), scoring="auto", threshold=0.2)
-    assert (await goal.evaluate(Node.root(SKY))).success is False
+    assert (await goal.evaluate(Node.root(SKY))).candidate is False
     node = Node(path="x", depth=2, question=f"{MARK} {SKY.question}", choices=SKY.choices, answer=0)
     res = await goal.evaluate(node)
-    assert res.mode == "exact" and res.success and res.rate == pytest.approx(0.1)
+    assert res.mode == "exact" and res.candidate and res.score == pytest.approx(0.1)
     assert model.calls == []  # no generation was paid for
 
 
@@ -323,3 +324,14 @@ async def test_a_further_round_of_proposals_is_paid_only_while_examples_are_want
     assert len(few.examples) == wrongs and len(prop.calls) == 1
     more = await searcher(wrongs + 1).search(SKY)
     assert len(more.examples) == 2 * wrongs and len(prop.calls) == 1 + 2
+
+
+def test_node_states_are_one_enum_of_the_stored_names():
+    from cdvkit.search import node as ns
+
+    assert [s.value for s in ns.NodeState] == [
+        "root", "open", "good", "rejected", "duplicate", "error",
+    ]  # fmt: skip
+    assert ns.GOOD is ns.NodeState.GOOD and ns.GOOD == "good"
+    record = Node.root(SKY).to_record()
+    assert record["status"] == "root" and json.dumps(record["status"]) == '"root"'

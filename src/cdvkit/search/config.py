@@ -1,7 +1,7 @@
 """The settings of a search run (`cdv generate`): defaults < preset < config file < command line.
 
 Named SearchConfig, not after the command, to keep it apart from GenerateRequest (one request to
-a model); ``GenerateConfig`` is kept as an alias for code written before the rename.
+a model).
 """
 
 from __future__ import annotations
@@ -434,6 +434,3 @@ def parse_settings(items: list[str]) -> dict[str, Any]:
         out[key] = value
     check_values(SearchConfig, out, lambda k: f"--set {k}", skip=CONVERTED)
     return out
-
-
-GenerateConfig = SearchConfig  # the name before it was SearchConfig

@@ -300,7 +300,8 @@ class Searcher:
         pending = [
             c
             for c in self.constraints
-            if (node.verdicts.get(c.name) or {}).get("reason") == DEFERRED
+            # A check put off is the one verdict that is neither passed nor failed.
+            if c.name in node.verdicts and node.verdicts[c.name].get("passed") is None
         ]
         if not pending:
             return True

@@ -35,16 +35,6 @@ class GoalResult:
     accuracy: float | None = None  # the share of right answers (sampled)
     outcome: Outcome | None = None  # set when the score is the protocol's own answer
 
-    @property
-    def rate(self) -> float:
-        """The score's name before it was ``score`` (kept for code written against it)."""
-        return self.score
-
-    @property
-    def success(self) -> bool:
-        """``candidate``'s name before it was ``candidate``."""
-        return self.candidate
-
     def to_outputs(self) -> dict[str, Any]:
         out: dict[str, Any] = {"mode": self.mode, "answers": self.answers}
         if self.probs is not None:

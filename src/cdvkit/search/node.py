@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from cdvkit.data.question import MULTIPLE_CHOICE, Question
 from cdvkit.tasks import AnswerKey
 
-# Node statuses, as stored.
-ROOT = "root"
-OPEN = "open"  # valid, target still right sometimes: may be expanded
-GOOD = "good"  # valid, and the target fails it under the protocol: a CDV example
-REJECTED = "rejected"  # a constraint said no
-DUPLICATE = "duplicate"  # same text as a node already in this tree
-ERROR = "error"  # a model call failed for good
+
+class NodeState(StrEnum):
+    """A node's status; the value is what the store, the exports and the reports hold."""
+
+    ROOT = "root"
+    OPEN = "open"  # valid, target still right sometimes: may be expanded
+    GOOD = "good"  # valid, and the target fails it under the protocol: a CDV example
+    REJECTED = "rejected"  # a constraint said no
+    DUPLICATE = "duplicate"  # same text as a node already in this tree
+    ERROR = "error"  # a model call failed for good
+
+
+ROOT, OPEN, GOOD, REJECTED, DUPLICATE, ERROR = NodeState
 
 
 @dataclass
@@ -29,7 +36,7 @@ class Node:
     distraction: str | None = None
     placement: str | None = None
     target_option: str | None = None
-    status: str = OPEN
+    status: NodeState = NodeState.OPEN
     # The search's score (GoalResult.score: P(correct), or the share of right answers); stored
     # and exported under the name "rate", as the reference implementation called it.
     score: float | None = None
