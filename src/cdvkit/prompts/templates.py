@@ -18,6 +18,7 @@ own words: its exact wording belongs in a prompts file a user writes, not in thi
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import string
@@ -253,8 +254,15 @@ def prompt_set(
     overrides: dict[str, dict[str, Any]] | None = None, max_tokens: dict[str, int] | None = None
 ) -> PromptSet:
     """The templates with ``overrides`` (checked) and per-role reply limits; the defaults alone
-    when there are none."""
-    limits = check_max_tokens(max_tokens or {})
+    when there are none. The same settings give the same (immutable) set, checked once: every
+    question's search and every forecast line asks for it again."""
+    return _prompt_set(json.dumps([overrides or {}, max_tokens or {}], sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=64)
+def _prompt_set(settings: str) -> PromptSet:
+    overrides, max_tokens = json.loads(settings)
+    limits = check_max_tokens(max_tokens)
     if not overrides:
         return PromptSet(max_tokens=limits) if limits else DEFAULT_PROMPTS
     nested: dict[str, dict[str, Any]] = {}
