@@ -401,3 +401,28 @@ def test_an_executor_is_built_by_name_and_maps_jobs(name: str) -> None:
     )
     assert sorted(e.value for e in ends) == ["A", "B"] and outcome.fatal is None
     assert spec.log[-1] == "closed"
+
+
+# --- declared options: every part of every kind -------------------------------------------
+PARTS = [(k.kind, e.name) for k in part_kinds() for e in k.registry.entries()]
+
+
+@pytest.mark.parametrize("kind,name", PARTS, ids=[f"{k}-{n}" for k, n in PARTS])
+def test_a_parts_declared_options_hold_and_reach_it(kind: str, name: str) -> None:
+    # What `cdv parts` lists and a spec is checked against: each option has help and a default
+    # its own rule takes (a required one may default to None), the part's factory takes it by
+    # name, and the roles it calls are names `--role NAME=provider/model` can give.
+    registry = KINDS[kind].registry
+    entry = registry.entry(name)
+    assert all(isinstance(r, str) and r.isidentifier() for r in entry.roles)
+    if entry.options is None:
+        return  # declares nothing: its spec's options reach it unchecked
+    for key, opt in entry.options.items():
+        assert opt.help.strip(), f"{kind} {name}:{key} has no help"
+        opt.check(f"{kind} {name}:{key}", opt.default)  # raises SettingError naming it
+    if not any(o.required for o in entry.options.values()):
+        assert registry.settings(name, {}) == {k: o.default for k, o in entry.options.items()}
+    if callable(entry.value) and not isinstance(entry.value, type):
+        params = inspect.signature(entry.value).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        assert takes_any or set(entry.options) <= set(params), (kind, name, set(params))

@@ -15,6 +15,14 @@ imported, or the part itself (registered under the entry point's name). They are
 first time a name is not found or the registry is listed. An entry point that fails to load,
 names the wrong kind of object or a module that registers nothing is one warning, and asking for
 its name is one line naming the entry point, its group and what was expected.
+
+A part declares the options its spec takes, each with a default, help and the values it allows
+(``options={"floor": option(0.5, "...", min=0, below=1)}`` at registration, or an ``OPTIONS``
+attribute of the part itself, as garak's ``DEFAULT_PARAMS``), and the roles of the models it
+calls (``roles=("critic",)`` or ``ROLES``: a run names their models with
+``--role critic=provider/model``).
+``Registry.settings`` checks a spec's options against that declaration and fills in the defaults;
+``cdv parts`` lists them. A part that declares nothing takes its options unchecked, as before.
 """
 
 from __future__ import annotations
@@ -24,11 +32,14 @@ import json
 import sys
 import types
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from importlib import import_module
 from importlib.metadata import entry_points
 from typing import Any, Generic, TypeVar
+
+from cdvkit.allowed import Allowed, SettingError, check_value
+from cdvkit.allowed import describe as describe_rule
 
 T = TypeVar("T")
 
@@ -45,10 +56,58 @@ class PluginError(ValueError):
 
 
 @dataclass(frozen=True)
+class PartOption:
+    """One option a part's spec takes (``NAME:key=value``): its default, what it does, its type
+    (an annotation; the default's type when left out) and the values it allows, checked by the
+    one check every setting has (cdvkit.allowed). ``required``: the spec must give it."""
+
+    default: Any
+    help: str
+    hint: Any = None
+    allowed: Allowed | None = None
+    required: bool = False
+
+    def type_hint(self) -> Any:
+        if self.hint is not None:
+            return self.hint
+        return Any if self.default is None else type(self.default)
+
+    def check(self, label: str, value: Any) -> None:
+        """Raise SettingError (``{label} must be ..., not ...``) for a value it does not take."""
+        check_value(label, value, self.type_hint(), self.allowed)
+
+    def takes(self) -> str:
+        """What values it takes, in the words a refusal uses (``a number between 0 and 2``)."""
+        return describe_rule(self.type_hint(), self.allowed)
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    hint: Any = None,
+    required: bool = False,
+    allowed: Allowed | None = None,
+    **rule: Any,
+) -> PartOption:
+    """A part's option, declared beside the part: ``option(0.5, "similarity floor", min=0,
+    below=1)``; ``rule`` holds ``Allowed``'s parts (``min``, ``max``, ``above``, ``below``,
+    ``choices``, ``fold``, ``check``, ``why``)."""
+    return PartOption(default, help, hint, Allowed(**rule) if rule else allowed, required)
+
+
+PartOptions = Mapping[str, PartOption]
+
+
+@dataclass(frozen=True)
 class Entry(Generic[T]):
     name: str
     value: T
     help: str = ""
+    # What its spec takes (None: nothing declared, options pass unchecked).
+    options: PartOptions | None = None
+    # The roles of the models it calls, beyond the run's own (--role ROLE=provider/model).
+    roles: tuple[str, ...] = field(default_factory=tuple)
 
 
 def describe(value: Any) -> str:
@@ -146,21 +205,41 @@ class Registry(Generic[T]):
         self._problems: dict[str, str] = {}  # entry point name -> why it registered nothing
         self._plugins_loaded = False
 
-    def register(self, name: str, *, help: str = "") -> Callable[[T], T]:
+    def register(
+        self,
+        name: str,
+        *,
+        help: str = "",
+        options: PartOptions | None = None,
+        roles: tuple[str, ...] | None = None,
+    ) -> Callable[[T], T]:
         def add(value: T) -> T:
-            self.add(name, value, help=help)
+            self.add(name, value, help=help, options=options, roles=roles)
             return value
 
         return add
 
-    def add(self, name: str, value: Any, *, help: str = "") -> None:
+    def add(
+        self,
+        name: str,
+        value: Any,
+        *,
+        help: str = "",
+        options: PartOptions | None = None,
+        roles: tuple[str, ...] | None = None,
+    ) -> None:
+        """Register ``value`` as ``name``; ``options`` and ``roles`` default to the part's own
+        ``OPTIONS`` and ``ROLES`` attributes. A declaration that cannot hold (an option with no
+        help, a default its own rule refuses) is a PartError now, not when a run first uses it."""
         if not name or any(c in name for c in ":,= "):
             raise ValueError(f"{self.kind} name {name!r} may not be empty or hold ':', ',', '='")
         try:
             checked = self.accept(name, value)
+            options = _declared_options(value if options is None else options)
+            roles = _declared_roles(value if roles is None else roles)
         except PartError as exc:
             raise PartError(f"{self.kind} {name!r}: {exc}") from None
-        self._entries[name] = Entry(name, checked, help)
+        self._entries[name] = Entry(name, checked, help, options, roles)
 
     def remove(self, name: str) -> None:
         self._entries.pop(name, None)
@@ -175,6 +254,37 @@ class Registry(Generic[T]):
                 raise PluginError(self._problems[name])
             raise ValueError(f"unknown {self.kind} {name!r} (registered: {', '.join(self)})")
         return entry.value
+
+    def entry(self, name: str) -> Entry[T]:
+        """The registration of ``name`` (its help, options and roles); as ``get`` for a name
+        that is not registered."""
+        self.get(name)
+        return self._entries[name]
+
+    def settings(
+        self, name: str, given: Mapping[str, Any], over: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """The options ``name`` is built with: ``given`` (a spec's, checked) over ``over`` (a
+        run's shorthands for them, checked too) over the declared defaults. An option it does not
+        declare is a SettingError naming the part, the option and the ones it takes; a bad value
+        one naming ``KIND NAME:OPTION``. A part that declares nothing gets ``given`` as it is."""
+        declared = self.entry(name).options
+        if declared is None:
+            return dict(given)
+        for key in given:
+            if key not in declared:
+                takes = f"its options: {', '.join(declared)}" if declared else "it takes none"
+                raise SettingError(f"{self.kind} {name!r} takes no option {key!r} ({takes})")
+        out = {key: opt.default for key, opt in declared.items()}
+        for key, value in {**(over or {}), **given}.items():
+            if key in declared:
+                declared[key].check(f"{self.kind} {name}:{key}", value)
+                out[key] = value
+        missing = [k for k, o in declared.items() if o.required and out[k] is None]
+        if missing:
+            example = ",".join(f"{k}=..." for k in missing)
+            raise SettingError(f"{self.kind} {name!r} needs {', '.join(missing)}: {name}:{example}")
+        return out
 
     def problem(self, name: str) -> str | None:
         """Why the plugin meant to provide ``name`` provides nothing (None: no such plugin)."""
@@ -229,6 +339,33 @@ class Registry(Generic[T]):
     def _problem(self, name: str, line: str) -> None:
         self._problems[name] = line
         warnings.warn(line, stacklevel=3)
+
+
+def _declared_options(source: Any) -> PartOptions | None:
+    """A part's option declarations, checked: from a mapping, or a part's ``OPTIONS``."""
+    declared = source if isinstance(source, Mapping) else getattr(source, "OPTIONS", None)
+    if declared is None:
+        return None
+    if not isinstance(declared, Mapping):
+        raise PartError(f"its options must be a mapping of name to option(), not {declared!r:.40}")
+    for key, opt in declared.items():
+        if not isinstance(opt, PartOption):
+            raise PartError(f"option {key!r} is {describe(opt)}, not a cdvkit.registry.option()")
+        if not str(opt.help).strip():
+            raise PartError(f"option {key!r} has no help")
+        try:
+            opt.check(f"the default of option {key!r}", opt.default)
+        except SettingError as exc:
+            raise PartError(str(exc)) from None
+    return dict(declared)
+
+
+def _declared_roles(source: Any) -> tuple[str, ...]:
+    """The roles a part calls models under: from a tuple, or a part's ``ROLES``."""
+    roles = source if isinstance(source, tuple | list) else getattr(source, "ROLES", ())
+    if isinstance(roles, str) or not all(isinstance(r, str) and r.isidentifier() for r in roles):
+        raise PartError(f"its roles must be a tuple of names, e.g. ('critic',), not {roles!r:.40}")
+    return tuple(roles)
 
 
 def parse_spec(spec: str) -> tuple[str, dict[str, Any]]:

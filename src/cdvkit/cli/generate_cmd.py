@@ -311,7 +311,7 @@ def print_summary(s: dict[str, Any]) -> None:
 # (two spellings each, --x/--no-x, in a column of their own) share one panel for that reason.
 PANELS: dict[str, tuple[str, ...]] = {
     "Data": ("preset", "data", "split", "limit", "seed", "skip_invalid", "strict", "task"),
-    "Models": ("target", "fool", "proposer", "judge", "extractor", "grader", "base_url"),
+    "Models": ("target", "fool", "proposer", "judge", "extractor", "grader", "role", "base_url"),
     "Protocol: how the target is asked": (
         "protocol",
         "samples",
@@ -345,6 +345,8 @@ PANELS: dict[str, tuple[str, ...]] = {
         "leak_check",
     ),
     "Budgets and throughput": ("max_calls", "max_cost", "concurrency", "model_concurrency"),
+    # The built-in constraints' options have shorthands (--similarity-floor for
+    # --constraint similarity:floor=V); their declarations stand beside the parts.
     "Constraints": ("length_ratio", "similarity_floor", "constraints"),
     "Prefilter": (
         "prefilter",
@@ -356,7 +358,12 @@ PANELS: dict[str, tuple[str, ...]] = {
 }
 OTHER_SETTINGS = "Other settings"  # a setting added without a panel still shows, here
 # What a repeatable option takes, shown in place of its type (``<list[str]>``).
-METAVARS = {"target": "MODEL", "max_tokens": "ROLE=N", "constraints": "NAME:OPTS"}
+METAVARS = {
+    "target": "MODEL",
+    "max_tokens": "ROLE=N",
+    "constraints": "NAME:OPTS",
+    "role": "ROLE=MODEL",
+}
 
 
 def _panel(name: str) -> str:

@@ -7,7 +7,7 @@ the same way everywhere; it knows nothing of where it runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from cdvkit.models.base import Model
@@ -15,7 +15,7 @@ from cdvkit.models.budget import Budget
 from cdvkit.models.client import CallStore, RoleClient
 from cdvkit.models.preflight import Wanted, preflight
 from cdvkit.models.registry import is_model, load_backend
-from cdvkit.registry import parse_spec
+from cdvkit.registry import Registry, parse_spec
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import CONSTRAINTS, Constraint
 from cdvkit.search.context import BuildContext
@@ -73,7 +73,9 @@ def proposer_spec(cfg: SearchConfig) -> tuple[str, dict[str, Any]]:
 
 def constraint_specs(cfg: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
     """The constraints a run applies: the built-in checks its settings turn on, then any given
-    by name (``--constraint NAME:key=value``), in that order."""
+    by name (``--constraint NAME:key=value``), in that order. A spec naming a constraint the run
+    applies already sets that one's options (``similarity:floor=0.6``) instead of adding a
+    second, unless it names another model (a second judge)."""
     # A rewrite baseline lengthens the question on purpose (about tenfold), which the length
     # and similarity checks exist to stop; the paper applies neither to its baselines.
     baseline = rewrites(cfg.proposer)
@@ -84,7 +86,39 @@ def constraint_specs(cfg: SearchConfig) -> list[tuple[str, dict[str, Any]]]:
         specs.append(("similarity", {}))
     if cfg.judge:
         specs.append(("judge", {}))
-    return specs + [parse_spec(s) for s in cfg.constraints]
+    for name, opts in (parse_spec(str(s)) for s in cfg.constraints):
+        same = next(
+            (
+                o
+                for n, o in specs
+                if n == name and opts.get("model", o.get("model")) == o.get("model")
+            ),
+            None,
+        )
+        if same is None:
+            specs.append((name, dict(opts)))
+        else:
+            same.update(opts)
+    return specs
+
+
+def shorthands(cfg: SearchConfig, kind: str, name: str) -> dict[str, Any]:
+    """The options of the ``kind`` part ``name`` that settings of ``cfg`` are shorthands for
+    (``similarity_floor`` for the similarity constraint's ``floor``; see search.setting)."""
+    out: dict[str, Any] = {}
+    for f in fields(cfg):
+        part = f.metadata.get("part")
+        if part is not None and part[0] == kind and name in part[1]:
+            out[part[2]] = getattr(cfg, f.name)
+    return out
+
+
+def part_options(
+    cfg: SearchConfig, registry: Registry[Any], name: str, given: dict[str, Any]
+) -> dict[str, Any]:
+    """The options the part ``name`` is built with: its spec's over the run's shorthands for
+    them over its declared defaults (checked; a part that declares nothing gets its spec's)."""
+    return registry.settings(name, given, over=shorthands(cfg, registry.kind, name))
 
 
 def role_models(cfg: SearchConfig) -> dict[str, str]:
@@ -103,7 +137,8 @@ def role_models(cfg: SearchConfig) -> dict[str, str]:
         out["extractor"] = cfg.extractor
     if cfg.grader:
         out["grader"] = cfg.grader
-    return out
+    # The roles registered parts declare and call, with the models --role names for them.
+    return out | {role: model for role, model in cfg.role.items() if role not in out}
 
 
 def load_role_model(cfg: SearchConfig, role: str, spec: str, **defaults: Any) -> Model:
@@ -202,9 +237,10 @@ def build_searcher(cfg: SearchConfig, roles: Roles, store: Any | None) -> Search
     """The search of one question; ``store`` is the run store or a worker's EventRecorder."""
     ctx = BuildContext(cfg, roles.client)
     name, options = proposer_spec(cfg)
-    proposer: Proposer = PROPOSERS.get(name)(ctx, **options)
+    proposer: Proposer = PROPOSERS.get(name)(ctx, **part_options(cfg, PROPOSERS, name, options))
     constraints: list[Constraint] = [
-        CONSTRAINTS.get(name)(ctx, **opts) for name, opts in constraint_specs(cfg)
+        CONSTRAINTS.get(name)(ctx, **part_options(cfg, CONSTRAINTS, name, opts))
+        for name, opts in constraint_specs(cfg)
     ]
     return Searcher(
         proposer=proposer,

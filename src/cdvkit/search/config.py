@@ -22,11 +22,13 @@ from cdvkit.protocol import (
     prompts_from_config,
     protocol_from_config,
 )
-from cdvkit.search.config_files import load_toml, parse_max_tokens
-from cdvkit.search.config_parts import JUDGE_IS_TARGET, check_parts
+from cdvkit.search.config_files import load_toml, parse_max_tokens, parse_role_models
+from cdvkit.search.config_parts import JUDGE_IS_TARGET, REWRITE_AND_LLM, check_parts
+from cdvkit.search.constraints import CONSTRAINTS
 from cdvkit.search.goals_multi import check_targets
 from cdvkit.search.preset import PRESETS
-from cdvkit.search.setting import TEMPERATURE, setting, task_key
+from cdvkit.search.proposers import PROPOSERS
+from cdvkit.search.setting import TEMPERATURE, setting, shorthand, task_key
 from cdvkit.search.strategies import STRATEGIES
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
@@ -35,7 +37,7 @@ CHOICE_ORDERS = ("keep", "shuffle")
 # content, --max-tokens items into a table (their own checks name them); and the role tables,
 # which check_parts reads option by option (never quoting a value: it may be a key); --fool read
 # as text (a TOML 2 is "2") and checked against the number of targets (goals_multi).
-CONVERTED = ("prompts", "max_tokens", "roles", "fool")
+CONVERTED = ("prompts", "max_tokens", "roles", "fool", "role")
 # Role options that hold a credential: they reach the backend, never the run store or a report.
 SECRET_OPTIONS = frozenset({"api_key"})
 
@@ -97,6 +99,13 @@ class SearchConfig:
         "that match no alias, replies with no readable answer).",
     )
     base_url: str | None = setting(None, "Base URL of an OpenAI-compatible server.")
+    # The models of the roles a registered part calls beyond these (cdvkit.search.config_parts).
+    role: dict[str, str] = setting(  # noqa: RUF009 - a dataclasses.field, via setting()
+        help="ROLE=provider/model for a role a part calls (repeatable), e.g. critic=openai/gpt-4o.",
+        flag="--role",
+        cli=list[str],
+        default_factory=dict,
+    )
     # Per-role backend options; in the config file or with --set roles.ROLE.OPTION=VALUE.
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
     # The protocol (cdvkit.protocol): how the target is asked and when it counts as fooled.
@@ -194,15 +203,10 @@ class SearchConfig:
     max_calls: int | None = setting(None, "Run-wide ceiling on paid calls.", min=0)
     max_cost: float | None = setting(None, "Run-wide ceiling on cost (USD).", min=0)
     # constraints
-    length_ratio: float = setting(
-        10.0,
-        "A distracted question is at most this x its parent.",
-        above=1,
-        why="a child is its parent plus a distraction, so 1 or less rejects every child",
-    )
-    similarity_floor: float = setting(
-        0.5, "Embedding similarity floor; 0 turns it off.", min=0, below=1
-    )
+    # Shorthands for the built-in parts' options, declared beside the parts (kept: stored runs
+    # and config files name them); 0 leaves the similarity constraint out.
+    length_ratio: float = shorthand(CONSTRAINTS, "length", "max_ratio")
+    similarity_floor: float = shorthand(CONSTRAINTS, "similarity", "floor")
     leak_check: bool = setting(
         True,
         "Drop distractions that name the answer or label options (default).",
@@ -242,13 +246,9 @@ class SearchConfig:
         "Search the questions a prefilter skipped earlier in this run (paid calls are reused).",
         flag="--include-skipped",
     )
-    proposer_temperature: float = setting(
-        0.7, "The LLM proposer's sampling temperature.", allowed=TEMPERATURE
-    )
-    proposer_batch: bool = setting(
-        True,
-        "One proposer call per node for all wrong options (default), or one per option.",
-        flag="--proposer-batch/--no-proposer-batch",
+    proposer_temperature: float = shorthand(PROPOSERS, REWRITE_AND_LLM, "temperature")
+    proposer_batch: bool = shorthand(
+        PROPOSERS, "llm", "batch", flag="--proposer-batch/--no-proposer-batch"
     )
     wrong_answers: int = setting(
         3, "Free-form questions: wrong answers aimed at per expanded node.", min=1
@@ -335,6 +335,8 @@ class SearchConfig:
 
             # The file's content is the setting: the run records it, not the path.
             values["prompts"] = load_prompts_file(values["prompts"])
+        if isinstance(values.get("role"), list | tuple | str):
+            values["role"] = parse_role_models(values["role"])
         if isinstance(values.get("max_tokens"), list | tuple):
             values["max_tokens"] = parse_max_tokens(values["max_tokens"])
         known = {f.name for f in fields(cls)}

@@ -1,5 +1,6 @@
 """Settings as users write them, before they are SearchConfig's: a TOML config file, the items
-of ``--max-tokens``. Each unreadable input is one line naming the file or the item."""
+of ``--max-tokens`` and ``--role``. Each unreadable input is one line naming the file or the
+item."""
 
 from __future__ import annotations
 
@@ -19,6 +20,22 @@ def parse_max_tokens(items: list[str] | tuple[str, ...]) -> dict[str, int]:
             out[role] = int(n)
         except ValueError:
             raise ValueError(f"--max-tokens {item!r}: not N or ROLE=N (e.g. judge=512)") from None
+    return out
+
+
+def parse_role_models(items: Any) -> dict[str, str]:
+    """``--role`` items (``ROLE=provider/model``, repeatable; a config file may also write a
+    table, ``[role]`` ``critic = "openai/gpt-4o"``) as {role: model}."""
+    if isinstance(items, dict):
+        return dict(items)
+    out: dict[str, str] = {}
+    for item in [items] if isinstance(items, str) else items:
+        role, eq, model = str(item).partition("=")
+        if not eq or not role.strip() or not model.strip():
+            raise ValueError(
+                f"--role {item!r}: not ROLE=provider/model (e.g. critic=openai/gpt-4o)"
+            )
+        out[role.strip()] = model.strip()
     return out
 
 

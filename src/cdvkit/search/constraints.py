@@ -16,9 +16,15 @@ from typing import Any, Protocol
 from cdvkit.data.question import NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import BackendUnavailableError
-from cdvkit.prompts import MalformedJSON, judge_request, judge_template, read_verdict
+from cdvkit.prompts import (
+    JUDGE_PROMPTS,
+    MalformedJSON,
+    judge_request,
+    judge_template,
+    read_verdict,
+)
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
-from cdvkit.registry import Registry, factory
+from cdvkit.registry import Registry, factory, option
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
 from cdvkit.tasks.numeric import numbers_in, reference_number, same_number
@@ -184,18 +190,41 @@ CONSTRAINTS: Registry[ConstraintFactory] = Registry(
 )
 
 
-@CONSTRAINTS.register("length", help="at most max_ratio times the parent's length (default 10)")
-def _length(ctx: BuildContext, *, max_ratio: float | None = None) -> Constraint:
-    return LengthRatio(ctx.cfg.length_ratio if max_ratio is None else max_ratio)
+LENGTH_OPTIONS = {
+    "max_ratio": option(
+        10.0,
+        "A distracted question is at most this x its parent",
+        above=1,
+        why="a child is its parent plus a distraction, so 1 or less rejects every child",
+    )
+}
 
 
-@CONSTRAINTS.register("leak", help="the distraction names no answer and labels no option")
+@CONSTRAINTS.register(
+    "length", help="at most max_ratio times the parent's length", options=LENGTH_OPTIONS
+)
+def _length(ctx: BuildContext, *, max_ratio: float = 10.0) -> Constraint:
+    return LengthRatio(max_ratio)
+
+
+@CONSTRAINTS.register(
+    "leak", help="the distraction names no answer and labels no option", options={}
+)
 def _leak(ctx: BuildContext, **_: Any) -> Constraint:
     return LeakCheck()
 
 
-@CONSTRAINTS.register("similarity", help="embedding similarity to the original >= floor")
-def _similarity(ctx: BuildContext, *, floor: float | None = None) -> Constraint:
+SIMILARITY_OPTIONS = {
+    "floor": option(0.5, "Embedding similarity floor; 0 turns it off", min=0, below=1)
+}
+
+
+@CONSTRAINTS.register(
+    "similarity",
+    help="embedding similarity to the original >= floor",
+    options=SIMILARITY_OPTIONS,
+)
+def _similarity(ctx: BuildContext, *, floor: float = 0.5) -> Constraint:
     try:
         from cdvkit.models.embed_backend import get_embedder
     except ImportError as exc:
@@ -203,10 +232,28 @@ def _similarity(ctx: BuildContext, *, floor: float | None = None) -> Constraint:
             "the similarity constraint needs sentence-transformers: "
             "pip install 'cdvkit[local]', or pass --similarity-floor 0"
         ) from exc
-    return SemanticSimilarity(get_embedder(), ctx.cfg.similarity_floor if floor is None else floor)
+    return SemanticSimilarity(get_embedder(), floor)
 
 
-@CONSTRAINTS.register("judge", help="an LLM checks the answer is unchanged; model=...")
+JUDGE_OPTIONS = {
+    "model": option(
+        None,
+        "provider/model of the judge; default the run's --judge ('target': the target's)",
+        hint=str | None,
+    ),
+    "retries": option(3, "Asks for a readable verdict before dropping the child", min=1),
+    "prompt": option(
+        None,
+        "Its template: standard | paper; default the run's --judge-prompt",
+        hint=str | None,
+        choices=JUDGE_PROMPTS,
+    ),
+}
+
+
+@CONSTRAINTS.register(
+    "judge", help="an LLM checks the answer is unchanged; model=...", options=JUDGE_OPTIONS
+)
 def _judge(
     ctx: BuildContext,
     *,

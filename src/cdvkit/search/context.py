@@ -18,3 +18,11 @@ class BuildContext:
     cfg: Any
     # client(role, "provider/model"): the role names the calls in the run's cost per role.
     client: Callable[[str, str], RoleClient]
+
+    def role(self, name: str) -> RoleClient:
+        """The client of a role the part declared (``roles=("critic",)``), with the model the
+        run names for it (``--role critic=provider/model``) and its ``[roles.critic]`` options."""
+        models = getattr(self.cfg, "role", None) or {}
+        if name not in models:
+            raise ValueError(f"no model for the role {name!r}: pass --role {name}=provider/model")
+        return self.client(name, models[name])

@@ -14,6 +14,7 @@ from typing import Any, Protocol
 from cdvkit.data.question import LETTERS, NUMERIC, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
+    PROPOSER_PROMPTS,
     choice_values,
     parse_batch_proposals,
     proposer_batch_request,
@@ -23,9 +24,10 @@ from cdvkit.prompts import (
     render_request,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
-from cdvkit.registry import Registry, factory
+from cdvkit.registry import Registry, factory, option
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
+from cdvkit.search.setting import TEMPERATURE
 from cdvkit.tasks.numeric import reference_number
 from cdvkit.tasks.prompts import (
     free_proposer_batch_request,
@@ -255,26 +257,49 @@ PROPOSERS: Registry[ProposerFactory] = Registry(
 )
 
 
-@PROPOSERS.register("template", help="fixed phrasings naming the wrong option (offline, no model)")
+@PROPOSERS.register(
+    "template", help="fixed phrasings naming the wrong option (offline, no model)", options={}
+)
 def _template(ctx: BuildContext, **_: Any) -> Proposer:
     return TemplateProposer()
 
 
+# The options of the model-calling proposers, declared once (``cdv parts llm`` lists them).
+MODEL_OPTION = option(None, "provider/model that writes the text", hint=str | None, required=True)
+TEMPERATURE_OPTION = option(0.7, "Its sampling temperature", allowed=TEMPERATURE)
+LLM_OPTIONS = {
+    "model": MODEL_OPTION,
+    "temperature": TEMPERATURE_OPTION,
+    "batch": option(
+        True, "One call per node for all wrong options (default), or one per option (false)"
+    ),
+    "prompt": option(
+        None,
+        "Its template: standard | paper; default the run's --proposer-prompt",
+        hint=str | None,
+        choices=PROPOSER_PROMPTS,
+    ),
+}
+REWRITE_OPTIONS = {"model": MODEL_OPTION, "temperature": TEMPERATURE_OPTION}
+
+
 @PROPOSERS.register(
-    "llm", help="an LLM writes one subtle sentence per wrong option (the paper's); model=..."
+    "llm",
+    help="an LLM writes one subtle sentence per wrong option (the paper's); model=...",
+    options=LLM_OPTIONS,
 )
 def _llm(
     ctx: BuildContext,
     *,
     model: str,
-    temperature: float | None = None,
-    batch: bool | None = None,
+    temperature: float = 0.7,
+    batch: bool = True,
     prompt: str | None = None,
 ) -> Proposer:
     return LLMProposer(
         ctx.client("proposer", model),
-        temperature=ctx.cfg.proposer_temperature if temperature is None else temperature,
-        batch=ctx.cfg.proposer_batch if batch is None else batch,
+        temperature=temperature,
+        batch=batch,
         prompt=ctx.cfg.proposer_prompt if prompt is None else prompt,
         prompts=ctx.cfg.prompt_set(),
     )
@@ -282,14 +307,14 @@ def _llm(
 
 def _rewrite(template: str) -> Callable[..., Proposer]:
     def factory(
-        ctx: BuildContext, *, model: str | None = None, temperature: float | None = None
+        ctx: BuildContext, *, model: str | None = None, temperature: float = 0.7
     ) -> Proposer:
         if not model:
             raise ValueError(f"the {template} baseline needs a model: NAME:model=provider/model")
         return RewriteProposer(
             ctx.client("proposer", model),
             f"rewrite.{template.replace('-', '_')}",
-            temperature=ctx.cfg.proposer_temperature if temperature is None else temperature,
+            temperature=temperature,
             prompts=ctx.cfg.prompt_set(),
         )
 
@@ -300,9 +325,11 @@ PROPOSERS.add(
     "paraphrase-long",
     _rewrite("paraphrase-long"),
     help="the paper's baseline: one paraphrase ~10x longer per question, no search; model=...",
+    options=REWRITE_OPTIONS,
 )
 PROPOSERS.add(
     "background",
     _rewrite("background"),
     help="the paper's baseline: background and examples around each question, no search; model=...",
+    options=REWRITE_OPTIONS,
 )

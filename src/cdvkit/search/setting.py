@@ -45,3 +45,25 @@ def setting(
     if "default_factory" not in kw:
         kw["default"] = default
     return field(metadata={"help": help, "flag": flag, "cli": cli, "allowed": allowed}, **kw)
+
+
+def shorthand(
+    registry: Any, parts: str | tuple[str, ...], key: str, *, flag: str | None = None
+) -> Any:
+    """A setting that is a shorthand for the option ``key`` of the parts ``parts`` of
+    ``registry`` (``--similarity-floor V`` for ``--constraint similarity:floor=V``): its default,
+    help and allowed values are the first part's declaration of the option (a
+    cdvkit.registry.PartOption), so they stand once, beside the part. A run builds those parts
+    with the setting's value where their spec does not give the option (cdvkit.search.build)."""
+    parts = (parts,) if isinstance(parts, str) else parts
+    declared = registry.entry(parts[0]).options[key]
+    return field(
+        default=declared.default,
+        metadata={
+            "help": f"{declared.help} (shorthand for --{registry.kind} {parts[0]}:{key}=V).",
+            "flag": flag,
+            "cli": None,
+            "allowed": declared.allowed,
+            "part": (registry.kind, parts, key),
+        },
+    )

@@ -8,7 +8,7 @@ import math
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from cdvkit.registry import Registry, factory
+from cdvkit.registry import Registry, factory, option
 from cdvkit.search.node import Node
 
 
@@ -102,21 +102,43 @@ STRATEGIES: Registry[StrategyFactory] = Registry(
 )
 
 
-@STRATEGIES.register("best-first", help="the paper's: highest exp(K/score) * depth**-N first")
+# The best-first priority's exponents; a run sets them with --k and --n (search-level settings:
+# every strategy that orders by the priority reads them).
+PRIORITY_OPTIONS = {
+    "k": option(2.0, "Priority exp(K / score) * depth**-N: K (a run sets it with --k)", min=0),
+    "n": option(1.0, "Priority exp(K / score) * depth**-N: N (a run sets it with --n)", min=0),
+}
+
+
+@STRATEGIES.register(
+    "best-first",
+    help="the paper's: highest exp(K/score) * depth**-N first",
+    options=PRIORITY_OPTIONS,
+)
 def _best_first(*, k: float = 2.0, n: float = 1.0, **_: Any) -> Strategy:
     return BestFirst(k, n)
 
 
-@STRATEGIES.register("greedy", help="follow the best child of the last expansion (no backtracking)")
+@STRATEGIES.register(
+    "greedy",
+    help="follow the best child of the last expansion (no backtracking)",
+    options=PRIORITY_OPTIONS,
+)
 def _greedy(*, k: float = 2.0, n: float = 1.0, **_: Any) -> Strategy:
     return Greedy(k, n)
 
 
-@STRATEGIES.register("random", help="one random distraction per wrong option, no tree (a baseline)")
+@STRATEGIES.register(
+    "random", help="one random distraction per wrong option, no tree (a baseline)", options={}
+)
 def _random(**_: Any) -> Strategy:
     return RandomShot()
 
 
 def make_strategy(name: str, *, k: float = 2.0, n: float = 1.0) -> Strategy:
-    """A fresh strategy (one per question) by its registered name."""
-    return STRATEGIES.get(name)(k=k, n=n)
+    """A fresh strategy (one per question) by its registered name: given the priority's K and N
+    where it declares them (or declares nothing, as a plugin written before declarations)."""
+    entry = STRATEGIES.entry(name)
+    knobs = {"k": k, "n": n}
+    options = knobs if entry.options is None else STRATEGIES.settings(name, {}, over=knobs)
+    return entry.value(**options)
