@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cdvkit.evaluation.config import EvalConfig
 from cdvkit.executors import Executor, LocalExecutor
 from cdvkit.models.base import Model
 from cdvkit.reporting.summary import summarize
@@ -310,95 +311,82 @@ def default_eval_dir(paths: list[str]) -> Path:
 
 
 def evaluate(
-    models: list[str],
+    models_or_config: list[str] | EvalConfig | None = None,
     *,
-    run: str | Path | list[str | Path] | None = None,
-    examples: str | list[str] | None = None,
-    out: str | Path | None = None,
-    defense: str | list[str] = "none",
-    protocol: str | None = None,
-    samples: int | None = None,
-    temperature: float | None = None,
-    target_prompt: str | None = None,
-    threshold: float | None = None,
-    all_examples: bool = False,
-    extractor: str | None = None,
-    grader: str | None = None,
-    base_url: str | None = None,
-    max_calls: int | None = None,
-    max_cost: float | None = None,
-    concurrency: int = 16,
-    bootstrap: int = 10_000,
-    seed: int = 0,
-    preset: str | None = None,
-    data: str | None = None,
-    by: str = "dataset",
-    order_control: bool = True,
+    config: EvalConfig | str | Path | None = None,
     executor: Executor | None = None,
     backends: dict[str, Model] | None = None,
     hooks: EvalHooks | None = None,
+    **settings: Any,
 ) -> EvaluationRun:
     """Accuracy of ``models`` on the original and distracted questions of runs (``run``) and
     examples files (``examples``: paths, or ``LABEL=PATH``), under each ``defense``, and on every
     question of the dataset (a run's own questions; ``data`` for examples files).
 
-    The protocol is the first run's unless given (``protocol``, ``samples``, ...); ``preset``
-    ``"paper"`` asks the paper's way (one answer at temperature 0.0001, its prompt, the extractor
-    on every reply: ``extractor``, else the run's) and adds its numbers. ``order_control`` also
-    asks each original in its example's choice order; ``by`` splits rows by ``dataset`` or
-    ``subject``. Everything is read and every model checked before anything is written; answers
-    are stored in ``out`` (default: the first run), so a rerun is free. Raises ValueError (bad
-    input), PreflightError, ReadOnlyRunError, BudgetExceeded, ModelError (a run-stopping
-    failure).
+    The settings are an EvalConfig (cdvkit.evaluation.config): given ready (first argument or
+    ``config=``; ``config`` may also name a TOML file), as keywords (its field names: ``run``,
+    ``examples``, ``models``, ``protocol``, ``samples``, ``bootstrap``...), or both, the keywords
+    over the config. ``executor``, ``backends`` (ready models by name) and ``hooks`` are what it
+    runs with, not settings. The protocol is the first run's unless given (``protocol``,
+    ``samples``, ...); ``preset`` ``"paper"`` asks the paper's way (one answer at temperature
+    0.0001, its prompt, the extractor on every reply: ``extractor``, else the run's) and adds its
+    numbers. ``order_control`` also asks each original in its example's choice order; ``by``
+    splits rows by ``dataset`` or ``subject``. Everything is read and every model checked before
+    anything is written; answers are stored in ``out`` (default: the first run), so a rerun is
+    free. Raises ValueError (bad input; SettingError for a bad setting), PreflightError,
+    ReadOnlyRunError, BudgetExceeded, ModelError (a run-stopping failure), TypeError (a keyword
+    that is no setting).
     """
+    cfg = EvalConfig.from_call(models_or_config, config, settings)
+    return evaluate_config(cfg, executor=executor, backends=backends, hooks=hooks)
+
+
+def evaluate_config(
+    cfg: EvalConfig,
+    *,
+    executor: Executor | None = None,
+    backends: dict[str, Model] | None = None,
+    hooks: EvalHooks | None = None,
+) -> EvaluationRun:
+    """Run the evaluation ``cfg`` describes (see ``evaluate``)."""
     from cdvkit.evaluation import check_eval_models, resolve_defense, save_evaluation
     from cdvkit.evaluation import evaluate as evaluate_sets
     from cdvkit.evaluation.inputs import check_something_to_ask, read_inputs
-    from cdvkit.evaluation.settings import check_eval_options
     from cdvkit.models.budget import Budget
 
-    check_eval_options(
-        {"protocol": protocol, "samples": samples, "temperature": temperature,
-         "target_prompt": target_prompt, "threshold": threshold, "preset": preset, "by": by,
-         "max_calls": max_calls, "max_cost": max_cost, "concurrency": concurrency,
-         "bootstrap": bootstrap, "seed": seed}
-    )  # fmt: skip
     hooks = hooks or EvalHooks()
-    runs = [Path(r) for r in ([run] if isinstance(run, str | Path) else list(run or []))]
-    files = [examples] if isinstance(examples, str) else list(examples or [])
-    if not models:
-        raise ValueError("give the models to evaluate")
-    if not runs and not files:
-        raise ValueError("give the examples to evaluate: a run directory and/or an examples file")
-    defenses = [resolve_defense(d) for d in ([defense] if isinstance(defense, str) else defense)]
-    results_dir = Path(out) if out else (runs[0] if runs else default_eval_dir(files))
+    cfg.require_inputs()
+    models, runs, files = cfg.models, cfg.run, cfg.examples
+    defenses = [resolve_defense(d) for d in cfg.defense]
+    results_dir = cfg.out if cfg.out else (runs[0] if runs else default_eval_dir(files))
     # Every input is read before anything is written: a malformed file leaves nothing behind.
     inputs = read_inputs(
         runs,
         [parse_examples_arg(f) for f in files],
-        data=data,
-        preset=preset,
-        extractor=extractor,
-        protocol=protocol,
-        samples=samples,
-        temperature=temperature,
-        target_prompt=target_prompt,
-        threshold=threshold,
-        all_examples=all_examples,
-        resamples=bootstrap,
-        seed=seed,
-        concurrency=concurrency,
-        order_control=order_control,
-        by=by,
+        data=cfg.data,
+        preset=cfg.preset,
+        extractor=cfg.extractor,
+        protocol=cfg.protocol,
+        samples=cfg.samples,
+        temperature=cfg.temperature,
+        target_prompt=cfg.target_prompt,
+        threshold=cfg.threshold,
+        all_examples=cfg.all_examples,
+        resamples=cfg.bootstrap,
+        seed=cfg.seed,
+        concurrency=cfg.concurrency,
+        order_control=cfg.order_control,
+        by=cfg.by,
     )
     sets, settings, extractor = inputs.sets, inputs.settings, inputs.extractor
     hooks.loaded(sets)
     check_something_to_ask(sets)
     ext_model: Model | None = None
     grader_model: Model | None = None
+    grader, base_url = cfg.grader, cfg.base_url
     if backends is None:
         backends, ext_model, grader_model = asyncio.run(
-            check_eval_models(models, extractor, base_url, concurrency, grader)
+            check_eval_models(models, extractor, base_url, cfg.concurrency, grader)
         )
     if executor is not None and executor.distributed:
         backends, ext_model, grader_model = {}, None, None  # Ray workers build their own
@@ -406,7 +394,7 @@ def evaluate(
     with RunStore(results_dir) as store:
         hooks.starting(settings.protocol())
         store.on_failure = hooks.failure
-        budget = Budget(max_calls, max_cost)
+        budget = Budget(cfg.max_calls, cfg.max_cost)
         for d in defenses:
             paid_before = store.paid_calls("evaluate")
             cost_before = store.total_cost("evaluate")

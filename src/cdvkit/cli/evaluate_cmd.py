@@ -6,12 +6,14 @@ Registered on the main app with ``register(app)``; consoles and error reporting 
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, get_type_hints
 
 import typer
 from rich.markup import escape
@@ -32,6 +34,7 @@ from cdvkit.cli.common import (
 )
 from cdvkit.cli.common import fail as _fail
 from cdvkit.cli.eval_tables import print_results
+from cdvkit.evaluation.config import LISTS, EvalConfig
 
 # `cdv evaluate --help` in panels: each a table of its own, sized by its own longest option name,
 # so none is cut at 80 columns.
@@ -39,6 +42,30 @@ ASKED = "What is asked"
 PROTOCOL = "Protocol: how each model is asked"
 RESULTS = "Results"
 BUDGETS = "Budgets and throughput"
+# Each EvalConfig setting's panel; the options are EvalConfig's declarations (help, default,
+# spelling), so `cdv evaluate` and ``cdvkit.evaluate`` cannot drift apart.
+PANELS: dict[str, tuple[str, ...]] = {
+    ASKED: ("run", "examples", "models", "defense", "all_examples", "data"),
+    PROTOCOL: (
+        "protocol",
+        "samples",
+        "temperature",
+        "target_prompt",
+        "threshold",
+        "preset",
+        "order_control",
+        "extractor",
+        "grader",
+        "base_url",
+    ),
+    RESULTS: ("by", "out", "bootstrap", "seed"),
+    BUDGETS: ("max_calls", "max_cost", "concurrency"),
+}
+# What a repeatable option takes, shown in place of its type.
+METAVARS = {"run": "DIR", "examples": "[LABEL=]PATH", "models": "MODEL", "defense": "DEFENSE"}
+# Where a value may come from for it to count as typed (not a default shown in --help), by the
+# name of click's ParameterSource (typer carries a click of its own: its enum is not click's).
+TYPED = ("COMMANDLINE", "ENVIRONMENT", "PROMPT")
 
 
 def split_models(values: list[str]) -> list[str]:
@@ -51,173 +78,32 @@ def split_models(values: list[str]) -> list[str]:
 
 def evaluate_command(
     ctx: typer.Context,
-    run: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--run",
-            help="Run directory whose examples to evaluate (repeatable).",
-            metavar="DIR",
-            rich_help_panel=ASKED,
-        ),
-    ] = None,
-    examples: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--examples",
-            help="cdvkit JSONL or the reference's JSON output; PATH or LABEL=PATH (repeatable).",
-            metavar="[LABEL=]PATH",
-            rich_help_panel=ASKED,
-        ),
-    ] = None,
-    models: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--models",
-            help="Models to evaluate: --models M1 M2 ..., or comma-separated, or repeated.",
-            metavar="MODEL",
-            rich_help_panel=ASKED,
-        ),
-    ] = None,
-    defense: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--defense",
-            help="none | ignore-irrelevant | cot | a system prompt file (PATH or file:PATH); "
-            "repeat to compare defenses side by side.",
-            metavar="DEFENSE",
-            rich_help_panel=ASKED,
-        ),
-    ] = None,
-    protocol: Annotated[
-        str | None,
-        typer.Option(
-            help="sample (n step-by-step answers; right when one is) | exact (the most likely "
-            "choice). Default: the first --run's protocol, else sample.",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    samples: Annotated[
-        int | None,
-        typer.Option(
-            help="Protocol: answers per question (default: the run's, or 5).",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option(
-            help="Protocol: sampling temperature (default: the run's, or 0.01).",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    target_prompt: Annotated[
-        str | None,
-        typer.Option(
-            help="Protocol: letter | paper (default: the run's, or letter).",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    threshold: Annotated[
-        float | None,
-        typer.Option(
-            help="Exact protocol: wrong only when P(correct) is also below this.",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
     scoring: Annotated[
         str | None, typer.Option(hidden=True, help="Old name of --protocol.")
     ] = None,
-    all_examples: Annotated[
-        bool,
-        typer.Option(
-            "--all-examples",
-            help="Every example per question, not the first.",
-            rich_help_panel=ASKED,
-        ),
-    ] = False,
-    preset: Annotated[
-        str | None,
-        typer.Option(
-            help="paper: the paper's evaluation (one answer at temperature 0.0001 in its prompt "
-            "format, the extractor on every answer) and its numbers: original accuracy over "
-            "every question, enhanced over the first example (originally failed questions as "
-            "themselves), drop.",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    data: Annotated[
-        str | None,
-        typer.Option(
-            help="The dataset (built-in name or file) the --examples were found on, so accuracy "
-            "covers every question of it, not only those with an example.",
-            rich_help_panel=ASKED,
-        ),
-    ] = None,
-    by: Annotated[
-        str,
-        typer.Option(
-            help="Rows per dataset or per subject (the questions' subject field).",
-            rich_help_panel=RESULTS,
-        ),
-    ] = "dataset",
-    order_control: Annotated[
-        bool,
-        typer.Option(
-            "--order-control/--no-order-control",
-            help="Also ask each original with its example's choice order, splitting the drop "
-            "into the order's part and the distraction's (one more answer per example).",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = True,
-    out: Annotated[
+    config: Annotated[
         Path | None,
+        typer.Option(help="TOML config file of settings by option name (or in an evaluate table)."),
+    ] = None,
+    set_: Annotated[
+        list[str] | None,
         typer.Option(
-            help="Where answers and evaluation.json go (default: the first --run).",
-            rich_help_panel=RESULTS,
+            "--set",
+            metavar="KEY=VALUE",
+            help="A setting by its config file key (repeatable), e.g. samples=3.",
         ),
     ] = None,
-    extractor: Annotated[
-        str | None,
-        typer.Option(
-            help="provider/model mapping unparsable answers to a choice.", rich_help_panel=PROTOCOL
-        ),
-    ] = None,
-    grader: Annotated[
-        str | None,
-        typer.Option(
-            help="provider/model deciding free-form answers the readers cannot settle.",
-            rich_help_panel=PROTOCOL,
-        ),
-    ] = None,
-    base_url: Annotated[
-        str | None,
-        typer.Option(help="Base URL of an OpenAI-compatible server.", rich_help_panel=PROTOCOL),
-    ] = None,
-    max_calls: Annotated[
-        int | None,
-        typer.Option(help="Ceiling on paid calls for this command.", rich_help_panel=BUDGETS),
-    ] = None,
-    max_cost: Annotated[
-        float | None,
-        typer.Option(help="Ceiling on cost (USD) for this command.", rich_help_panel=BUDGETS),
-    ] = None,
-    concurrency: Annotated[
-        int, typer.Option(help="Answers requested at once.", rich_help_panel=BUDGETS)
-    ] = 16,
     executor: ExecutorOption = "local",
     ray_address: RayAddressOption = None,
     ray_workers: RayWorkersOption = None,
     ray_gpus_per_worker: RayGpusOption = 0.0,
-    bootstrap: Annotated[
-        int, typer.Option(help="Paired bootstrap resamples.", rich_help_panel=RESULTS)
-    ] = 10_000,
-    seed: Annotated[int, typer.Option(help="Bootstrap seed.", rich_help_panel=RESULTS)] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress output.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    **options: Any,
 ) -> None:
     """Accuracy of models on original vs. distracted questions, with paired statistics."""
     from cdvkit.api import evaluate as run_evaluate
-    from cdvkit.evaluation.settings import check_eval_options
+    from cdvkit.evaluation.config import check_settings, load_eval_toml, parse_eval_settings
     from cdvkit.executors import executor_from_options
     from cdvkit.models.errors import BudgetExceeded, ModelError
     from cdvkit.models.preflight import PreflightError
@@ -227,64 +113,34 @@ def evaluate_command(
     stray = [a for a in extra if a.startswith("-")]
     if stray:
         raise _fail(f"unknown option(s): {' '.join(stray)}")
-    model_list = split_models([*(models or []), *extra])
-    if not model_list:
+    # Only what was typed is a setting of the command line: a default shown in --help leaves a
+    # config file's or --set's value in place.
+    given = {k: v for k, v in options.items() if _typed(ctx, k)}
+    if options["models"] or extra:
+        given["models"] = split_models([*(options["models"] or []), *extra])
+    if scoring not in (None, "auto") and "protocol" not in given:
+        given["protocol"] = scoring
+    try:
+        # Dedicated options win over --set, which wins over the config file.
+        from_set = parse_eval_settings(set_ or [])
+        known = (load_eval_toml(config) if config is not None else {}) | from_set | given
+    except USER_ERRORS as exc:
+        raise error_exit(exc) from None
+    if not known.get("models"):
         raise _fail("give the models to evaluate: --models provider/model [provider/model ...]")
-    if not run and not examples:
+    if not known.get("run") and not known.get("examples"):
         raise _fail("give the examples to evaluate: --run DIR and/or --examples FILE")
     quiet = quiet or as_json
-    protocol = protocol or (None if scoring in (None, "auto") else scoring)
     hooks = CliEvalHooks(quiet)
     try:
         # Named as typed (--bootstrap), before anything is read; the same declarations check
-        # the Python API's values.
-        check_eval_options(
-            {
-                "protocol": protocol,
-                "samples": samples,
-                "temperature": temperature,
-                "target_prompt": target_prompt,
-                "threshold": threshold,
-                "preset": preset,
-                "by": by,
-                "max_calls": max_calls,
-                "max_cost": max_cost,
-                "concurrency": concurrency,
-                "bootstrap": bootstrap,
-                "seed": seed,
-            },
-            lambda name: "--" + name.replace("_", "-"),
-        )
+        # a config file's, --set's and the Python API's values.
+        check_settings(given, option_label)
+        cfg = EvalConfig.from_sources(config, **{**from_set, **given})
         ex = executor_from_options(executor, ray_address, ray_workers, ray_gpus_per_worker)
-        result = run_evaluate(
-            model_list,
-            run=list(run or []),
-            examples=list(examples or []),
-            out=out,
-            defense=list(defense or ["none"]),
-            protocol=protocol,
-            samples=samples,
-            temperature=temperature,
-            target_prompt=target_prompt,
-            threshold=threshold,
-            all_examples=all_examples,
-            preset=preset,
-            data=data,
-            by=by,
-            order_control=order_control,
-            extractor=extractor,
-            grader=grader,
-            base_url=base_url,
-            max_calls=max_calls,
-            max_cost=max_cost,
-            concurrency=concurrency,
-            bootstrap=bootstrap,
-            seed=seed,
-            executor=ex,
-            hooks=hooks,
-        )
+        result = run_evaluate(cfg, executor=ex, hooks=hooks)
     except ReadOnlyRunError as exc:
-        fix = "choose another --out" if out is not None else "pass --out DIR to write elsewhere"
+        fix = "choose another --out" if known.get("out") else "pass --out DIR to write elsewhere"
         raise _fail(str(exc.with_fix(fix))) from None
     except PreflightError as exc:
         raise _fail(str(exc)) from None
@@ -356,6 +212,66 @@ def skipped_entry(path: Any, why: str) -> dict[str, Any]:
     names one: "row 3: ...") and reason."""
     found = re.match(r"row (\d+): ", why)
     return {"file": str(path), "row": int(found[1]) if found else None, "reason": why}
+
+
+def option_label(name: str) -> str:
+    """An EvalConfig setting's `cdv evaluate` option as typed (``--order-control``)."""
+    return "--" + name.replace("_", "-")
+
+
+def _typed(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in TYPED
+
+
+def _panel(name: str) -> str | None:
+    return next((p for p, names in PANELS.items() if name in names), None)
+
+
+def config_options() -> list[inspect.Parameter]:
+    """One option per EvalConfig setting, from its declaration: its help, its spelling and
+    (for a setting of one value) its default; the command declares none of them itself."""
+    hints = get_type_hints(EvalConfig)
+    params = []
+    for f in fields(EvalConfig):
+        hint = f.metadata.get("cli") or hints[f.name]
+        # A list's default is its setting's (defense: none), shown in its help, not as a value.
+        default = None if f.name in LISTS or f.default is MISSING else f.default
+        if f.name in LISTS:
+            hint = hint | None
+        decls = [f.metadata["flag"]] if f.metadata.get("flag") else []
+        params.append(
+            inspect.Parameter(
+                f.name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[
+                    hint,
+                    typer.Option(
+                        *decls,
+                        help=f.metadata["help"],
+                        metavar=METAVARS.get(f.name),
+                        rich_help_panel=_panel(f.name),
+                    ),
+                ],
+            )
+        )
+    return params
+
+
+def _with_config_options(command: Any) -> Any:
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    ctx, rest = own[0], [p.replace(kind=p.KEYWORD_ONLY) for p in own[1:]]
+    # The context first, then the settings (as `cdv evaluate --help` lists them), then the
+    # command's own options.
+    params = [ctx, *config_options(), *rest]
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    return command
+
+
+_with_config_options(evaluate_command)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,15 +13,16 @@ from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dat
 from typing import Any
 
 from cdvkit.allowed import Allowed, check_fields, check_value, declared
+from cdvkit.evaluation.config import SPLITS, EvalConfig
 from cdvkit.evaluation.defenses import Defense
 from cdvkit.evaluation.items import Variant
-from cdvkit.evaluation.presets import EVAL_PRESETS
-from cdvkit.prompts import TARGET_PROMPTS
-from cdvkit.protocol import SCORINGS, Protocol
-from cdvkit.search.setting import MAX_TEMPERATURE
+from cdvkit.protocol import Protocol
 
-# How the results are split into rows: by the questions' dataset (source) or subject.
-SPLITS = ("dataset", "subject")
+__all__ = ["SPLITS", "EvalSettings", "check_eval_options", "eval_key", "option_of"]
+
+# Each EvalConfig setting's annotation and declared rule, by name.
+_CONFIG_RULES = declared(EvalConfig)
+
 # The protocol fields every stored answer's key has always held (whatever their value): a field
 # the protocol gains later joins a key only when it differs from its default, so answers stored
 # before it was added keep their keys.
@@ -37,10 +38,13 @@ KEYED_PROTOCOL_FIELDS = (
 )
 
 
-def declare(default: Any, option: str | None = None, **allowed: Any) -> Any:
-    """An EvalSettings field with the values it allows (cdvkit.allowed.Allowed's keywords) and
-    the name `cdv evaluate` and ``cdvkit.evaluate`` give it, when not the field's own."""
-    return field(default=default, metadata={"allowed": Allowed(**allowed), "option": option})
+def declare(default: Any, setting: str | None = None, **allowed: Any) -> Any:
+    """An EvalSettings field that is the EvalConfig ``setting`` (the name `cdv evaluate` and
+    ``cdvkit.evaluate`` give it) and allows what that setting's declaration allows: one rule,
+    declared in cdvkit.evaluation.config. A field that is no setting declares its own
+    (cdvkit.allowed.Allowed's keywords)."""
+    rule = _CONFIG_RULES[setting][1] if setting else Allowed(**allowed)
+    return field(default=default, metadata={"allowed": rule, "option": setting})
 
 
 @dataclass
@@ -50,26 +54,26 @@ class EvalSettings:
     Each declares the values it allows once; ``check_eval_options`` checks the command's and
     the API's values against the same declarations."""
 
-    samples: int | None = declare(None, min=1)
-    temperature: float | None = declare(None, min=0, max=MAX_TEMPERATURE)
-    scoring: str = declare("sample", "protocol", choices=SCORINGS)  # the protocol's
-    prompt: str = declare("letter", "target_prompt", choices=TARGET_PROMPTS)
-    threshold: float | None = declare(None, above=0, max=1)
+    samples: int | None = declare(None, "samples")
+    temperature: float | None = declare(None, "temperature")
+    scoring: str = declare("sample", "protocol")  # the protocol's
+    prompt: str = declare("letter", "target_prompt")
+    threshold: float | None = declare(None, "threshold")
     all_examples: bool = False
     # 0: no intervals, only the point estimates.
-    resamples: int = declare(10_000, "bootstrap", min=0)
-    seed: int = declare(0, min=0)
+    resamples: int = declare(10_000, "bootstrap")
+    seed: int = declare(0, "seed")
     confidence: float = declare(0.95, above=0, below=1)
-    concurrency: int = declare(16, min=1)
+    concurrency: int = declare(16, "concurrency")
     # The extractor reads every reply, not only those the local reader cannot decide (the
     # paper's evaluation).
     always_extract: bool = False
     # Also ask each original in its example's choice order, so the drop splits into the order's
     # part and the distraction's (one more answer per example; none where the order is kept).
     order_control: bool = True
-    by: str = declare("dataset", choices=SPLITS)  # rows of the tables: per dataset or subject
+    by: str = declare("dataset", "by")  # rows of the tables: per dataset or subject
     # "paper": the paper's numbers (see cdvkit.evaluation.presets)
-    preset: str | None = declare(None, choices=lambda: tuple(EVAL_PRESETS))
+    preset: str | None = declare(None, "preset")
 
     def __post_init__(self) -> None:
         check_fields(self, lambda name: option_of(name))
@@ -92,11 +96,10 @@ class EvalSettings:
         return self.protocol().temperature
 
 
-# `cdv evaluate`'s ceilings (not settings of how it asks, so not EvalSettings'): 0 is a ceiling
-# too, under which only stored answers are used.
-BUDGET_OPTIONS: dict[str, tuple[Any, Allowed]] = {
-    "max_calls": (int | None, Allowed(min=0)),
-    "max_cost": (float | None, Allowed(min=0)),
+# `cdv evaluate`'s ceilings (not settings of how it asks, so not EvalSettings'), as EvalConfig
+# declares them: 0 is a ceiling too, under which only stored answers are used.
+BUDGET_OPTIONS: dict[str, tuple[Any, Allowed | None]] = {
+    name: _CONFIG_RULES[name] for name in ("max_calls", "max_cost")
 }
 
 
@@ -108,13 +111,11 @@ def option_of(name: str) -> str:
 
 def check_eval_options(values: Mapping[str, Any], label: Callable[[str], str] = str) -> None:
     """Check `cdv evaluate`'s options (by the names the command and ``cdvkit.evaluate`` give
-    them: ``bootstrap``, ``protocol``...) against EvalSettings' declarations and the budget's;
-    ``label`` spells a name as the user typed it. Raises SettingError."""
-    rules = {option_of(name): rule for name, rule in declared(EvalSettings).items()}
-    rules |= BUDGET_OPTIONS
+    them: ``bootstrap``, ``protocol``...) against EvalConfig's declarations, None being "not
+    given"; ``label`` spells a name as the user typed it. Raises SettingError."""
     for name, value in values.items():
-        if name in rules and value is not None:
-            hint, allowed = rules[name]
+        if name in _CONFIG_RULES and value is not None:
+            hint, allowed = _CONFIG_RULES[name]
             check_value(label(name), value, hint, allowed)
 
 
