@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from cdvkit.answers import read_answer
 from cdvkit.cli.app import app
-from cdvkit.data import DatasetError, Question, load_file
+from cdvkit.data import DatasetError, Question
 from cdvkit.data.question import LETTERS
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.scripted import REGISTRY
@@ -31,6 +31,7 @@ from cdvkit.prompts import TARGET_SYSTEM, MalformedJSON, parse_json_object
 from cdvkit.search.constraints import LLMJudge
 from cdvkit.search.node import Node
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_file
 
 BAD = Path(__file__).resolve().parent / "data" / "bad"
 

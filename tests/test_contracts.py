@@ -26,7 +26,7 @@ import yaml
 
 from cdvkit.allowed import SettingError, Shape
 from cdvkit.data import BUILTINS, LoadResult
-from cdvkit.data.question import NO_CHOICE, NUMERIC, TASKS, Question
+from cdvkit.data.question import NO_CHOICE, NUMERIC, Question
 from cdvkit.evaluation.defenses import resolve_defense
 from cdvkit.executors import Executor
 from cdvkit.export import export_run, export_text
@@ -39,11 +39,13 @@ from cdvkit.models.registry import load_model, provider_status
 from cdvkit.models.scripted import REGISTRY as SCRIPTED
 from cdvkit.parts import part_kinds
 from cdvkit.prompts import target_messages, target_request
+from cdvkit.prompts.defaults import DEFAULTS
 from cdvkit.search.config import SearchConfig
 from cdvkit.search.constraints import Verdict
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
 from cdvkit.search.proposers import ProposalContext
+from cdvkit.tasks import load_file, row_shapes, shape_names
 from eval_helpers import build_run
 from loopback_server import Reply, completion, serving
 from scripted_helpers import SKY, judge_says, marking_proposer, scripted
@@ -371,17 +373,20 @@ def offline(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", registered("dataset"))
 def test_a_dataset_loads_offline_as_its_shape(name: str, offline, tmp_path: Path) -> None:
     d = part("dataset", name)
-    assert d.name == name and d.task in TASKS and d.description.strip()
+    assert d.name == name and d.task in shape_names() and d.description.strip()
+    # What every loader is called with; a loader that reads files also takes the task shapes.
+    params = inspect.signature(d.loader).parameters
+    shapes = {"shapes": {}} if "shapes" in params else {}
     inspect.signature(d.loader).bind(
-        split=None, data_dir=None, task=None, skip_invalid=False, strict=False
+        split=None, data_dir=None, task=None, skip_invalid=False, strict=False, **shapes
     )
     if name in BUILTINS:
         assert name in HUB_ROWS, f"hub dataset {name!r}: add one of its rows to HUB_ROWS"
         local = tmp_path / f"{name}.jsonl"
         local.write_text(json.dumps(HUB_ROWS[name]) + "\n", encoding="utf-8")
-        result = d.load(data_dir=local)
+        result = d.load(data_dir=local, shapes=row_shapes())
     else:
-        result = d.load()
+        result = d.load(shapes=row_shapes())
     assert isinstance(result, LoadResult) and result.questions
     assert all(isinstance(q, Question) and q.task == d.task for q in result.questions)
     assert len({q.id for q in result.questions}) == len(result.questions)
@@ -426,3 +431,29 @@ def test_a_parts_declared_options_hold_and_reach_it(kind: str, name: str) -> Non
         params = inspect.signature(entry.value).parameters
         takes_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
         assert takes_any or set(entry.options) <= set(params), (kind, name, set(params))
+
+
+# --- task shapes: each loads its own example row and reads its own answer right ---------------
+@pytest.mark.parametrize("name", registered("task shape"))
+def test_a_task_shape_loads_its_example_and_reads_its_answer(name: str, tmp_path: Path) -> None:
+    shape = part("task shape", name)
+    assert shape.name == name and shape.description.strip() and shape.answer_noun.strip()
+    data = tmp_path / "rows.jsonl"
+    data.write_text(json.dumps(shape.example) + "\n", encoding="utf-8")
+    (q,) = load_file(data, task=name).questions
+    assert q.task == name and bool(q.choices) == shape.has_choices
+    if shape.infer_rank is not None:  # a shape that takes rows unasked takes its own example
+        assert load_file(data).questions[0].task == name
+    # Every template a role asks for this shape exists and renders its placeholders.
+    for role in ("target", "extractor", "proposer", "judge"):
+        template = DEFAULTS[shape.template(role, "paper" if shape.has_choices else "")]
+        assert template.system or template.user
+    sentence = f"Some say the answer is {q.answer_text}."
+    assert shape.leaks(sentence, q) and not shape.leaks("The weather was mild that day.", q)
+    assert shape.lm_eval()["output_type"] in ("multiple_choice", "generate_until")
+    if not shape.has_choices:
+        right = shape.read(f"Let me think.\nAnswer: {q.answer_text}").answer
+        assert right is not None and shape.is_right(right, q.references)
+        assert not shape.is_right("something else entirely 98765", q.references)
+        assert shape.read("").answer is None  # nothing to read is undecided, never a guess
+        assert shape.canonical(q.answer_text) == shape.canonical(f" {q.answer_text} ")

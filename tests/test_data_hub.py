@@ -17,16 +17,7 @@ import httpx
 import huggingface_hub.constants
 import pytest
 
-from cdvkit.data import (
-    BUILTINS,
-    DATASETS,
-    SAMPLE,
-    DatasetError,
-    find_dataset,
-    load_builtin,
-    load_file,
-    load_questions,
-)
+from cdvkit.data import BUILTINS, DATASETS, SAMPLE, DatasetError, find_dataset
 from cdvkit.data.hub import (
     convert_commonsense_qa,
     convert_gsm8k,
@@ -37,6 +28,7 @@ from cdvkit.data.hub import (
 )
 from cdvkit.data.question import stable_id
 from cdvkit.data.validation import InvalidRow
+from cdvkit.tasks import load_builtin, load_file, load_questions, row_shapes
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
 
@@ -131,7 +123,8 @@ def test_builtins_are_registered_datasets_found_by_any_name() -> None:
 def test_a_registered_dataset_loads_through_load_questions(mmlu_dir: Path) -> None:
     # The registry's entry reads the hub layout the way load_builtin does.
     direct = load_builtin("mmlu", data_dir=mmlu_dir).questions
-    assert DATASETS.get("mmlu").load(data_dir=mmlu_dir).questions == direct
+    loaded = DATASETS.get("mmlu").load(data_dir=mmlu_dir, shapes=row_shapes())
+    assert loaded.questions == direct
     assert load_questions("mmlu", data_dir=mmlu_dir).questions == direct
 
 
@@ -429,7 +422,8 @@ def test_offline_env_vars_in_a_fresh_process(tmp_path: Path) -> None:
     """HF_HUB_OFFLINE / HF_DATASETS_OFFLINE as a user sets them, read at import time."""
     script = textwrap.dedent(
         """\
-        from cdvkit.data import DatasetError, load_questions
+        from cdvkit.data import DatasetError
+        from cdvkit.tasks import load_questions
         try:
             load_questions("openbookqa")
         except DatasetError as exc:

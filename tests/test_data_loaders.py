@@ -10,17 +10,10 @@ from typing import Any
 
 import pytest
 
-from cdvkit.data import (
-    BUILTINS,
-    DatasetError,
-    LoadResult,
-    Question,
-    load_file,
-    load_questions,
-    sample_questions,
-)
+from cdvkit.data import BUILTINS, DatasetError, LoadResult, Question, sample_questions
 from cdvkit.data.question import LETTERS, stable_id
 from cdvkit.data.validation import RowProblem
+from cdvkit.tasks import load_file, load_questions
 
 BENCH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks"
 NAMES = ["MMLU", "CommonsenseQA", "OpenbookQA", "TruthfulQA"]

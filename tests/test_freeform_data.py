@@ -15,7 +15,7 @@ import datasets
 import huggingface_hub.constants
 import pytest
 
-from cdvkit.data import BUILTINS, DatasetError, load_builtin, load_file, load_questions
+from cdvkit.data import BUILTINS, DatasetError
 from cdvkit.data.hub import convert_gsm8k, convert_trivia_qa
 from cdvkit.data.question import (
     MULTIPLE_CHOICE,
@@ -26,6 +26,9 @@ from cdvkit.data.question import (
     stable_id,
 )
 from cdvkit.data.validation import InvalidRow
+from cdvkit.tasks import load_builtin, load_file, load_questions, shape_of
+
+NUMERIC_SHAPE, SHORT_SHAPE = shape_of("numeric"), shape_of("short_answer")
 
 GSM_SOLUTION = (
     "Each box holds 12 * 9 = <<12*9=108>>108 eggs.\n"
@@ -168,7 +171,8 @@ def test_a_gsm8k_solution_gives_the_number_after_the_marks(tmp_path: Path) -> No
     assert q.references == ("1080",)
     assert q.metadata == {"solution": GSM_SOLUTION, "level": 2}
     # The same id as the built-in gives the hub's row.
-    assert q.id == convert_gsm8k({"question": row["question"], "answer": GSM_SOLUTION}).id
+    row = {"question": row["question"], "answer": GSM_SOLUTION}
+    assert q.id == convert_gsm8k(row, NUMERIC_SHAPE).id
     assert q.id == stable_id("GSM8K", row["question"], ["1080"])
 
 
@@ -498,25 +502,26 @@ TRIVIA_ROW = {
 
 
 def test_convert_gsm8k() -> None:
-    q = convert_gsm8k({"question": "How many eggs?", "answer": GSM_SOLUTION})
+    q = convert_gsm8k({"question": "How many eggs?", "answer": GSM_SOLUTION}, NUMERIC_SHAPE)
     assert (q.task, q.references, q.source) == (NUMERIC, ("1080",), "GSM8K")
     assert q.metadata == {"solution": GSM_SOLUTION}
     with pytest.raises(InvalidRow, match="without its final '#### <number>' line"):
-        convert_gsm8k({"question": "Q?", "answer": "It is 4."})
+        convert_gsm8k({"question": "Q?", "answer": "It is 4."}, NUMERIC_SHAPE)
     with pytest.raises(InvalidRow, match="answer is missing"):
-        convert_gsm8k({"question": "Q?", "answer": None})
+        convert_gsm8k({"question": "Q?", "answer": None}, NUMERIC_SHAPE)
 
 
 def test_convert_trivia_qa() -> None:
-    q = convert_trivia_qa(TRIVIA_ROW)
+    q = convert_trivia_qa(TRIVIA_ROW, SHORT_SHAPE)
     assert q.task == SHORT_ANSWER and q.choices == () and q.answer == NO_CHOICE
     assert q.references == ("Mars", "Red Planet", "Mars (planet)")
     assert q.id == "TriviaQA-tc_42" and q.source == "TriviaQA"
     assert q.metadata == {"question_source": "http://www.quiz.example/", "hub_id": "tc_42"}
     with pytest.raises(InvalidRow, match="answer is missing or not an object"):
-        convert_trivia_qa({"question": "Q?", "question_id": "x"})
+        convert_trivia_qa({"question": "Q?", "question_id": "x"}, SHORT_SHAPE)
     with pytest.raises(InvalidRow, match="answer is missing"):
-        convert_trivia_qa({**TRIVIA_ROW, "answer": {**TRIVIA_ROW["answer"], "value": ""}})
+        blank = {**TRIVIA_ROW, "answer": {**TRIVIA_ROW["answer"], "value": ""}}
+        convert_trivia_qa(blank, SHORT_SHAPE)
 
 
 def _parquet(path: Path, rows: list[dict[str, Any]]) -> None:

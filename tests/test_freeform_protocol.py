@@ -54,15 +54,15 @@ async def ask(q: Question, target, *, extractor=None, grader=None, samples: int 
 
 async def test_numeric_replies_are_read_and_compared_as_numbers():
     out = await ask(EGGS, replies("Answer: 13", "so 13.0 eggs\n#### 13", "Answer: $14"))
-    assert [a["answer"] for a in out.answers] == ["13", "13", "$14"]
-    assert [a["correct"] for a in out.answers] == [True, True, False]
+    assert [a.answer for a in out.answers] == ["13", "13", "$14"]
+    assert [a.correct for a in out.answers] == [True, True, False]
     assert out.correct and out.accuracy == pytest.approx(2 / 3)
 
 
 async def test_all_wrong_is_fooled_and_unreadable_counts_as_wrong():
     out = await ask(EGGS, replies("Answer: 12", "I am not sure how to count these."))
-    assert out.fooled and not any(a["correct"] for a in out.answers)
-    assert out.answers[1]["status"] == "unparsed" and out.answers[1]["answer"] is None
+    assert out.fooled and not any(a.correct for a in out.answers)
+    assert out.answers[1].status == "unparsed" and out.answers[1].answer is None
 
 
 async def test_the_extractor_reads_what_the_reader_cannot():
@@ -73,8 +73,8 @@ async def test_the_extractor_reads_what_the_reader_cannot():
         return "13"
 
     out = await ask(EGGS, replies("It comes to thirteen in the end."), extractor=extractor)
-    assert out.correct and out.answers[0]["status"] == "extracted"
-    assert out.answers[0]["answer"] == "13"
+    assert out.correct and out.answers[0].status == "extracted"
+    assert out.answers[0].answer == "13"
     # One extraction for identical unreadable replies (sample 0 shared).
     assert len(seen) == 1 and "thirteen" in seen[0]
 
@@ -87,8 +87,8 @@ async def test_the_grader_decides_short_answers_that_match_no_alias():
         return json.dumps({"correct": "JFK" in req.messages[-1][1], "reason": "alias"})
 
     out = await ask(JFK, replies("Answer: JFK", "Answer: Lyndon Johnson"), grader=grader)
-    assert [a["correct"] for a in out.answers] == [True, False, True]
-    assert [a["status"] for a in out.answers][:2] == ["graded", "graded"]
+    assert [a.correct for a in out.answers] == [True, False, True]
+    assert [a.status for a in out.answers][:2] == ["graded", "graded"]
     assert "Reference answer: John F. Kennedy" in graded[0]
 
 
@@ -100,8 +100,8 @@ async def test_a_matching_alias_needs_no_grader_and_a_bad_verdict_changes_nothin
         return "I think it is right"  # no JSON: no verdict
 
     out = await ask(JFK, replies("Answer: John Kennedy", "Answer: JFK"), grader=grader)
-    assert [a["correct"] for a in out.answers] == [True, False, True]
-    assert out.answers[1]["status"] == "ok"  # left as read: wrong, never a guess
+    assert [a.correct for a in out.answers] == [True, False, True]
+    assert out.answers[1].status == "ok"  # left as read: wrong, never a guess
     assert len(calls) == 1  # only the reply matching no alias was graded
 
 
@@ -110,7 +110,7 @@ async def test_refusals_go_to_no_extractor_nor_grader():
         raise AssertionError("a refusal is an answer: nothing to extract or grade")
 
     out = await ask(JFK, replies("I don't know."), extractor=fail, grader=fail, samples=1)
-    assert out.fooled and out.answers[0]["status"] == "refused"
+    assert out.fooled and out.answers[0].status == "refused"
 
 
 async def test_exact_scoring_is_refused_for_free_form_questions():

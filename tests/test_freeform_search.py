@@ -15,8 +15,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
-from cdvkit.data import load_questions
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "bench"))

@@ -127,3 +127,72 @@ def test_no_module_is_over_450_lines() -> None:
     }
     over = [f"{name} ({n} lines)" for name, n in sizes.items() if n > MAX_LINES]
     assert not over, f"modules over {MAX_LINES} lines: {', '.join(over)}"
+
+
+# --- task shapes are parts ----------------------------------------------------------------------
+
+SHAPE_NAMES = {"multiple_choice", "numeric", "short_answer"}
+SHAPE_CONSTANTS = {"MULTIPLE_CHOICE", "NUMERIC", "SHORT_ANSWER", "FREE_TASKS", "TASKS"}
+
+
+def _names_a_shape(node: ast.AST) -> bool:
+    """A shape's name as a string, one of the names' constants, or a collection holding one."""
+    if isinstance(node, ast.Constant) and isinstance(node.value, str):
+        return node.value in SHAPE_NAMES
+    if isinstance(node, ast.Name | ast.Attribute):
+        return (node.id if isinstance(node, ast.Name) else node.attr) in SHAPE_CONSTANTS
+    if isinstance(node, ast.Tuple | ast.List | ast.Set):
+        return any(_names_a_shape(e) for e in node.elts)
+    if isinstance(node, ast.Starred):
+        return _names_a_shape(node.value)
+    return False
+
+
+def shape_comparisons(path: Path) -> list[str]:
+    """Where a module tells task shapes apart by name: a comparison (==, !=, in, not in, a
+    match case) or a dict keyed by a shape's name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare):
+            named = [node.left, *node.comparators]
+        elif isinstance(node, ast.MatchValue):
+            named = [node.value]
+        elif isinstance(node, ast.Dict):
+            named = [k for k in node.keys if k is not None]
+        else:
+            continue
+        if any(_names_a_shape(n) for n in named):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_only_a_task_shape_tells_shapes_apart() -> None:
+    # Anything that differs between shapes is the shape's (cdvkit.tasks): a new shape is one
+    # module, with nothing elsewhere to find and change.
+    tasks = PACKAGE / "tasks"
+    found = [
+        hit
+        for path in sorted(PACKAGE.rglob("*.py"))
+        if tasks not in path.parents
+        for hit in shape_comparisons(path)
+    ]
+    assert not found, f"shape names compared outside cdvkit/tasks: {', '.join(found)}"
+
+
+def test_the_shape_check_finds_a_comparison(tmp_path: Path) -> None:
+    src = tmp_path / "m.py"
+    src.write_text(
+        "def f(q, t):\n"
+        "    if q.task == 'numeric':\n        return 1\n"
+        "    if t in (MULTIPLE_CHOICE, 'x'):\n        return 2\n"
+        "    return {'short_answer': 3}\n"
+    )
+    assert shape_comparisons(src) == ["m.py:2", "m.py:4", "m.py:6"]
+
+
+def test_data_knows_no_shape_and_models_no_data() -> None:
+    g = graph()
+    for name in (n for n in g if n.startswith("cdvkit.data")):
+        assert not {m for m in g[name] if m.startswith("cdvkit.tasks")}, name
+    for name in (n for n in g if n.startswith("cdvkit.models")):
+        assert not {m for m in g[name] if m.startswith("cdvkit.data")}, name

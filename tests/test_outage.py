@@ -18,8 +18,8 @@ import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
-from cdvkit.data import load_questions
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 from loopback_server import Reply, completion, serving
 from scripted_helpers import write_questions
 

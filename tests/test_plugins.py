@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from cdvkit import registry as registry_module
 from cdvkit.cli.app import app
-from cdvkit.data import Dataset, load_questions
+from cdvkit.data import Dataset
 from cdvkit.data.question import LETTERS, Question
 from cdvkit.executors import LocalExecutor, executor_from_options, make_executor
 from cdvkit.export import FormatOption
@@ -26,6 +26,7 @@ from cdvkit.search.constraints import CONSTRAINTS, Verdict
 from cdvkit.search.proposers import PROPOSERS, ProposalContext
 from cdvkit.search.strategies import STRATEGIES
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 
 MARK = "PSST"
 

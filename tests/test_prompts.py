@@ -275,8 +275,8 @@ async def test_a_prompts_file_changes_the_free_form_roles_too(tmp_path):
         grader=RoleClient(scripted("fg", grader), "grader"),
     )
     out = await asker.ask(q.question, q.choices, q.answer, AnswerKey.of(q))
-    assert [a["answer"] for a in out.answers] == ["JFK", "Lyndon Johnson"]
-    assert [a["correct"] for a in out.answers] == [True, False]
-    assert out.answers[0]["status"] == "graded"
+    assert [a.answer for a in out.answers] == ["JFK", "Lyndon Johnson"]
+    assert [a.correct for a in out.answers] == [True, False]
+    assert out.answers[0].status == "graded"
     assert all(t.startswith("FREE-SYS") and "FREE-USER" in t for t in seen["target"])
     assert seen["grader"] and all(t.startswith("GRADE-SYS") for t in seen["grader"])

@@ -11,7 +11,6 @@ import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
-from cdvkit.data import load_questions
 from cdvkit.data.question import Question
 from cdvkit.models.base import MCQ, GenerateRequest, Message
 from cdvkit.models.scripted import REGISTRY
@@ -21,6 +20,7 @@ from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 from scripted_helpers import (
     MARK,
     SKY,

@@ -23,13 +23,13 @@ import pytest
 from typer.testing import CliRunner
 
 from cdvkit.cli.app import app as cli_app
-from cdvkit.data import load_questions
 from cdvkit.data.question import LETTERS
 from cdvkit.executors import make_executor
 from cdvkit.executors.base import RunOutcome
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 from test_resume import log_lines, write_data
 
 try:

@@ -20,11 +20,11 @@ from typer.testing import CliRunner
 
 from cdvkit.cli.app import app
 from cdvkit.cli.safe_text import visible
-from cdvkit.data import load_questions
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.errors import ModelError
 from cdvkit.models.scripted import REGISTRY
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_questions
 from scripted_helpers import MARK, oracle_responder, per_option
 
 pytestmark = pytest.mark.timeout(90)

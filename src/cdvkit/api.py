@@ -241,7 +241,7 @@ def estimate(
 
 def _load_questions(cfg: SearchConfig, hooks: RunHooks) -> list[Any]:
     """The run's questions, as its settings choose them; raises ValueError on bad data."""
-    from cdvkit.data import load_questions
+    from cdvkit.tasks import load_questions
 
     result = load_questions(
         cfg.data,

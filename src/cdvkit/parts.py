@@ -33,6 +33,7 @@ def part_kinds() -> list[PartKind]:
     from cdvkit.search.preset import PRESETS
     from cdvkit.search.proposers import PROPOSERS
     from cdvkit.search.strategies import STRATEGIES
+    from cdvkit.tasks import SHAPES
 
     return [
         PartKind("proposer", "--proposer", PROPOSERS),
@@ -43,5 +44,6 @@ def part_kinds() -> list[PartKind]:
         PartKind("defense", "cdv evaluate --defense", DEFENSES),
         PartKind("preset", "--preset", PRESETS),
         PartKind("dataset", "--data", DATASETS),
+        PartKind("task shape", "--task", SHAPES),
         PartKind("executor", "--executor", EXECUTORS),
     ]

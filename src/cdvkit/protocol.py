@@ -18,12 +18,12 @@ Whatever cheaper score guides a search, an example counts only once this protoco
 from __future__ import annotations
 
 import asyncio
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER
 from cdvkit.models.base import MCQ
 from cdvkit.models.client import RoleClient
+from cdvkit.outcome import Answer, Outcome, exact_outcome
 from cdvkit.prompts import (
     TARGET_PROMPTS,
     MalformedJSON,
@@ -36,7 +36,7 @@ from cdvkit.prompts import (
     target_template,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
-from cdvkit.tasks import AnswerKey
+from cdvkit.tasks import AnswerKey, shape_of
 from cdvkit.tasks.prompts import free_extractor_request, free_target_request, grader_request
 
 SCORINGS = ("sample", "exact")
@@ -83,18 +83,19 @@ class Protocol:
             raise ValueError("--threshold must lie in (0, 1]")
 
     def describe(self, task: str | None = None) -> str:
-        """One line for summaries and reports; ``task`` names a free-form shape's reading."""
+        """One line for summaries and reports; ``task`` names the questions' shape (a free-form
+        one says how its answers are read)."""
         if self.scoring == "exact":
             rule = "fooled when the most likely choice is wrong"
             if self.threshold is not None:
                 rule += f" and P(correct) < {self.threshold:g}"
             return f"exact choice probabilities; {rule}"
         temp = "near-greedy" if self.temperature <= NEAR_GREEDY else f"T={self.temperature:g}"
-        if task not in (None, MULTIPLE_CHOICE):
-            shape = "number" if task == NUMERIC else "short answer"
+        shape = shape_of(task) if task else None
+        if shape is not None and not shape.has_choices:
             return (
-                f"{self.samples} {temp} step-by-step answer(s), each read as a {shape}; "
-                "fooled when none is right"
+                f"{self.samples} {temp} step-by-step answer(s), each read as a "
+                f"{shape.answer_noun}; fooled when none is right"
             )
         return (
             f"{self.samples} {temp} step-by-step answer(s), {self.prompt} prompt; "
@@ -106,39 +107,6 @@ class Protocol:
         del out["prompts"]
         if self.prompts != DEFAULT_PROMPTS:
             out["prompts"] = self.prompts.digest
-        return out
-
-
-@dataclass
-class Outcome:
-    """The target's answers to one question under a protocol.
-
-    ``correct``: answered right (at least one right sample, or the argmax right). ``accuracy``:
-    the share of right answers (1 or 0 with exact scoring), informative only. ``p_correct``: the
-    probability of the right choice with exact scoring.
-    """
-
-    correct: bool
-    accuracy: float
-    mode: str  # "sample" | "exact"
-    answers: list[dict[str, Any]] = field(default_factory=list)
-    probs: list[float] | None = None
-    p_correct: float | None = None
-
-    @property
-    def fooled(self) -> bool:
-        return not self.correct
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "correct": self.correct,
-            "accuracy": self.accuracy,
-            "mode": self.mode,
-            "answers": self.answers,
-        }
-        if self.probs is not None:
-            out["probs"] = self.probs
-            out["p_correct"] = self.p_correct
         return out
 
 
@@ -213,7 +181,7 @@ class Asker:
             req = free_target_request(
                 question, key.task, temperature=p.temperature, defense=p.defense, prompts=p.prompts
             )
-        answers: list[dict[str, Any]] = []
+        answers: list[Answer] = []
         for start, count in self._stages():
             replies = await self._replies(req, start, count)
             if key is None:
@@ -223,7 +191,7 @@ class Asker:
             extract = [
                 i
                 for i, a in enumerate(read)
-                if self.extractor is not None and (self.protocol.always_extract or a["undecided"])
+                if self.extractor is not None and (self.protocol.always_extract or a.undecided)
             ]
             if extract:
                 done = await asyncio.gather(
@@ -241,12 +209,10 @@ class Asker:
                 done = await asyncio.gather(*(self._grade(question, key, read[i]) for i in grade))
                 for i, a in zip(grade, done, strict=True):
                     read[i] = a
-            for a in read:
-                del a["undecided"], a["full"]
             answers += read
-            if p.sequential and any(a["correct"] for a in answers):
+            if p.sequential and any(a.correct for a in answers):
                 break  # one right answer decides the outcome; the rest would not change it
-        right = sum(a["correct"] for a in answers)
+        right = sum(a.correct for a in answers)
         if p.sequential and right:
             # Sampling stopped at a right answer: the posterior mean keeps the search's priority
             # informative without paying for the remaining samples.
@@ -278,22 +244,21 @@ class Asker:
         )
         return [b[0] for b in batches]
 
-    def _read(self, choices: tuple[str, ...], answer: int, reply: str) -> dict[str, Any]:
+    def _read(self, choices: tuple[str, ...], answer: int, reply: str) -> Answer:
         spec = self.protocol.prompts[target_template(self.protocol.prompt)].reply
         reading = read_choice_reply(spec, reply, choices)
         index = reading.index
-        return {
-            "choice": index,
-            "status": "ok" if index is not None else _STATUS[reading.reason],
-            "correct": index == answer,
-            "reply": reply[-300:],
-            "undecided": index is None and reading.reason in ("no answer", "ambiguous"),
-            "full": reply,
-        }
+        return Answer(
+            correct=index == answer,
+            status="ok" if index is not None else _STATUS[reading.reason],
+            reply=reply,
+            choice=index,
+            undecided=index is None and reading.reason in ("no answer", "ambiguous"),
+        )
 
     async def _extract(
-        self, question: str, choices: tuple[str, ...], answer: int, a: dict[str, Any], sample: int
-    ) -> dict[str, Any]:
+        self, question: str, choices: tuple[str, ...], answer: int, a: Answer, sample: int
+    ) -> Answer:
         """The extractor's reading of a reply the local reader could not decide (or of every
         reply, with ``always_extract``)."""
         assert self.extractor is not None
@@ -301,31 +266,29 @@ class Asker:
         # the reference pays one extraction per answer, which the sample index reproduces.
         p = self.protocol
         ext = await self.extractor.complete(
-            extractor_request(question, choices, a["full"], prompt=p.prompt, prompts=p.prompts),
+            extractor_request(question, choices, a.reply, prompt=p.prompt, prompts=p.prompts),
             sample=sample if p.always_extract else 0,
         )
         via = read_choice_reply(p.prompts[f"extractor.{p.prompt}"].reply, ext, choices).index
-        if via is not None and via != a["choice"]:
-            a = {**a, "choice": via, "status": "extracted", "correct": via == answer}
+        if via is not None and via != a.choice:
+            return a.settled("extracted", via == answer, choice=via)
         return a
 
-    async def _extract_free(
-        self, question: str, key: AnswerKey, a: dict[str, Any], sample: int
-    ) -> dict[str, Any]:
+    async def _extract_free(self, question: str, key: AnswerKey, a: Answer, sample: int) -> Answer:
         """The extractor's reading of a free-form reply the shape's reader could not decide."""
         assert self.extractor is not None
         p = self.protocol
         ext = await self.extractor.complete(
-            free_extractor_request(question, key.task, a["full"], prompts=p.prompts),
+            free_extractor_request(question, key.task, a.reply, prompts=p.prompts),
             sample=sample if p.always_extract else 0,
         )
-        via = key.read(_reply_part(p.prompts[f"extractor.{key.task}"].reply, ext)).answer
-        if via is not None and via != a["answer"]:
-            right = key.is_right(via)
-            a = {**a, "answer": via, "status": "extracted", "correct": right, "undecided": False}
+        spec = p.prompts[key.shape.template("extractor")].reply
+        via = key.read(_reply_part(spec, ext)).answer
+        if via is not None and via != a.answer:
+            return a.settled("extracted", key.is_right(via), answer=via)
         return a
 
-    async def _grade(self, question: str, key: AnswerKey, a: dict[str, Any]) -> dict[str, Any]:
+    async def _grade(self, question: str, key: AnswerKey, a: Answer) -> Answer:
         """The grader's verdict on a reply the readers could not settle (see ``_gradable``).
 
         A verdict that is not JSON with a true/false ``correct`` leaves the reading as it was:
@@ -333,16 +296,16 @@ class Asker:
         assert self.grader is not None
         prompts = self.protocol.prompts
         reply = await self.grader.complete(
-            grader_request(question, key.references, a["full"], prompts=prompts)
+            grader_request(question, key.references, a.reply, task=key.task, prompts=prompts)
         )
         try:
-            verdict, _ = read_verdict(prompts["grader.free"].reply, reply)
+            verdict, _ = read_verdict(prompts[key.shape.template("grader")].reply, reply)
         except (MalformedJSON, KeyError, ValueError):
             return a
-        return {**a, "status": "graded", "correct": verdict}
+        return a.settled("graded", verdict)
 
-    def _read_free(self, key: AnswerKey, reply: str) -> dict[str, Any]:
-        spec = self.protocol.prompts[f"target.{key.task}"].reply
+    def _read_free(self, key: AnswerKey, reply: str) -> Answer:
+        spec = self.protocol.prompts[key.shape.template("target")].reply
         return _read_free(key, reply, _reply_part(spec, reply))
 
 
@@ -359,37 +322,29 @@ def _reply_part(spec: Any, reply: str) -> str:
     return part if part and part.strip() else reply
 
 
-def _read_free(key: AnswerKey, reply: str, part: str | None = None) -> dict[str, Any]:
+def _read_free(key: AnswerKey, reply: str, part: str | None = None) -> Answer:
     reading = key.read(reply if part is None else part)
     status = "ok" if reading.answer is not None else _FREE_STATUS.get(reading.reason, "unparsed")
-    return {
-        "answer": reading.answer,
-        "status": status,
-        "correct": key.is_right(reading.answer),
-        "reply": reply[-300:],
-        "undecided": reading.answer is None and reading.reason != "refused",
-        "full": reply,
-    }
+    return Answer(
+        correct=key.is_right(reading.answer),
+        status=status,
+        reply=reply,
+        free=True,
+        answer=reading.answer,
+        undecided=reading.answer is None and reading.reason != "refused",
+    )
 
 
 _FREE_STATUS = {"no answer": "unparsed", "ambiguous": "ambiguous", "refused": "refused"}
 
 
-def _gradable(key: AnswerKey, a: dict[str, Any]) -> bool:
-    """Replies the grader decides: those no reader could read, and short answers that match no
-    listed alias (an alias list is never complete: "JFK" for "John F. Kennedy")."""
-    if a["correct"] or a["status"] == "refused":
+def _gradable(key: AnswerKey, a: Answer) -> bool:
+    """Replies the grader decides: those no reader could read, and answers of a shape whose
+    matching is fuzzy (a short answer that matches no listed alias: an alias list is never
+    complete, "JFK" for "John F. Kennedy")."""
+    if a.correct or a.status == "refused":
         return False
-    return a["answer"] is None or key.task == SHORT_ANSWER
-
-
-def exact_outcome(probs: list[float], answer: int, threshold: float | None = None) -> Outcome:
-    """Right when the most likely choice is the right one (and, with ``threshold``, fooled only
-    when P(correct) is also below it)."""
-    p = probs[answer]
-    argmax = max(range(len(probs)), key=probs.__getitem__)
-    fooled = argmax != answer and (threshold is None or p < threshold)
-    return Outcome(not fooled, 1.0 if argmax == answer else 0.0, "exact", [], probs, p)
+    return a.answer is None or key.shape.grade_read_answers
 
 
 def protocol_from_config(cfg: Any) -> Protocol:
@@ -419,6 +374,7 @@ def prompts_from_config(cfg: Any) -> PromptSet:
 __all__ = [
     "NEAR_GREEDY",
     "SCORINGS",
+    "Answer",
     "Asker",
     "Outcome",
     "Protocol",

@@ -19,27 +19,22 @@ from cdvkit.prompts.templates import PromptSet, role_of
 def templates_in_use(cfg: Any, task: str = "multiple_choice") -> list[str]:
     """The templates a search with settings ``cfg`` renders for questions of shape ``task``."""
     from cdvkit.search.proposers import rewrites
+    from cdvkit.tasks import shape_of
 
-    free = task != "multiple_choice"
-    names = [f"target.{task}" if free else f"target.{cfg.target_prompt}"]
-    names.append(f"extractor.{task}" if free else f"extractor.{cfg.target_prompt}")
+    shape = shape_of(task)
+    names = [shape.template(role, cfg.target_prompt) for role in ("target", "extractor")]
     if rewrites(cfg.proposer):
         from cdvkit.registry import parse_spec
 
         names.append(f"rewrite.{parse_spec(cfg.proposer)[0].replace('-', '_')}")
-    elif free:
-        names += ["proposer.free_batch" if cfg.proposer_batch else "proposer.free"]
-        names.append("wrong_answers.free")
-    elif cfg.proposer_prompt == "paper":
-        names.append("proposer.paper")
     else:
-        names.append("proposer.batch" if cfg.proposer_batch else "proposer.one")
-    if cfg.judge_prompt == "paper":
-        names.append("judge.paper")
-    else:
-        names.append("judge.free" if free else "judge.standard")
-    if free:
-        names.append("grader.free")
+        one = "batch" if cfg.proposer_batch else "one"
+        names.append(shape.template("proposer", "paper" if cfg.proposer_prompt == "paper" else one))
+        if not shape.has_choices:
+            names.append(shape.template("wrong_answers"))
+    names.append(shape.template("judge", cfg.judge_prompt))
+    if not shape.has_choices:
+        names.append(shape.template("grader"))
     return names
 
 
@@ -60,7 +55,10 @@ def prompts(
         typer.Option("--set", help="Any other setting, KEY=VALUE (e.g. target-prompt=paper)."),
     ] = None,
     task: Annotated[
-        str, typer.Option(help="The question shape: multiple_choice | numeric | short_answer.")
+        str,
+        typer.Option(
+            help="The question shape: multiple_choice | numeric | short_answer | a plugin's."
+        ),
     ] = "multiple_choice",
     all_: Annotated[
         bool, typer.Option("--all", help="Every template, not only those the settings use.")
@@ -96,8 +94,12 @@ def prompts(
                 overrides.setdefault("extractor", "scripted/none")
             cfg = SearchConfig.from_sources(config, **overrides)
             found = cfg.prompt_set()
-        if task not in ("multiple_choice", "numeric", "short_answer"):
-            raise ValueError("--task must be multiple_choice, numeric or short_answer")
+        from cdvkit.search.setting import task_key
+        from cdvkit.tasks import shape_names
+
+        task = task_key(task)
+        if task not in shape_names():
+            raise ValueError(f"--task must be one of {', '.join(shape_names())}")
     except (*USER_ERRORS, OSError) as exc:
         raise fail(str(exc)) from None
     names = found.names() if all_ else templates_in_use(cfg, task)

@@ -9,20 +9,28 @@ from pathlib import Path
 from cdvkit.data.datasets import DATASETS, SAMPLE, Dataset, dataset, find_dataset
 from cdvkit.data.hub import BUILTINS, BuiltinDataset, load_builtin
 from cdvkit.data.loaders import SUPPORTED_SUFFIXES, load_file
-from cdvkit.data.question import TASKS, Question
-from cdvkit.data.validation import DatasetError, LoadResult, RowProblem, resolve_task
+from cdvkit.data.question import Question
+from cdvkit.data.validation import (
+    DatasetError,
+    LoadResult,
+    RowProblem,
+    RowShape,
+    Shapes,
+    resolve_task,
+)
 
 __all__ = [
     "BUILTINS",
     "DATASETS",
     "SAMPLE",
-    "TASKS",
     "BuiltinDataset",
     "Dataset",
     "DatasetError",
     "LoadResult",
     "Question",
     "RowProblem",
+    "RowShape",
+    "Shapes",
     "dataset",
     "find_dataset",
     "load_builtin",
@@ -63,6 +71,7 @@ def load_questions(
     data_dir: str | Path | None = None,
     strict: bool = False,
     task: str | None = None,
+    shapes: Shapes,
 ) -> LoadResult:
     """Load questions from ``spec``: a registered dataset's name (``"sample"``, a hub built-in,
     a plugin's: see DATASETS) or a file path.
@@ -74,20 +83,27 @@ def load_questions(
     repeated choices load with the repeats collapsed and listed in ``warnings``, unless
     ``strict``, which makes them a defect like any other.
 
-    ``task`` (one of TASKS: multiple_choice, numeric, short_answer) sets the shape a file's rows
-    must have; left out, it is inferred from the rows (see ``load_file``). A built-in has its
-    own shape (``BuiltinDataset.task``), which ``task`` may only repeat.
+    ``task`` (a name among ``shapes``: multiple_choice, numeric, short_answer, a plugin's) sets
+    the shape a file's rows must have; left out, it is inferred from the rows (see
+    ``load_file``). A built-in has its own shape (``BuiltinDataset.task``), which ``task`` may
+    only repeat. ``shapes`` are the task shapes by name: ``cdvkit.tasks.load_questions`` passes
+    every registered one.
     """
     if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
         raise DatasetError(f"limit must be a positive whole number, got {limit!r}")
-    task = resolve_task(task)
+    task = resolve_task(task, shapes)
 
     named = find_dataset(spec)
     if named is not None:
         if named.split is None:
             _only_for_builtins(spec, split, data_dir)
         result = named.load(
-            split=split, data_dir=data_dir, task=task, skip_invalid=skip_invalid, strict=strict
+            split=split,
+            data_dir=data_dir,
+            task=task,
+            skip_invalid=skip_invalid,
+            strict=strict,
+            shapes=shapes,
         )
     else:
         path = Path(spec).expanduser()
@@ -100,7 +116,7 @@ def load_questions(
                 f"{'/'.join(SUPPORTED_SUFFIXES)} file"
             )
         _only_for_builtins(spec, split, data_dir)
-        result = load_file(path, skip_invalid=skip_invalid, strict=strict, task=task)
+        result = load_file(path, skip_invalid=skip_invalid, strict=strict, task=task, shapes=shapes)
 
     result.questions = sample_questions(result.questions, limit, seed)
     return result

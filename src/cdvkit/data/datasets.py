@@ -17,6 +17,7 @@ is never handed ``split`` nor ``data_dir``: asking for either is refused before 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import resources
@@ -25,7 +26,7 @@ from typing import Any
 
 from cdvkit.data.loaders import load_file
 from cdvkit.data.question import MULTIPLE_CHOICE, Question
-from cdvkit.data.validation import DatasetError, LoadResult
+from cdvkit.data.validation import DatasetError, LoadResult, Shapes
 from cdvkit.registry import Registry, describe, instance_of
 
 SAMPLE = "sample"
@@ -38,7 +39,7 @@ class Dataset:
     """A dataset cdvkit can load by name."""
 
     name: str
-    task: str  # the shape of its questions (cdvkit.data.question.TASKS)
+    task: str  # the name of its questions' task shape (a cdvkit.tasks part)
     description: str
     loader: Loader = field(repr=False, compare=False)
     where: str = ""  # where its rows come from: a hub id, a URL, "bundled with cdvkit"
@@ -53,17 +54,22 @@ class Dataset:
         task: str | None = None,
         skip_invalid: bool = False,
         strict: bool = False,
+        shapes: Shapes,
     ) -> LoadResult:
         """Its questions (``split`` defaults to the dataset's own); a loader that returns bare
         questions gets an empty ``skipped``. Questions of another shape than ``task`` asks for
-        are refused, whatever the loader did with it."""
-        result = self.loader(
-            split=split or self.split,
-            data_dir=data_dir,
-            task=task,
-            skip_invalid=skip_invalid,
-            strict=strict,
-        )
+        are refused, whatever the loader did with it. ``shapes`` (the task shapes by name) go to
+        a loader that takes them (one that reads files needs them; ``**kwargs`` takes them)."""
+        options: dict[str, Any] = {
+            "split": split or self.split,
+            "data_dir": data_dir,
+            "task": task,
+            "skip_invalid": skip_invalid,
+            "strict": strict,
+        }
+        if _takes(self.loader, "shapes"):
+            options["shapes"] = shapes
+        result = self.loader(**options)
         if not isinstance(result, LoadResult):
             result = LoadResult(list(result), [])
         for q in result.questions:
@@ -127,10 +133,29 @@ def find_dataset(spec: str) -> Dataset | None:
     where="bundled with cdvkit",
 )
 def _sample(
-    *, task: str | None = None, skip_invalid: bool = False, strict: bool = False, **_: Any
+    *,
+    task: str | None = None,
+    skip_invalid: bool = False,
+    strict: bool = False,
+    shapes: Shapes,
+    **_: Any,
 ) -> LoadResult:
     sample = resources.files("cdvkit.data").joinpath("sample", "sample.jsonl")
     with resources.as_file(sample) as path:
         return load_file(
-            path, skip_invalid=skip_invalid, source="cdvkit-sample", strict=strict, task=task
+            path,
+            skip_invalid=skip_invalid,
+            source="cdvkit-sample",
+            strict=strict,
+            task=task,
+            shapes=shapes,
         )
+
+
+def _takes(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` accepts the keyword ``name`` (by name or through ``**kwargs``)."""
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return True
+    return any(p.name == name or p.kind is p.VAR_KEYWORD for p in params)

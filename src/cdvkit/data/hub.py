@@ -29,7 +29,15 @@ from cdvkit.data.hub_rows import (
     convert_truthfulqa_mc1,
 )
 from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER, Question
-from cdvkit.data.validation import DatasetError, InvalidRow, LoadResult, RowProblem, resolve_task
+from cdvkit.data.validation import (
+    DatasetError,
+    InvalidRow,
+    LoadResult,
+    RowProblem,
+    RowShape,
+    Shapes,
+    resolve_task,
+)
 
 __all__ = [
     "BUILTINS",
@@ -60,8 +68,9 @@ class BuiltinDataset:
     split: str  # default split: the labelled one the reference implementation sampled from
     description: str
     source: str  # Question.source for its rows
-    convert: Callable[[Mapping[str, Any]], Question] = field(repr=False, compare=False)
-    task: str = MULTIPLE_CHOICE  # the task shape of its questions (cdvkit.data.question.TASKS)
+    # A hub row as a question of the dataset's shape (given: it validates the answer).
+    convert: Callable[[Mapping[str, Any], RowShape], Question] = field(repr=False, compare=False)
+    task: str = MULTIPLE_CHOICE  # the name of its questions' task shape (a cdvkit.tasks part)
     aliases: tuple[str, ...] = ()  # other names people type for it
 
     def dataset(self) -> Dataset:
@@ -72,9 +81,10 @@ class BuiltinDataset:
             split: str | None = None,
             data_dir: str | Path | None = None,
             task: Any = None,
+            shapes: Shapes,
             **_: Any,
         ) -> LoadResult:
-            return load_builtin(self.name, split=split, data_dir=data_dir, task=task)
+            return load_builtin(self.name, split=split, data_dir=data_dir, task=task, shapes=shapes)
 
         return Dataset(
             self.name, self.task, self.description, load, self.path, self.split, self.aliases
@@ -259,8 +269,10 @@ def load_builtin(
     data_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
     task: str | None = None,
+    shapes: Shapes,
 ) -> LoadResult:
-    """Load one split of a built-in benchmark as questions.
+    """Load one split of a built-in benchmark as questions (``shapes``: the task shapes by
+    name, as cdvkit.tasks passes them).
 
     ``task`` may only confirm the built-in's own shape (``BuiltinDataset.task``): a built-in's
     questions cannot be read as another shape.
@@ -279,7 +291,7 @@ def load_builtin(
         raise DatasetError(
             f"unknown built-in dataset {name!r}; choose one of {', '.join(sorted(BUILTINS))}"
         )
-    task = resolve_task(task)
+    task = resolve_task(task, shapes)
     if task is not None and task != b.task:
         raise DatasetError(
             f"built-in dataset {name!r} holds {b.task} questions, so --task {task} does not "
@@ -298,7 +310,7 @@ def load_builtin(
     seen: dict[str, int] = {}
     for i, row in enumerate(ds, start=1):
         try:
-            q = b.convert(row)
+            q = b.convert(row, shapes[b.task])
             if q.id in seen:
                 raise InvalidRow(f"duplicate question: same id {q.id!r} as row {seen[q.id]}")
         except InvalidRow as exc:

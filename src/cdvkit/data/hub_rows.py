@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from cdvkit.data.question import NUMERIC, SHORT_ANSWER, Question
-from cdvkit.data.validation import InvalidRow, build_free_form, build_question
+from cdvkit.data.question import Question
+from cdvkit.data.validation import InvalidRow, RowShape, build_free_form, build_question
 
 
 def _extras(row: Mapping[str, Any], used: set[str]) -> dict[str, Any]:
@@ -23,7 +23,7 @@ def _hub_id(source: str, row: Mapping[str, Any]) -> str | None:
     return f"{source}-{raw}" if raw not in (None, "") else None
 
 
-def convert_mmlu(row: Mapping[str, Any]) -> Question:
+def convert_mmlu(row: Mapping[str, Any], shape: RowShape | None = None) -> Question:
     """cais/mmlu: question, subject, choices (4 texts), answer (0-based int)."""
     return build_question(
         question=row.get("question"),
@@ -52,17 +52,17 @@ def _labelled(row: Mapping[str, Any], question_key: str, source: str) -> Questio
     )
 
 
-def convert_commonsense_qa(row: Mapping[str, Any]) -> Question:
+def convert_commonsense_qa(row: Mapping[str, Any], shape: RowShape | None = None) -> Question:
     """tau/commonsense_qa: id, question, question_concept, choices={label, text}, answerKey."""
     return _labelled(row, "question", "CommonsenseQA")
 
 
-def convert_openbookqa(row: Mapping[str, Any]) -> Question:
+def convert_openbookqa(row: Mapping[str, Any], shape: RowShape | None = None) -> Question:
     """allenai/openbookqa: id, question_stem, choices={text, label}, answerKey."""
     return _labelled(row, "question_stem", "OpenbookQA")
 
 
-def convert_truthfulqa_mc1(row: Mapping[str, Any]) -> Question:
+def convert_truthfulqa_mc1(row: Mapping[str, Any], shape: RowShape | None = None) -> Question:
     """truthfulqa/truthful_qa (multiple_choice): question, mc1_targets={choices, labels}.
 
     MC1 has exactly one true answer, listed first on the hub; the order is kept as the
@@ -89,7 +89,7 @@ def convert_truthfulqa_mc1(row: Mapping[str, Any]) -> Question:
     )
 
 
-def convert_gsm8k(row: Mapping[str, Any]) -> Question:
+def convert_gsm8k(row: Mapping[str, Any], shape: RowShape) -> Question:
     """openai/gsm8k (main): question, answer = a worked solution whose last line is "#### N".
 
     The reference is N (normalised: "#### 1,080" -> "1080"); the solution is kept in
@@ -99,7 +99,7 @@ def convert_gsm8k(row: Mapping[str, Any]) -> Question:
     if isinstance(solution, str) and solution.strip() and "####" not in solution:
         raise InvalidRow("answer is a solution without its final '#### <number>' line")
     return build_free_form(
-        task=NUMERIC,
+        shape=shape,
         question=row.get("question"),
         answer=solution,
         source="GSM8K",
@@ -107,7 +107,7 @@ def convert_gsm8k(row: Mapping[str, Any]) -> Question:
     )
 
 
-def convert_trivia_qa(row: Mapping[str, Any]) -> Question:
+def convert_trivia_qa(row: Mapping[str, Any], shape: RowShape) -> Question:
     """mandarjoshi/trivia_qa (rc.nocontext): question_id, question, question_source,
     answer={value, aliases, normalized_aliases, ...}; entity_pages and search_results are empty.
 
@@ -124,7 +124,7 @@ def convert_trivia_qa(row: Mapping[str, Any]) -> Question:
     if raw_id not in (None, ""):
         metadata["hub_id"] = raw_id
     return build_free_form(
-        task=SHORT_ANSWER,
+        shape=shape,
         id=f"TriviaQA-{raw_id}" if raw_id not in (None, "") else None,
         question=row.get("question"),
         answer=answer.get("value"),

@@ -28,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC, Question
+from cdvkit.data.question import Question
 from cdvkit.data.readers import (
     LONE_SURROGATE,
     RawRow,
@@ -43,6 +43,8 @@ from cdvkit.data.validation import (
     InvalidRow,
     LoadResult,
     RowProblem,
+    RowShape,
+    Shapes,
     build_free_form,
     build_question,
     has_choices,
@@ -69,6 +71,7 @@ def _question_from_row(
     source: str,
     digits_are_indices: bool,
     repairs: list[str] | None = None,
+    task: str,
 ) -> Question:
     answer = None
     for key in _ANSWER_KEYS:
@@ -87,13 +90,16 @@ def _question_from_row(
         metadata=metadata,
         digits_are_indices=digits_are_indices,
         repairs=repairs,
+        task=task,
     )
 
 
-def _free_form_from_row(raw: dict[str, Any], *, task: str, source: str, from_csv: bool) -> Question:
+def _free_form_from_row(
+    raw: dict[str, Any], *, shape: RowShape, source: str, from_csv: bool
+) -> Question:
     row_source = raw.get("source")
     return build_free_form(
-        task=task,
+        shape=shape,
         question=raw.get("question"),
         answer=raw.get("answer"),
         aliases=raw.get("aliases"),
@@ -105,80 +111,81 @@ def _free_form_from_row(raw: dict[str, Any], *, task: str, source: str, from_csv
     )
 
 
-def _row_shapes(rows: list[RawRow]) -> dict[int, str]:
+def _row_shapes(rows: list[RawRow], shapes: Shapes) -> dict[int, str]:
     """The task shape each readable row reads as (see ``infer_task``), by row number."""
     return {
-        raw.row: infer_task(raw.data.get("choices"), raw.data.get("answer"))
+        raw.row: infer_task(raw.data.get("choices"), raw.data.get("answer"), shapes)
         for raw in rows
         if raw.data is not None
     }
 
 
-def _file_task(shapes: dict[int, str]) -> tuple[str, int] | None:
+def _file_task(found: dict[int, str]) -> tuple[str, int] | None:
     """The shape most rows read as (on a tie, the earliest row's) and its first row."""
-    if not shapes:
+    if not found:
         return None
-    counts = Counter(shapes.values())
+    counts = Counter(found.values())
     first: dict[str, int] = {}
-    for row, shape in shapes.items():
+    for row, shape in found.items():
         first.setdefault(shape, row)
     task = max(counts, key=lambda t: (counts[t], -first[t]))
     return task, first[task]
 
 
-def _shape_mismatch(data: dict[str, Any], shape: str, task: str, first_row: int) -> str:
+def _shape_mismatch(data: dict[str, Any], row: RowShape, file: RowShape, first_row: int) -> str:
     """The defect of a row whose inferred shape is not the file's: what it reads as, and why."""
     rest = (
-        f"this file's other rows are {task} (from row {first_row}), and a file holds questions "
-        "of one task shape"
+        f"this file's other rows are {file.name} (from row {first_row}), and a file holds "
+        "questions of one task shape"
     )
     hint = "set the shape with --task"
-    if task == MULTIPLE_CHOICE:
+    if file.has_choices:
         return f"choices are missing: {rest}; give this row its choices, or {hint}"
-    if shape == MULTIPLE_CHOICE:
+    if row.has_choices:
         return f"has choices, but {rest}; remove them, or {hint}"
     answer = data.get("answer")
-    if shape == NUMERIC:
-        return (
-            f"answer {short(answer)} is a number, so this row reads as {NUMERIC}, but {rest}; "
-            f"use --task {task} (task={task!r}) to read every answer as text"
-        )
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         return f"answer is missing ({rest})"
-    return (
-        f"answer {short(answer)} is not a number, so this row reads as {shape}, but {rest}; {hint}"
-    )
+    why = f"answer {short(answer)} {row.row_claim or 'reads so'}, so this row reads as {row.name}"
+    if (row.infer_rank or 0) < (file.infer_rank or 0):
+        # The file's shape takes more answers than this row's: forcing it reads this row too.
+        return (
+            f"{why}, but {rest}; use --task {file.name} (task={file.name!r}) to read every "
+            f"answer as a {file.answer_noun}"
+        )
+    return f"{why}, but {rest}; {hint}"
 
 
 def _build(
     raw: RawRow,
     *,
-    task: str | None,
-    file_task: str,
+    forced: bool,
+    file_shape: RowShape,
     default_source: str,
-    shape: str,
+    row_shape: RowShape,
     first_row: int,
     repairs: list[str] | None,
 ) -> Question:
     assert raw.data is not None
     data = raw.data
-    if task is None and shape != file_task:
-        raise InvalidRow(_shape_mismatch(data, shape, file_task, first_row))
-    if file_task == MULTIPLE_CHOICE:
+    if not forced and row_shape.name != file_shape.name:
+        raise InvalidRow(_shape_mismatch(data, row_shape, file_shape, first_row))
+    if file_shape.has_choices:
         if not has_choices(data.get("choices")):
-            raise InvalidRow(f"choices are missing (task {MULTIPLE_CHOICE})")
+            raise InvalidRow(f"choices are missing (task {file_shape.name})")
         return _question_from_row(
             data,
             source=default_source,
             digits_are_indices=raw.digits_are_indices,
             repairs=repairs,
+            task=file_shape.name,
         )
     if has_choices(data.get("choices")):
         raise InvalidRow(
-            f"has choices, but the task is {file_task} and a {file_task} question has none; "
-            "remove them, or leave --task out"
+            f"has choices, but the task is {file_shape.name} and a {file_shape.name} question "
+            "has none; remove them, or leave --task out"
         )
-    return _free_form_from_row(data, task=file_task, source=default_source, from_csv=raw.from_csv)
+    return _free_form_from_row(data, shape=file_shape, source=default_source, from_csv=raw.from_csv)
 
 
 def load_file(
@@ -188,6 +195,7 @@ def load_file(
     source: str | None = None,
     strict: bool = False,
     task: str | None = None,
+    shapes: Shapes,
 ) -> LoadResult:
     """Load a .json (list or JSON Lines), .jsonl/.ndjson, .csv or .tsv file of questions.
 
@@ -197,10 +205,12 @@ def load_file(
     Defects of the file as a whole (unreadable, not a list, no header) always raise.
     Repeated choices are collapsed and reported in ``warnings``, or are a defect with ``strict``.
 
-    ``task`` (multiple_choice, numeric, short_answer) says what shape every row must have; left
-    out, the shape most rows read as is the file's, and a row of another shape is a defect.
+    ``task`` (a name among ``shapes``: multiple_choice, numeric, short_answer, a plugin's) says
+    what shape every row must have; left out, the shape most rows read as is the file's, and a
+    row of another shape is a defect. ``shapes`` are the task shapes by name (cdvkit.tasks
+    passes every registered one).
     """
-    task = resolve_task(task)
+    task = resolve_task(task, shapes)
     p = Path(path)
     suffix = p.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
@@ -227,12 +237,14 @@ def load_file(
     elif suffix in (".jsonl", ".ndjson"):
         rows = list(jsonl_rows(p, text))
     else:
-        rows = list(csv_rows(p, text, require_choices=task == MULTIPLE_CHOICE))
+        choices = task is not None and shapes[task].has_choices
+        rows = list(csv_rows(p, text, require_choices=choices))
     if not rows:
         raise DatasetError(f"{p}: contains no questions")
-    shapes = _row_shapes(rows)
-    found = _file_task(shapes)
-    file_task, first_row = (task, 0) if task else found or (MULTIPLE_CHOICE, 0)
+    row_shape = _row_shapes(rows, shapes)
+    found = _file_task(row_shape)
+    default = infer_task([], None, shapes)  # no readable row: the shape that takes choices
+    file_task, first_row = (task, 0) if task else found or (default, 0)
 
     questions: list[Question] = []
     skipped: list[RowProblem] = []
@@ -247,10 +259,10 @@ def load_file(
             repairs: list[str] | None = None if strict else []
             q = _build(
                 raw,
-                task=task,
-                file_task=file_task,
+                forced=task is not None,
+                file_shape=shapes[file_task],
                 default_source=default_source,
-                shape=shapes[raw.row],
+                row_shape=shapes[row_shape[raw.row]],
                 first_row=first_row,
                 repairs=repairs,
             )

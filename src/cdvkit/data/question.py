@@ -9,9 +9,9 @@ from typing import Any
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-# Task shapes: what a question asks for (cdvkit.tasks reads and judges each one's answers).
+# The built-in task shapes' names, for declaring what a dataset holds; each shape is a part of
+# cdvkit.tasks, which reads and judges its answers (nothing here tells shapes apart by name).
 MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER = "multiple_choice", "numeric", "short_answer"
-TASKS = (MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER)
 # A free-form question has no choices, so no choice is its answer.
 NO_CHOICE = -1
 
@@ -20,9 +20,10 @@ NO_CHOICE = -1
 class Question:
     """A question and what answers it right.
 
-    Multiple choice: ``answer`` indexes ``choices``. Free form (``numeric``, ``short_answer``):
-    no choices, ``answer`` is ``NO_CHOICE``, and ``references`` holds the accepted answers, the
-    reference first and its aliases after it.
+    ``task`` names its shape (a cdvkit.tasks part). With choices (multiple choice), ``answer``
+    indexes ``choices``. Free form (``numeric``, ``short_answer``, ...): no choices, ``answer``
+    is ``NO_CHOICE``, and ``references`` holds the accepted answers, the reference first and its
+    aliases after it.
     """
 
     id: str
@@ -41,10 +42,10 @@ class Question:
             object.__setattr__(self, "choices", tuple(self.choices))
         if not isinstance(self.references, tuple):
             object.__setattr__(self, "references", tuple(self.references))
-        if self.task not in TASKS:
-            raise ValueError(f"question {self.id!r}: task must be one of {', '.join(TASKS)}")
+        if not isinstance(self.task, str) or not self.task:
+            raise ValueError(f"question {self.id!r}: task must name a task shape")
         if self.free_form:
-            if self.choices or self.answer != NO_CHOICE:
+            if self.answer != NO_CHOICE:
                 raise ValueError(f"question {self.id!r}: a {self.task} question has no choices")
             if not self.references or not all(r.strip() for r in self.references):
                 raise ValueError(f"question {self.id!r}: a {self.task} question needs its answer")
@@ -62,7 +63,8 @@ class Question:
 
     @property
     def free_form(self) -> bool:
-        return self.task != MULTIPLE_CHOICE
+        """Answered in the reply's own words (no choices): its answer is ``references``."""
+        return not self.choices
 
     @property
     def answer_text(self) -> str:

@@ -12,21 +12,11 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from cdvkit.data.question import (
-    LETTERS,
-    MULTIPLE_CHOICE,
-    NO_CHOICE,
-    NUMERIC,
-    SHORT_ANSWER,
-    TASKS,
-    Question,
-    stable_id,
-)
+from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE, NO_CHOICE, Question, stable_id
 
 
 @dataclass(frozen=True)
@@ -186,6 +176,7 @@ def build_question(
     metadata: Mapping[str, Any] | None = None,
     digits_are_indices: bool = False,
     repairs: list[str] | None = None,
+    task: str = MULTIPLE_CHOICE,
 ) -> Question:
     """Validate one row's fields and build a Question, raising InvalidRow on the first defect.
 
@@ -241,15 +232,36 @@ def build_question(
         source=source,
         subject=subject or None,
         metadata=dict(metadata or {}),
+        task=task,
     )
 
 
 # ---------------------------------------------------------------------------------------------
-# Free-form rows: numeric and short answers
+# Task shapes, as rows need them (cdvkit.tasks defines them)
 # ---------------------------------------------------------------------------------------------
 
 
-def resolve_task(task: str | None) -> str | None:
+class RowShape(Protocol):
+    """What loading a row needs of a task shape; :class:`cdvkit.tasks.TaskShape` is one.
+
+    The data layer knows no shape by name: the loaders are given the shapes
+    (``shapes: Mapping[str, RowShape]``, by name) and ask them."""
+
+    name: str
+    has_choices: bool
+    infer_rank: int | None
+    answer_noun: str  # one answer of the shape, in a sentence: "number"
+    row_claim: str  # how a row's answer that it claims is said: "is a number" ("": none)
+
+    def claims(self, answer: Any) -> bool: ...
+
+    def reference(self, answer: Any) -> tuple[str, dict[str, Any]]: ...
+
+
+Shapes = Mapping[str, RowShape]
+
+
+def resolve_task(task: str | None, shapes: Shapes) -> str | None:
     """Check a task shape a user named (``--task``); ``None`` (or "auto") means "infer it from
     the data"."""
     if task is None:
@@ -257,25 +269,31 @@ def resolve_task(task: str | None) -> str | None:
     key = str(task).strip().lower().replace("-", "_")
     if key in ("", "auto"):
         return None
-    if key not in TASKS:
-        raise DatasetError(f"unknown task {task!r}; choose auto or one of {', '.join(TASKS)}")
+    if key not in shapes:
+        raise DatasetError(f"unknown task {task!r}; choose auto or one of {', '.join(shapes)}")
     return key
-
-
-def _reference_number(text: str) -> float | None:
-    # Imported when first needed: the cdvkit.tasks package itself imports cdvkit.data.
-    from cdvkit.tasks.numeric import reference_number
-
-    return reference_number(text)
 
 
 def has_choices(choices: Any) -> bool:
     """Whether a row gives choices. Absent, null or ``""`` (an empty CSV cell) means none; an
-    empty list still declares a multiple-choice row (one with too few choices)."""
+    empty list still declares a row with choices (one with too few)."""
     return choices is not None and not (isinstance(choices, str) and not choices.strip())
 
 
-def _answer_text(answer: Any) -> str:
+def infer_task(choices: Any, answer: Any, shapes: Shapes) -> str:
+    """The shape a row reads as: the first shape (by ``infer_rank``) that takes rows like it:
+    with choices, the shape with choices; without, the first whose ``claims(answer)`` holds."""
+    ranked = sorted(
+        (s for s in shapes.values() if s.infer_rank is not None), key=lambda s: s.infer_rank or 0
+    )
+    with_choices = has_choices(choices)
+    for shape in ranked:
+        if shape.has_choices == with_choices and (with_choices or shape.claims(answer)):
+            return shape.name
+    raise DatasetError("no task shape takes this row; set one with --task")
+
+
+def answer_text(answer: Any) -> str:
     """A free-form answer as text: numbers as written in Python (72 -> "72", 0.5 -> "0.5")."""
     if answer is None or (isinstance(answer, str) and not answer.strip()):
         raise InvalidRow("answer is missing")
@@ -284,64 +302,6 @@ def _answer_text(answer: Any) -> str:
     if isinstance(answer, float) and not math.isfinite(answer):
         raise InvalidRow(f"answer {answer!r} is not a finite number")
     return answer.strip() if isinstance(answer, str) else str(answer)
-
-
-def number_text(value: float) -> str:
-    """A number as a reference: 1080.0 -> "1080", 0.5 -> "0.5"."""
-    if value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return repr(value)
-
-
-# What a numeric answer looks like when the shape is inferred: a number alone, as people write it
-# ("72", "-3", "1,080", "$18", "0.5", "1/2", "1 1/2", "45%"). The numeric reader takes more
-# ("12 cm", "eighteen", "Apollo 11" -> 11), which is right for a number but would read many a
-# short answer as one; under --task numeric every answer it reads counts.
-_NUMBER_ALONE = re.compile(
-    r"[-+\u2212]?[$\u20ac\u00a3\u00a5]?\s*[-+\u2212]?"
-    r"(?:(?:[0-9]{1,3}(?:,[0-9]{3})+|[0-9]+)(?:\.[0-9]+)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
-    r"(?:/[0-9]+|\s+[0-9]+/[0-9]+)?%?"
-)
-
-
-def _is_number_alone(text: str) -> bool:
-    final = text.rsplit("####", 1)[1].strip().split("\n")[0] if "####" in text else text
-    return bool(_NUMBER_ALONE.fullmatch(final.strip())) and _reference_number(text) is not None
-
-
-def infer_task(choices: Any, answer: Any) -> str:
-    """The shape a row reads as: choices -> multiple choice; else an answer that is a number
-    alone (or a GSM8K solution ending in "#### N") -> numeric; else short answer."""
-    if has_choices(choices):
-        return MULTIPLE_CHOICE
-    try:
-        text = _answer_text(answer)
-    except InvalidRow:
-        return SHORT_ANSWER  # the row is rejected when it is built; its shape hardly matters
-    if isinstance(answer, int | float) or _is_number_alone(text):
-        return NUMERIC
-    return SHORT_ANSWER
-
-
-def numeric_reference(answer: Any) -> tuple[str, str | None]:
-    """The reference of a numeric answer and, for a worked solution, the solution.
-
-    A plain answer ("72", "1,080", "$18", 72) is kept as written. A solution that ends in
-    "#### N" (GSM8K), or gives its answer in ``\\boxed{N}`` (MATH), gives the number N,
-    normalised ("#### 1,080" -> "1080"), and the whole solution.
-    """
-    text = _answer_text(answer)
-    value = _reference_number(text)
-    if "####" in text or "\\boxed" in text or "\\fbox" in text:
-        if value is None:
-            final = text.rsplit("####", 1)[1].strip() if "####" in text else text
-            raise InvalidRow(
-                f"answer is a solution whose final answer {short(final)} is not a number"
-            )
-        return number_text(value), text
-    if value is None:
-        raise InvalidRow(f"answer {short(text)} is not a number (task {NUMERIC})")
-    return text, None
 
 
 def parse_aliases(aliases: Any, *, text_cell: bool = False) -> list[str]:
@@ -373,7 +333,7 @@ def parse_aliases(aliases: Any, *, text_cell: bool = False) -> list[str]:
 
 def build_free_form(
     *,
-    task: str,
+    shape: RowShape,
     question: Any,
     answer: Any,
     source: str,
@@ -385,21 +345,17 @@ def build_free_form(
 ) -> Question:
     """Validate one free-form row and build its Question, raising InvalidRow on the first defect.
 
-    ``answer`` is text or a number (kept as text). For ``numeric`` it must be a number; a
-    GSM8K-style solution gives the number after "####" and goes whole to metadata["solution"].
-    ``aliases`` are more accepted answers (with ``aliases_text``, a CSV cell: a JSON list or
-    ``a|b``). The references are the answer then its aliases, repeats (after strip) removed.
+    ``answer`` is text or a number (kept as text), made a reference by ``shape`` (a numeric
+    shape refuses one that is no number, and takes a worked solution's final number, keeping the
+    solution in metadata). ``aliases`` are more accepted answers (with ``aliases_text``, a CSV
+    cell: a JSON list or ``a|b``). The references are the answer then its aliases, repeats
+    (after strip) removed.
     """
-    if task not in (NUMERIC, SHORT_ANSWER):
-        raise ValueError(f"not a free-form task: {task!r}")
+    if shape.has_choices:
+        raise ValueError(f"not a free-form task: {shape.name!r}")
     _check_question_text(question)
-    meta = dict(metadata or {})
-    if task == NUMERIC:
-        reference, solution = numeric_reference(answer)
-        if solution is not None:
-            meta["solution"] = solution
-    else:
-        reference = _answer_text(answer)
+    reference, added = shape.reference(answer)
+    meta = dict(metadata or {}) | added
     references: list[str] = []
     for text in (reference, *parse_aliases(aliases, text_cell=aliases_text)):
         if text.strip() not in references:
@@ -414,6 +370,6 @@ def build_free_form(
         source=source,
         subject=subject or None,
         metadata=meta,
-        task=task,
+        task=shape.name,
         references=tuple(references),
     )

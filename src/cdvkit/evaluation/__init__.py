@@ -1,5 +1,6 @@
 """Evaluate models on CDV examples: paired accuracy drop, significance, transfer, defenses."""
 
+from cdvkit.evaluation.config import EvalConfig
 from cdvkit.evaluation.defenses import Defense, resolve_defense
 from cdvkit.evaluation.evaluate import check_eval_models, evaluate, run_protocol
 from cdvkit.evaluation.evaluator import Evaluator
@@ -17,6 +18,7 @@ __all__ = [
     "EVALUATION_FILE",
     "EVAL_PRESETS",
     "Defense",
+    "EvalConfig",
     "EvalItem",
     "EvalSettings",
     "Evaluator",

@@ -28,7 +28,7 @@ from cdvkit.evaluation.row_checks import (
 )
 from cdvkit.store import RunStore
 from cdvkit.store.status import QuestionStatus
-from cdvkit.tasks import FREE_TASKS, AnswerKey
+from cdvkit.tasks import AnswerKey, shape_names, shape_of
 
 # A baseline's rewrite is valid (it passed the constraints) whether it fooled the target (good)
 # or not (open): either is the question's distracted version.
@@ -101,13 +101,18 @@ def read_example_rows(rows: Iterable[Row]) -> ReadRows:
 
 
 def free_form_of(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-    """A row's task shape and accepted answers: ``task`` numeric or short_answer with a list of
-    ``references`` (cdvkit's export), else multiple choice with none."""
-    task = d.get("task")
-    if task in (None, "", MULTIPLE_CHOICE):
-        return MULTIPLE_CHOICE, ()
-    if task not in FREE_TASKS:
-        raise BadRow(f"task {str(task)[:40]!r} is not multiple_choice, numeric or short_answer")
+    """A row's task shape and accepted answers: a free-form ``task`` (numeric, short_answer, a
+    plugin's) with a list of ``references`` (cdvkit's export), else multiple choice with none
+    (a row that names no task: every file written before there were shapes)."""
+    task = d.get("task") or MULTIPLE_CHOICE
+    try:
+        shape = shape_of(str(task))
+    except ValueError:
+        known = ", ".join(shape_names())
+        what = f"task {str(task)[:40]!r}"
+        raise BadRow(f"{what} is not a task shape cdvkit knows ({known})") from None
+    if shape.has_choices:
+        return shape.name, ()
     refs = d.get("references")
     if (
         not isinstance(refs, list)

@@ -39,7 +39,7 @@ def read_sets(
     sets = _distinct_run_labels([from_run_dir(r) for r in runs])
     file_sets = [load_examples_file(path, label) for path, label in files]
     if data is not None:
-        from cdvkit.data import load_questions
+        from cdvkit.tasks import load_questions
 
         questions = load_questions(data).questions
         file_sets = [attach_dataset(es, questions) for es in file_sets]

@@ -33,7 +33,7 @@ class Variant:
 
     @property
     def answer_key(self) -> AnswerKey | None:
-        return None if self.task == MULTIPLE_CHOICE else AnswerKey(self.task, self.references)
+        return AnswerKey(self.task, self.references) if not self.choices else None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -42,7 +42,8 @@ class Variant:
             "choices": list(self.choices),
             "answer": self.answer,
         }
-        if self.task != MULTIPLE_CHOICE:
+        if not self.choices:
+            # Only free-form variants carry these, so older files read the same.
             out |= {"task": self.task, "references": list(self.references)}
         return out
 
@@ -73,7 +74,7 @@ class EvalItem:
         example's choices in the example's order, so a drop splits into what the new order
         costs and what the distraction costs. The original itself when the order is unchanged;
         None for a free-form question (no choices to reorder)."""
-        if example.task != MULTIPLE_CHOICE or not example.choices:
+        if not example.choices:
             return None
         if example.choices == self.original.choices and example.answer == self.original.answer:
             return self.original

@@ -30,7 +30,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE, NUMERIC, SHORT_ANSWER
+from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE
 from cdvkit.evaluation.example_rows import from_store
 from cdvkit.evaluation.items import EvalItem, Variant
 from cdvkit.export.base import ExportResult
@@ -48,94 +48,26 @@ from cdvkit.prompts import render_mcq
 from cdvkit.protocol import Protocol, protocol_from_config
 from cdvkit.store import RunStore
 from cdvkit.store.outputs import atomic_folder, jsonl_lines
+from cdvkit.tasks import shape_of
+from cdvkit.tasks.numeric_answer import FINAL_NUMBER, FREE_PROMPT, NUMBER_NOISE, NUMERIC_FILTER
+from cdvkit.tasks.short_answer import SHORT_FILTER
+
+__all__ = [
+    "FINAL_NUMBER",
+    "FREE_PROMPT",
+    "LM_EVAL_MODES",
+    "NUMBER_NOISE",
+    "NUMERIC_FILTER",
+    "SHORT_FILTER",
+    "export_lm_eval",
+    "task_slug",
+]
 
 LM_EVAL_MODES = ("protocol", "loglik")
 
-# The loglik mode's parts. gsm8k's and triviaqa's zero-shot prompt:
-FREE_PROMPT = "Question: {{question}}\nAnswer:"
 
-# A number as replies write it: "-5", "$1,080.50".
-_NUM = r"-?\$?[0-9][0-9,]*(?:\.[0-9]+)?"
-# What the final answer follows: cdvkit's targets end on "Answer: N", gsm8k's solutions "#### N".
-_MARK = r"(?:####|(?i:answer)\s*:)"
-# The number after the last "Answer:" (or "####") of a reply, markup between them skipped; in a
-# reply without such a line, its last number. One pattern, two alternatives: the second matches
-# from the start, and only where no marked number is, so lm-eval's regex filter (last match,
-# first non-empty group) needs no fallback step.
-FINAL_NUMBER = (
-    rf"(?s){_MARK}[^0-9\n]*?({_NUM})|^(?!.*{_MARK}[^0-9\n]*[0-9])(?:.*[^0-9.,$-])?({_NUM})"
-)
-# Dropped from the extracted number and the reference before they are compared, in this order.
-NUMBER_NOISE = [",", "\\$", "%", "\\.$", "\\.0+$"]
-
-NUMERIC_FILTER = "final-number"
-SHORT_FILTER = "remove_whitespace"
-
-# What each shape's loglik-mode tasks add to the common part (dataset, split, tag).
-SHAPE_CONFIG: dict[str, dict[str, Any]] = {
-    MULTIPLE_CHOICE: {
-        "output_type": "multiple_choice",
-        "doc_to_text": "prompt",
-        "doc_to_choice": "labels",
-        "doc_to_target": "answer",
-        "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True}],
-    },
-    NUMERIC: {
-        "output_type": "generate_until",
-        "doc_to_text": FREE_PROMPT,
-        "doc_to_target": "answer",
-        "generation_kwargs": {
-            "until": ["Question:", "</s>", "<|im_end|>"],
-            "do_sample": False,
-            "temperature": 0.0,
-        },
-        "filter_list": [
-            {
-                "name": NUMERIC_FILTER,
-                "filter": [
-                    {"function": "regex", "regex_pattern": FINAL_NUMBER, "group_select": -1},
-                    {"function": "take_first"},
-                ],
-            }
-        ],
-        "metric_list": [
-            {
-                "metric": "exact_match",
-                "aggregation": "mean",
-                "higher_is_better": True,
-                "ignore_case": True,
-                # Not True: it would drop the minus sign and the decimal point (-1.5 == 15).
-                "ignore_punctuation": False,
-                "regexes_to_ignore": NUMBER_NOISE,
-            }
-        ],
-    },
-    SHORT_ANSWER: {
-        "output_type": "generate_until",
-        "doc_to_text": FREE_PROMPT,
-        # A list: lm-eval counts a reply right when it matches any of them.
-        "doc_to_target": "references",
-        "target_delimiter": " ",
-        "generation_kwargs": {"until": ["\n", ".", ","], "do_sample": False, "temperature": 0.0},
-        "filter_list": [
-            {
-                "name": SHORT_FILTER,
-                "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}],
-            }
-        ],
-        "metric_list": [
-            {
-                "metric": "exact_match",
-                "aggregation": "mean",
-                "higher_is_better": True,
-                "ignore_case": True,
-                "ignore_punctuation": True,
-            }
-        ],
-    },
-}
-
-
+# The loglik mode's parts of free-form shapes (lm-eval's gsm8k and triviaqa conventions) are the
+# shapes' own (TaskShape.lm_eval); these names are kept for those who import them from here.
 def task_slug(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_").lower()
     return slug if slug and not slug[0].isdigit() else f"cdv_{slug}"
@@ -144,7 +76,7 @@ def task_slug(text: str) -> str:
 def _doc(item: EvalItem, v: Variant) -> dict[str, Any]:
     """One question as a task document (what both modes share)."""
     row: dict[str, Any] = {"id": item.id, "source": item.dataset, "task": v.task}
-    if v.task == MULTIPLE_CHOICE:
+    if v.choices:
         return row | {"question": v.question, "choices": list(v.choices), "answer": v.answer}
     # "answer" is the reference (the numeric tasks' target); "references" adds its aliases.
     refs = list(v.references)
@@ -152,7 +84,7 @@ def _doc(item: EvalItem, v: Variant) -> dict[str, Any]:
 
 
 def _loglik_row(row: dict[str, Any]) -> dict[str, Any]:
-    if row["task"] != MULTIPLE_CHOICE:
+    if "choices" not in row:
         return row
     return row | {
         "labels": list(LETTERS[: len(row["choices"])]),
@@ -224,9 +156,7 @@ def _check(shapes: list[str], mode: str, protocol: Protocol | None) -> None:
     if mode not in LM_EVAL_MODES:
         raise ValueError(f"unknown lm-eval mode {mode!r} (available: {', '.join(LM_EVAL_MODES)})")
     for shape in shapes:
-        if mode == "loglik" and shape not in SHAPE_CONFIG:
-            raise ValueError(f"the lm-eval export has no task for {shape!r} questions")
-        if protocol is not None and protocol.scoring == "exact" and shape != MULTIPLE_CHOICE:
+        if protocol is not None and protocol.scoring == "exact" and not shape_of(shape).has_choices:
             raise ValueError(
                 f"the run's exact protocol has no choices to score in {shape!r} questions"
             )
@@ -270,7 +200,7 @@ def export_lm_eval(
                 # --all-examples: cdv evaluate weighs each question once, not each example.
                 per_question = protocol is not None and all_examples and variant == "distracted"
                 if protocol is None:
-                    docs, config = [_loglik_row(r) for r in data], SHAPE_CONFIG[shape]
+                    docs, config = [_loglik_row(r) for r in data], shape_of(shape).lm_eval()
                 else:
                     docs = [protocol_row(protocol, r) for r in data]
                     if per_question:

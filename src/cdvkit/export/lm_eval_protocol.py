@@ -14,11 +14,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from cdvkit.data.question import LETTERS, MULTIPLE_CHOICE
+from cdvkit.data.question import LETTERS
 from cdvkit.models.base import GenerateRequest
 from cdvkit.models.hf_backend import DEFAULT_ANSWER_PREFIX
 from cdvkit.prompts import target_request
 from cdvkit.protocol import Protocol
+from cdvkit.tasks import shape_of
 from cdvkit.tasks.prompts import free_target_request
 
 # The filter that hands process_results every reply, not lm-eval's default first one.
@@ -66,7 +67,7 @@ def target_request_of(
 ) -> GenerateRequest:
     """The target's request for one question, from the request builders the protocol's Asker
     uses, with the run's templates (exact scoring always reads the letter prompt)."""
-    if task == MULTIPLE_CHOICE:
+    if shape_of(task).has_choices:
         prompt = protocol.prompt if protocol.scoring == "sample" else "letter"
         return target_request(
             question,
@@ -101,7 +102,7 @@ def protocol_row(protocol: Protocol, row: dict[str, Any]) -> dict[str, Any]:
             "system message at most and one user message"
         )
     out = {**row, "system": system[0] if system else "", "prompt": user[0]}
-    if row["task"] == MULTIPLE_CHOICE and protocol.scoring == "exact":
+    if row.get("choices") and protocol.scoring == "exact":
         out["labels"] = list(LETTERS[: len(row["choices"])])
     return out
 
@@ -118,7 +119,7 @@ def protocol_config(protocol: Protocol, shape: str, cap: int, per_question: bool
         "metric_list": [{"metric": "acc", "aggregation": aggregation, "higher_is_better": True}],
     }
     if protocol.scoring == "exact":
-        if shape != MULTIPLE_CHOICE:
+        if not shape_of(shape).has_choices:
             raise ValueError(f"an exact protocol has no choices to score in {shape!r} questions")
         return {
             "output_type": "multiple_choice",

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC
+from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.protocol import Protocol
+from cdvkit.tasks import shape_of
 from cdvkit.version import __version__
 
 
@@ -28,16 +29,15 @@ def protocol_words(protocol: Protocol, shape: str = MULTIPLE_CHOICE) -> str:
         if protocol.threshold is not None:
             rule += f" and P(correct) < {protocol.threshold:g}"
         return f"exact scoring: the letters' probabilities after 'Answer:', {rule}"
-    prompt = f"{protocol.prompt} prompt" if shape == MULTIPLE_CHOICE else f"{shape} prompt"
+    prompt = f"{protocol.prompt} prompt" if shape_of(shape).has_choices else f"{shape} prompt"
     return (
         f"n={protocol.samples}, T={protocol.temperature:g}, {prompt}, right if any answer is right"
     )
 
 
 def _what(t: TaskInfo, all_examples: bool) -> str:
-    questions = (
-        "questions" if t.shape == MULTIPLE_CHOICE else f"{t.shape.replace('_', ' ')} questions"
-    )
+    shape = shape_of(t.shape)
+    questions = "questions" if shape.has_choices else f"{t.shape.replace('_', ' ')} questions"
     if t.variant == "original":
         return f"the original {questions} that have a CDV example ({t.docs})"
     if all_examples:
@@ -138,25 +138,8 @@ def _loglik_text(tag: str, folder: str, tasks: list[TaskInfo], all_examples: boo
     ]
     lines += [f"- `{t.name}`: {_what(t, all_examples)}." for t in tasks]
     lines += ["", "## What they measure", ""]
-    if MULTIPLE_CHOICE in shapes:
-        lines.append(
-            "- Multiple choice (`acc`): the choice letter the model finds most likely after the "
-            "lettered question and `Answer:`: no system prompt, no reasoning, no sampling, no "
-            "reader. The nearest cdvkit number is `cdv evaluate --protocol exact`, which scores "
-            "the letters after cdvkit's system prompt and chat messages."
-        )
-    if NUMERIC in shapes:
-        lines.append(
-            "- Numeric (`exact_match,final-number`): one greedy answer to the zero-shot "
-            "`Question: ...\\nAnswer:` prompt, its final number compared as text by lm-eval's "
-            "`exact_match` (gsm8k's conventions)."
-        )
-    if shapes - {MULTIPLE_CHOICE, NUMERIC}:
-        lines.append(
-            "- Short answer (`exact_match,remove_whitespace`): one greedy answer to the "
-            "zero-shot prompt, its first line against the reference and its aliases "
-            "(triviaqa's conventions)."
-        )
+    # Each shape says what its loglik task measures (TaskShape.lm_eval_measures).
+    lines += [f"- {shape_of(name).lm_eval_measures}" for name in sorted(shapes)]
     lines += [
         "",
         "## Run",

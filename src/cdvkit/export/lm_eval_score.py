@@ -44,13 +44,10 @@ class Scorer:
 
     def reply_is_right(self, doc: dict[str, Any], reply: str | None) -> bool:
         """Whether one reply answers the document right, read as ``cdv evaluate`` reads it."""
-        task = doc.get("task") or MULTIPLE_CHOICE
-        if task == MULTIPLE_CHOICE:
-            return bool(
-                self._asker._read(tuple(doc["choices"]), doc["answer"], reply or "")["correct"]
-            )
-        key = AnswerKey(task, tuple(doc["references"]))
-        return bool(self._asker._read_free(key, reply or "")["correct"])
+        if doc.get("choices"):
+            return self._asker._read(tuple(doc["choices"]), doc["answer"], reply or "").correct
+        key = AnswerKey(doc.get("task") or MULTIPLE_CHOICE, tuple(doc["references"]))
+        return self._asker._read_free(key, reply or "").correct
 
     def sampled_right(self, doc: dict[str, Any], replies: Sequence[str] | str) -> bool:
         """The protocol's rule: right when at least one of the n replies is right."""

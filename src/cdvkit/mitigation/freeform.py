@@ -11,15 +11,12 @@ choice, a stored rejected answer is only ever the target's own reply under the p
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping
-from decimal import Decimal
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NUMERIC
+from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.models.base import Message
-from cdvkit.tasks import AnswerKey
-from cdvkit.tasks.numeric import reference_number
+from cdvkit.tasks import AnswerKey, shape_of
 from cdvkit.tasks.prompts import free_target_request
 
 # Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
@@ -40,8 +37,8 @@ def free_target_messages(question: str, task: str, *, defense: str = "") -> list
 
 def answer_key(example: Mapping[str, Any]) -> AnswerKey | None:
     """The answer key of a free-form example row; None for multiple choice."""
-    task = example.get("task") or MULTIPLE_CHOICE
-    if task == MULTIPLE_CHOICE:
+    task = example.get("task") or MULTIPLE_CHOICE  # a row naming none: every older file
+    if shape_of(task).has_choices:
         return None
     refs = tuple(str(r) for r in example.get("references") or () if str(r).strip())
     return AnswerKey(task, refs or (str(example["answer_text"]),))
@@ -70,22 +67,13 @@ def stored_free_reply(
     return reply.strip()
 
 
-def _number_text(value: float | None) -> str | None:
-    """A number as a plain decimal ("1080", "0.75", "-3"), or None when it is none."""
-    if value is None or not math.isfinite(value):
-        return None
-    text = format(Decimal(repr(float(value))).normalize(), "f")
-    return "0" if text == "-0" else text
-
-
 def reference_text(key: AnswerKey) -> str:
     """The reference as the final answer line wants it: for numeric questions the number alone
     (the prompt asks for "the number alone", so "$1,080" becomes "1080"), else as written."""
     ref = key.reference.strip()
-    if key.task == NUMERIC:
-        plain = _number_text(reference_number(ref))
-        if plain is not None and key.is_right(key.read(f"Answer: {plain}").answer):
-            return plain
+    plain = key.shape.plain_answer(ref)
+    if plain != ref and key.is_right(key.read(f"Answer: {plain}").answer):
+        return plain
     return ref
 
 
@@ -96,18 +84,16 @@ def constructed_free_chosen(key: AnswerKey, style: str = "rationale") -> str:
 
 
 def wrong_free_answer(key: AnswerKey, candidates: Iterable[Any]) -> str | None:
-    """The first candidate the answer key reads back as a wrong answer; for a numeric question
-    with none, a near miss (the reference plus one)."""
+    """The first candidate the answer key reads back as a wrong answer; with none, the first of
+    the shape's near misses that does (a number's: the reference plus one)."""
     for c in candidates:
         if isinstance(c, str | int | float) and not isinstance(c, bool) and str(c).strip():
             text = " ".join(str(c).split())
             read = key.read(f"Answer: {text}").answer
             if read is not None and not key.is_right(read):
                 return text
-    if key.task == NUMERIC:
-        value = reference_number(key.reference)
-        near = _number_text(value + 1) if value is not None else None
-        read = key.read(f"Answer: {near}").answer if near is not None else None
+    for near in key.shape.near_misses(key.reference):
+        read = key.read(f"Answer: {near}").answer
         if read is not None and not key.is_right(read):
             return near
     return None

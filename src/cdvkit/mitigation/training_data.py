@@ -98,7 +98,7 @@ class TrainingPair:
 
     @property
     def free_form(self) -> bool:
-        return self.task != MULTIPLE_CHOICE
+        return not self.choices
 
 
 @dataclass

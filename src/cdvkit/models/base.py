@@ -40,9 +40,8 @@ class MCQ:
 
     @property
     def labels(self) -> list[str]:
-        from cdvkit.data.question import LETTERS
-
-        return list(LETTERS[: len(self.choices)])
+        # A, B, C...: the letters every prompt labels choices with.
+        return [chr(ord("A") + i) for i in range(len(self.choices))]
 
 
 @dataclass(frozen=True)

@@ -336,12 +336,11 @@ def yes_no(value: Any) -> bool:
 
 
 # --- the judge --------------------------------------------------------------------------------
-def judge_template(prompt: str = "standard", free_form: bool = False) -> str:
+def judge_template(prompt: str = "standard") -> str:
+    """The multiple-choice judge's template (a free-form shape names its own: TaskShape)."""
     if prompt not in JUDGE_PROMPTS:
         raise ValueError(f"unknown judge prompt {prompt!r}: use one of {', '.join(JUDGE_PROMPTS)}")
-    if prompt == "paper":
-        return "judge.paper"
-    return "judge.free" if free_form else "judge.standard"
+    return f"judge.{prompt}"
 
 
 def judge_request(

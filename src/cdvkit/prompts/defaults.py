@@ -1,5 +1,7 @@
 """cdvkit's default template of every role and task shape (one table, in our own words).
 
+Task shapes add their own (``target.numeric``...) when they are registered (cdvkit.tasks).
+
 The ``paper`` variants follow the reference implementation's procedure (what each role is shown,
 in which layout, and how it answers); its exact wording belongs in a prompts file a user writes.
 The simulated server (bench/_fakeserver.py) tells roles apart by the default system texts.
@@ -13,29 +15,24 @@ _TARGET_SYSTEM = (
     "You answer multiple-choice questions. Think step by step, then finish with a final line of "
     "the form 'Answer: X' where X is the letter of exactly one of the given choices."
 )
-_FREE_FINAL = {
-    "numeric": "a final line of the form 'Answer: N' where N is the number alone",
-    "short_answer": "a final line of the form 'Answer: X' where X is the answer alone, in a few "
-    "words",
-}
-_FREE_KIND = {"numeric": "math word problems", "short_answer": "questions"}
 _RESPONSE = "Here is a response to this question:\n<<<\n{reply}\n>>>\n\n"
 # The reference's exchanges all open with a generic assistant system message; its instructions
 # sit in the user message.
 PLAIN_SYSTEM = "You are a helpful assistant."
 
 
-def _free_target(task: str) -> Template:
+def free_target(kind: str, final: str) -> Template:
+    """A free-form shape's target template: it answers ``kind`` and ends with ``final``."""
     return Template(
-        f"You answer {_FREE_KIND[task]}. Think step by step, then finish with {_FREE_FINAL[task]}.",
+        f"You answer {kind}. Think step by step, then finish with {final}.",
         # No prefix: the shape's reader finds the answer anywhere (a marker, "#### N", the
         # last number), which reads more real replies than the asked-for line alone.
         "{question}",
     )
 
 
-def _free_extractor(task: str) -> Template:
-    what = "number" if task == "numeric" else "answer, in a few words"
+def free_extractor(what: str) -> Template:
+    """A free-form shape's extractor template: it reads out ``what`` ("number")."""
     return Template(
         "You read the final answer out of free-text replies.",
         "Question:\n{question}\n\n" + _RESPONSE + "What final answer does the response give? "
@@ -61,8 +58,6 @@ DEFAULTS: dict[str, Template] = {
         "Question:\n{question}\n\nChoices:\n{choices_list}\n",
         ReplySpec(answer="text"),
     ),
-    "target.numeric": _free_target("numeric"),
-    "target.short_answer": _free_target("short_answer"),
     # --- the extractor ------------------------------------------------------------------
     "extractor.letter": Template(
         "You map free-text answers to answer options.",
@@ -83,8 +78,6 @@ DEFAULTS: dict[str, Template] = {
         temperature=0.0001,
         max_tokens=256,
     ),
-    "extractor.numeric": _free_extractor("numeric"),
-    "extractor.short_answer": _free_extractor("short_answer"),
     # --- the proposer -------------------------------------------------------------------
     "proposer.one": Template(
         "You help build a benchmark of contextual distraction. Given a multiple-choice question, "
@@ -237,3 +230,12 @@ DEFAULTS: dict[str, Template] = {
         max_tokens=2048,
     ),
 }
+
+
+def add_templates(templates: dict[str, Template]) -> None:
+    """Add a part's own templates (a task shape's ``target.<shape>``...) to the table; a name
+    already there with other content is refused, so two parts never share a template."""
+    for name, template in templates.items():
+        if DEFAULTS.get(name, template) != template:
+            raise ValueError(f"the template {name} is already defined otherwise")
+        DEFAULTS[name] = template

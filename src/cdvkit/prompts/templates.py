@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import cdvkit.tasks  # noqa: F401 - registers the built-in task shapes' templates
 from cdvkit.prompts.defaults import DEFAULTS
 from cdvkit.prompts.spec import PLACEHOLDERS, Template
 from cdvkit.tomlfile import read_toml
@@ -63,19 +64,20 @@ class PromptSet:
     max_tokens: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        templates = dict(DEFAULTS)
-        for name, fields_ in self.overrides.items():
-            templates[name] = _merged(DEFAULTS[name], fields_, name)
-        object.__setattr__(self, "_templates", templates)
+        # Only the replaced ones are kept: the rest are read from DEFAULTS when asked, which
+        # holds every registered task shape's templates, a plugin's registered later included.
+        merged = {n: _merged(DEFAULTS[n], f, n) for n, f in self.overrides.items()}
+        object.__setattr__(self, "_templates", merged)
 
     def __hash__(self) -> int:
         return hash(self.digest)
 
     def __getitem__(self, name: str) -> Template:
-        return self._templates[name]  # type: ignore[attr-defined]
+        merged: dict[str, Template] = self._templates  # type: ignore[attr-defined]
+        return merged[name] if name in merged else DEFAULTS[name]
 
     def names(self) -> list[str]:
-        return list(self._templates)  # type: ignore[attr-defined]
+        return list(DEFAULTS)
 
     def tokens(self, name: str, sized: int | None = None) -> int:
         """The reply limit of template ``name``: the role's ``--max-tokens``, else the

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.allowed import SettingError, Shape, check_fields, check_values, declared
-from cdvkit.data.question import TASKS
 from cdvkit.prompts import JUDGE_PROMPTS, PROPOSER_PROMPTS, TARGET_PROMPTS
 from cdvkit.prompts.templates import PromptSet
 from cdvkit.protocol import (
@@ -30,6 +29,7 @@ from cdvkit.search.preset import PRESETS
 from cdvkit.search.proposers import PROPOSERS
 from cdvkit.search.setting import TEMPERATURE, setting, shorthand, task_key
 from cdvkit.search.strategies import STRATEGIES
+from cdvkit.tasks import shape_names
 
 DEFAULT_TARGET = "embed/all-MiniLM-L6-v2"
 CHOICE_ORDERS = ("keep", "shuffle")
@@ -64,8 +64,9 @@ class SearchConfig:
     strict: bool = setting(False, "Repeated choices are an error, not collapsed.", flag="--strict")
     task: str = setting(
         "auto",
-        "Task shape: auto (from the data) | multiple_choice | numeric | short_answer.",
-        choices=("auto", *TASKS),
+        "Task shape: auto (from the data) | multiple_choice | numeric | short_answer | a "
+        "plugin's (cdv parts lists them).",
+        choices=lambda: ("auto", *shape_names()),
         fold=task_key,
     )
     # roles

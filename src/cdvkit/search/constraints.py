@@ -13,21 +13,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
-from cdvkit.data.question import NUMERIC, Question
+from cdvkit.data.question import Question
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import BackendUnavailableError
 from cdvkit.prompts import (
     JUDGE_PROMPTS,
     MalformedJSON,
     judge_request,
-    judge_template,
     read_verdict,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
 from cdvkit.registry import Registry, factory, option
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node, token_length
-from cdvkit.tasks.numeric import numbers_in, reference_number, same_number
+from cdvkit.tasks import shape_of
 from cdvkit.tasks.prompts import free_judge_request
 
 
@@ -70,18 +69,6 @@ _LABELLING = re.compile(
 )
 
 
-def _mentions(text: str, phrase: str) -> bool:
-    phrase = phrase.strip().rstrip(".").lower()
-    if len(phrase) < 3:  # one- or two-letter choices match everywhere; nothing to check
-        return False
-    return re.search(r"(?<!\w)" + re.escape(phrase) + r"(?!\w)", text.lower()) is not None
-
-
-def _names_number(text: str, reference: str) -> bool:
-    want = reference_number(reference)
-    return want is not None and any(same_number(v, want) for v in numbers_in(text))
-
-
 class LeakCheck:
     """The distraction must not state (or negate) the correct answer, nor label options."""
 
@@ -90,16 +77,10 @@ class LeakCheck:
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
         d = child.distraction or ""
-        if original.task == NUMERIC:
-            if _names_number(d, original.answer_text) and not _names_number(
-                original.question, original.answer_text
-            ):
-                return Verdict(False, "the distraction names the correct answer")
-        else:
-            answers = original.references if original.free_form else (original.answer_text,)
-            for answer in answers:
-                if _mentions(d, answer) and not _mentions(original.question, answer):
-                    return Verdict(False, "the distraction names the correct answer")
+        # What counts as stating the answer is the shape's: a number in any spelling, a choice's
+        # or an alias's words.
+        if shape_of(original).leaks(d, original):
+            return Verdict(False, "the distraction names the correct answer")
         if _LABELLING.search(d):
             return Verdict(False, "the distraction labels an option as right or wrong")
         return Verdict(True)
@@ -151,9 +132,15 @@ class LLMJudge:
 
     async def check(self, original: Question, parent: Node, child: Node) -> Verdict:
         p, prompts = self.prompt, self.prompts
+        shape = shape_of(original)
         if original.free_form:
             req = free_judge_request(
-                original.question, original.answer_text, child.question, prompt=p, prompts=prompts
+                original.question,
+                original.answer_text,
+                child.question,
+                task=original.task,
+                prompt=p,
+                prompts=prompts,
             )
         else:
             req = judge_request(
@@ -164,7 +151,7 @@ class LLMJudge:
                 prompt=p,
                 prompts=prompts,
             )
-        spec = prompts[judge_template(p, original.free_form)].reply
+        spec = prompts[shape.template("judge", p)].reply
         last = ""
         for attempt in range(self.retries):
             reply = await self.client.complete(req, sample=attempt)

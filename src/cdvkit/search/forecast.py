@@ -19,11 +19,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, Question
+from cdvkit.data.question import Question
 from cdvkit.search.build import proposer_spec
 from cdvkit.search.forecast_requests import question_requests
 from cdvkit.search.goals_multi import target_roles
 from cdvkit.store.status import UNFINISHED, QuestionStatus
+from cdvkit.tasks import shape_of
 
 CHARS_PER_TOKEN = 4
 MIN_FINISHED = 20  # finished questions before the run's own rates replace the priors
@@ -39,16 +40,9 @@ class Priors:
     # gives the HIGH end of the cost range.
     fooled: tuple[float, float, float] = (0.03, 0.12, 0.35)
     undecided: float = 0.05  # share of replies the local reader cannot read
-    # A step-by-step reply's length, low / mid / high. Multiple choice: the real replies of six
-    # models to the tool's prompt (../shared/data/replies) average 116 (llama-3.1-8B) to 381
-    # (qwen-2.5-72B) tokens, 270 over all. Free form: no corpus here, so a guess.
-    reply_tokens: dict[str, tuple[int, int, int]] = field(
-        default_factory=lambda: {
-            "multiple_choice": (115, 270, 380),
-            "numeric": (150, 270, 450),
-            "short_answer": (20, 80, 200),
-        }
-    )
+    # A step-by-step reply's length, low / mid / high, by task shape (each shape's own prior,
+    # TaskShape.reply_tokens, unless set here).
+    reply_tokens: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     sentence_tokens: int = 30  # a distracting sentence, as written and as added to a node
     judge_tokens: int = 40
     extractor_tokens: int = 3
@@ -306,7 +300,7 @@ def _levels(
         total: dict[str, _Counts] = {}
         for q in questions:
             guided = exact_guided and not q.free_form
-            reply = priors.reply_tokens.get(q.task, priors.reply_tokens[MULTIPLE_CHOICE])
+            reply = priors.reply_tokens.get(q.task) or shape_of(q).reply_tokens
             for role, c in _question_counts(q, cfg, fooled, reply[level], guided, priors).items():
                 t = total.setdefault(role, _Counts())
                 t.calls += c.calls

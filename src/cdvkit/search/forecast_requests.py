@@ -36,9 +36,11 @@ def question_requests(q: Question, cfg: Any, branching: int) -> QuestionRequests
         return QuestionRequests(
             free_target_request(q.question, q.task, temperature=cfg.temperature, prompts=prompts),
             free_proposer_batch_request(
-                q.question, q.answer_text, [q.answer_text] * branching, prompts=prompts
+                q.question, q.answer_text, [q.answer_text] * branching, task=q.task, prompts=prompts
             ),
-            free_judge_request(q.question, q.answer_text, q.question, prompt=jp, prompts=prompts),
+            free_judge_request(
+                q.question, q.answer_text, q.question, task=q.task, prompt=jp, prompts=prompts
+            ),
             True,
         )
     target = target_request(

@@ -11,13 +11,13 @@ scores with the protocol itself, the verification is that same answer and costs 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 from typing import Protocol as Interface
 
 from cdvkit.models.client import RoleClient
 from cdvkit.models.errors import UnsupportedError
+from cdvkit.outcome import AnswerRecord
 from cdvkit.protocol import NEAR_GREEDY, Asker, Outcome, Protocol, exact_outcome
-from cdvkit.search.node import Node
+from cdvkit.search.node import Node, NodeOutputs
 
 SEARCH_SCORINGS = ("auto", "sample", "exact")
 
@@ -29,14 +29,14 @@ class GoalResult:
     score: float  # orders the search: p_correct (exact scoring) or accuracy (sampled)
     candidate: bool  # the score says the target is fooled; only the protocol can confirm it
     mode: str  # "sample" | "exact"
-    answers: list[dict[str, Any]] = field(default_factory=list)  # the answers read (sampled)
+    answers: list[AnswerRecord] = field(default_factory=list)  # the answers read (sampled)
     probs: list[float] | None = None  # every choice's probability (exact)
     p_correct: float | None = None  # the right choice's probability (exact)
     accuracy: float | None = None  # the share of right answers (sampled)
     outcome: Outcome | None = None  # set when the score is the protocol's own answer
 
-    def to_outputs(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode, "answers": self.answers}
+    def to_outputs(self) -> NodeOutputs:
+        out: NodeOutputs = {"mode": self.mode, "answers": self.answers}
         if self.probs is not None:
             out["probs"] = self.probs
         return out
@@ -154,7 +154,7 @@ class TargetGoal:
             score=out.accuracy,
             candidate=out.fooled,
             mode="sample",
-            answers=out.answers,
+            answers=out.answer_records(),
             accuracy=out.accuracy,
             outcome=out,
         )

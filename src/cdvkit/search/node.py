@@ -5,9 +5,10 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypedDict
 
 from cdvkit.data.question import MULTIPLE_CHOICE, Question
+from cdvkit.outcome import AnswerRecord, OutcomeRecord
 from cdvkit.tasks import AnswerKey
 
 
@@ -23,6 +24,22 @@ class NodeState(StrEnum):
 
 
 ROOT, OPEN, GOOD, REJECTED, DUPLICATE, ERROR = NodeState
+
+
+class NodeOutputs(TypedDict, total=False):
+    """What a node keeps of how it was scored (stored as JSON with the node).
+
+    ``mode``, ``answers`` and ``probs``: the search's score (GoalResult.to_outputs); ``verify``:
+    the protocol's verdict when it was asked (an Outcome's record); ``required`` and ``targets``:
+    a multi-target score, each target's under its name; ``error``: the call that failed."""
+
+    mode: str
+    answers: list[AnswerRecord]
+    probs: list[float]
+    verify: OutcomeRecord
+    required: int
+    targets: dict[str, Any]
+    error: str
 
 
 @dataclass
@@ -44,7 +61,7 @@ class Node:
     # search's score said so but the protocol did not (the node stays open).
     verified: bool | None = None
     verdicts: dict[str, Any] = field(default_factory=dict)
-    outputs: dict[str, Any] = field(default_factory=dict)
+    outputs: NodeOutputs = field(default_factory=NodeOutputs)
     # A free-form question's shape and accepted answers (its choices are empty); kept with the
     # question in the store, so a node's record does not repeat them.
     task: str = MULTIPLE_CHOICE
@@ -67,7 +84,7 @@ class Node:
     @property
     def key(self) -> AnswerKey | None:
         """What answers the node right when it is free-form; None for multiple choice."""
-        return None if self.task == MULTIPLE_CHOICE else AnswerKey(self.task, self.references)
+        return AnswerKey(self.task, self.references) if not self.choices else None
 
     @property
     def rate(self) -> float | None:

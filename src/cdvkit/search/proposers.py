@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cdvkit.data.question import LETTERS, NUMERIC, Question
+from cdvkit.data.question import LETTERS, Question
 from cdvkit.models.client import RoleClient
 from cdvkit.prompts import (
     PROPOSER_PROMPTS,
@@ -28,7 +28,7 @@ from cdvkit.registry import Registry, factory, option
 from cdvkit.search.context import BuildContext
 from cdvkit.search.node import Node
 from cdvkit.search.setting import TEMPERATURE
-from cdvkit.tasks.numeric import reference_number
+from cdvkit.tasks import shape_of
 from cdvkit.tasks.prompts import (
     free_proposer_batch_request,
     free_proposer_request,
@@ -166,16 +166,22 @@ class LLMProposer:
                 node.question,
                 reference,
                 list(ctx.wrongs),
+                task=node.task,
                 temperature=self.temperature,
                 prompts=self.prompts,
             )
             text = await self.client.complete(req, sample=ctx.attempt)
             return parse_numbered_proposals(text).get(ctx.wrongs.index(ctx.wrong) + 1, "")
         req = free_proposer_request(
-            node.question, reference, ctx.wrong, temperature=self.temperature, prompts=self.prompts
+            node.question,
+            reference,
+            ctx.wrong,
+            task=node.task,
+            temperature=self.temperature,
+            prompts=self.prompts,
         )
         text = await self.client.complete(req, sample=ctx.attempt)
-        return read_sentence(self.prompts["proposer.free"].reply, text)
+        return read_sentence(self.prompts[shape_of(node.task).template("proposer")].reply, text)
 
 
 class RewriteProposer:
@@ -218,20 +224,9 @@ class RewriteProposer:
 
 
 def near_misses(q: Question, k: int, rng: random.Random) -> list[str]:
-    """Up to ``k`` wrong numbers a careless solver of ``q`` might give (numeric questions only)."""
-    if q.task != NUMERIC:
-        return []
-    value = reference_number(q.answer_text)
-    if value is None:
-        return []
-    slips = [value + 1, value - 1, value * 2, value / 2, value + 10, value * 10, value - 10]
-    out: list[str] = []
-    for v in slips:
-        if value >= 0 > v or v == value:
-            continue  # a negative count or the answer itself is no plausible slip
-        text = f"{v:.4f}".rstrip("0").rstrip(".")
-        if text not in out:
-            out.append(text)
+    """Up to ``k`` wrong answers a careless solver of ``q`` might give, as its shape finds them
+    without a model (a number's slips; none for most shapes), in a seeded order."""
+    out = shape_of(q).near_misses(q.answer_text)
     rng.shuffle(out)
     return out[:k]
 

@@ -1,9 +1,10 @@
-"""Requests of every role for free-form questions (numeric and short answers).
+"""Requests of every role for free-form questions (numeric, short answers, a plugin's shape).
 
 They mirror :mod:`cdvkit.prompts` (multiple choice) with the answer given as a number or a short
-text instead of a letter, and with the wrong answers to aim at named by their text; their
-templates live with every other in :mod:`cdvkit.prompts.templates`. The simulated server
-(bench/_fakeserver.py) reads the default system prompts' wording to tell the roles apart.
+text instead of a letter, and with the wrong answers to aim at named by their text. Each asks
+the question's shape which template its role uses (a shape's own, else the shared free-form
+one); the templates live with every other in :mod:`cdvkit.prompts.templates`. The simulated
+server (bench/_fakeserver.py) reads the default system prompts' wording to tell the roles apart.
 """
 
 from __future__ import annotations
@@ -11,21 +12,20 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from cdvkit.data.question import NUMERIC
 from cdvkit.models.base import GenerateRequest
 from cdvkit.prompts import (
     MalformedJSON,
     clean_proposal,
-    judge_template,
     parse_json_object,
     render_request,
     with_defense,
 )
 from cdvkit.prompts.templates import DEFAULT_PROMPTS, PromptSet
+from cdvkit.tasks.base import shape_of
 
 
 def free_target_system(task: str, prompts: PromptSet = DEFAULT_PROMPTS) -> str:
-    return prompts[f"target.{task}"].system.format()
+    return prompts[shape_of(task).template("target")].system.format()
 
 
 def free_target_request(
@@ -36,7 +36,7 @@ def free_target_request(
     defense: str = "",
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
-    name = f"target.{task}"
+    name = shape_of(task).template("target")
     return GenerateRequest.make(
         with_defense(prompts.render(name, question=question.strip()), defense),
         temperature=temperature,
@@ -48,7 +48,7 @@ def free_extractor_request(
     question: str, task: str, reply: str, *, prompts: PromptSet = DEFAULT_PROMPTS
 ) -> GenerateRequest:
     values = {"question": question.strip(), "reply": reply[-4000:]}
-    return render_request(prompts, f"extractor.{task}", values, temperature=0.0)
+    return render_request(prompts, shape_of(task).template("extractor"), values, temperature=0.0)
 
 
 def grader_request(
@@ -56,6 +56,7 @@ def grader_request(
     references: tuple[str, ...],
     reply: str,
     *,
+    task: str = "short_answer",
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
     aliases = f" (also accepted: {'; '.join(references[1:6])})" if len(references) > 1 else ""
@@ -65,7 +66,7 @@ def grader_request(
         "aliases": aliases,
         "reply": reply[-4000:],
     }
-    return render_request(prompts, "grader.free", values, temperature=0.0)
+    return render_request(prompts, shape_of(task).template("grader"), values, temperature=0.0)
 
 
 def wrong_answers_request(
@@ -81,11 +82,10 @@ def wrong_answers_request(
         "question": question.strip(),
         "answer": reference,
         "k": k,
-        "kind": "numbers" if task == NUMERIC else "answers",
+        "kind": shape_of(task).wrong_kind,
     }
-    return render_request(
-        prompts, "wrong_answers.free", values, temperature=temperature, sized=40 + 20 * k
-    )
+    name = shape_of(task).template("wrong_answers")
+    return render_request(prompts, name, values, temperature=temperature, sized=40 + 20 * k)
 
 
 def parse_wrong_answers(text: str) -> list[str]:
@@ -108,14 +108,14 @@ def free_proposer_request(
     reference: str,
     wrong: str,
     *,
+    task: str = "short_answer",
     temperature: float = 0.7,
     sample: int = 0,
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
     values = {"question": question.strip(), "answer": reference, "wrong": wrong, "wrongs": wrong}
-    return render_request(
-        prompts, "proposer.free", values, temperature=temperature, first_sample=sample
-    )
+    name = shape_of(task).template("proposer")
+    return render_request(prompts, name, values, temperature=temperature, first_sample=sample)
 
 
 def free_proposer_batch_request(
@@ -123,6 +123,7 @@ def free_proposer_batch_request(
     reference: str,
     wrongs: list[str],
     *,
+    task: str = "short_answer",
     temperature: float = 0.7,
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
@@ -134,7 +135,7 @@ def free_proposer_batch_request(
     }
     return render_request(
         prompts,
-        "proposer.free_batch",
+        shape_of(task).template("proposer_batch"),
         values,
         temperature=temperature,
         sized=60 + 80 * len(wrongs),
@@ -160,6 +161,7 @@ def free_judge_request(
     reference: str,
     distracted_question: str,
     *,
+    task: str = "short_answer",
     prompt: str = "standard",
     prompts: PromptSet = DEFAULT_PROMPTS,
 ) -> GenerateRequest:
@@ -168,4 +170,5 @@ def free_judge_request(
         "answer": reference,
         "distracted": distracted_question,
     }
-    return render_request(prompts, judge_template(prompt, free_form=True), values, temperature=0.0)
+    name = shape_of(task).template("judge", prompt)
+    return render_request(prompts, name, values, temperature=0.0)
