@@ -14,12 +14,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from cdvkit.data import load_file, sample_questions
+from cdvkit.data import sample_questions
 from cdvkit.data.question import Question
 from cdvkit.reporting.summary import summarize
 from cdvkit.runs import prepare_store, run_search
 from cdvkit.search.config import SearchConfig
 from cdvkit.store import RunStore
+from cdvkit.tasks import load_file
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = REPO / ".." / "shared" / "data" / "benchmarks"
