@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -75,6 +76,27 @@ def test_every_role_is_forecast_and_an_unpriced_one_is_said():
     assert "no price for judge, extractor" in fc.line()
     lo, mid, hi = fc.cost
     assert lo <= mid <= hi and fc.calls[0] <= fc.calls[1] <= fc.calls[2]
+
+
+@pytest.mark.parametrize("free", [False, True])
+def test_the_proposer_spec_and_its_shorthand_forecast_alike(free: bool) -> None:
+    # `--proposer llm:batch=false` is `--no-proposer-batch`: one proposer call per wrong option
+    # (or wrong answer) an expansion, where the batched proposer makes one.
+    from freeform_helpers import FREE_QUESTIONS
+
+    q = FREE_QUESTIONS[0] if free else Q
+    base = {"target": "scripted/t", "max_expansions": 2}
+    price = {"target": (1.0, 1.0), "proposer": (1.0, 1.0)}
+
+    def calls(**kw: Any) -> float:
+        cfg = SearchConfig(**base, **kw)
+        return forecast_run(cfg, [q], price, exact_guided=False).roles["proposer"].calls[1]
+
+    batched = calls(proposer="scripted/p")
+    one_by_one = calls(proposer="scripted/p", proposer_batch=False)
+    assert one_by_one > batched
+    assert calls(proposer="llm:model=scripted/p,batch=false") == pytest.approx(one_by_one)
+    assert calls(proposer="llm:model=scripted/p,batch=true") == pytest.approx(batched)
 
 
 def colour_questions(n: int) -> list[Question]:

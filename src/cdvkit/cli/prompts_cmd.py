@@ -18,6 +18,7 @@ from cdvkit.prompts.templates import PromptSet, role_of
 
 def templates_in_use(cfg: Any, task: str = "multiple_choice") -> list[str]:
     """The templates a search with settings ``cfg`` renders for questions of shape ``task``."""
+    from cdvkit.search.build import proposer_style
     from cdvkit.search.proposers import rewrites
     from cdvkit.tasks import shape_of
 
@@ -28,8 +29,9 @@ def templates_in_use(cfg: Any, task: str = "multiple_choice") -> list[str]:
 
         names.append(f"rewrite.{parse_spec(cfg.proposer)[0].replace('-', '_')}")
     else:
-        one = "batch" if cfg.proposer_batch else "one"
-        names.append(shape.template("proposer", "paper" if cfg.proposer_prompt == "paper" else one))
+        batch, prompt = proposer_style(cfg)
+        variant = "paper" if prompt == "paper" else "batch" if batch else "one"
+        names.append(shape.template("proposer", variant))
         if not shape.has_choices:
             names.append(shape.template("wrong_answers"))
     names.append(shape.template("judge", cfg.judge_prompt))

@@ -121,6 +121,19 @@ def part_options(
     return registry.settings(name, given, over=shorthands(cfg, registry.kind, name))
 
 
+def proposer_style(cfg: SearchConfig) -> tuple[bool, str]:
+    """Whether the run's proposer writes every wrong option's sentence in one call, and its
+    template (``standard`` or ``paper``), as the ``llm`` proposer is built with them (a spec's
+    ``llm:batch=...,prompt=...`` over the shorthands); the settings' own for any other."""
+    name, given = proposer_spec(cfg)
+    if name != "llm":
+        return cfg.proposer_batch, cfg.proposer_prompt
+    options = part_options(cfg, PROPOSERS, name, given)
+    prompt = options.get("prompt") or cfg.proposer_prompt
+    # The paper's template writes for one option at a time: it has no batched form.
+    return bool(options.get("batch", cfg.proposer_batch)) and prompt != "paper", prompt
+
+
 def role_models(cfg: SearchConfig) -> dict[str, str]:
     """Every model the run will call, by the role it is paid under."""
     out = {role: spec for role, _, spec in target_roles(cfg.targets)}

@@ -13,9 +13,11 @@ from typing import Any
 from cdvkit.data.question import Question
 from cdvkit.models.base import GenerateRequest
 from cdvkit.prompts import judge_request, proposer_batch_request, proposer_request, target_request
+from cdvkit.search.build import proposer_style
 from cdvkit.tasks.prompts import (
     free_judge_request,
     free_proposer_batch_request,
+    free_proposer_request,
     free_target_request,
 )
 
@@ -32,16 +34,22 @@ class QuestionRequests:
 def question_requests(q: Question, cfg: Any, branching: int) -> QuestionRequests:
     """A target, a proposer and a judge request for ``q`` under the settings ``cfg``."""
     prompts, jp = cfg.prompt_set(), cfg.judge_prompt
+    batch, proposer_prompt = proposer_style(cfg)
     if q.free_form:
+        ref = q.answer_text
+        if batch:
+            proposer = free_proposer_batch_request(
+                q.question, ref, [ref] * branching, task=q.task, prompts=prompts
+            )
+        else:
+            proposer = free_proposer_request(q.question, ref, ref, task=q.task, prompts=prompts)
         return QuestionRequests(
             free_target_request(q.question, q.task, temperature=cfg.temperature, prompts=prompts),
-            free_proposer_batch_request(
-                q.question, q.answer_text, [q.answer_text] * branching, task=q.task, prompts=prompts
-            ),
+            proposer,
             free_judge_request(
-                q.question, q.answer_text, q.question, task=q.task, prompt=jp, prompts=prompts
+                q.question, ref, q.question, task=q.task, prompt=jp, prompts=prompts
             ),
-            True,
+            batch,
         )
     target = target_request(
         q.question,
@@ -51,8 +59,7 @@ def question_requests(q: Question, cfg: Any, branching: int) -> QuestionRequests
         prompts=prompts,
     )
     judge = judge_request(q.question, q.choices, q.answer, q.question, prompt=jp, prompts=prompts)
-    # The paper's proposer template writes for one option at a time: it has no batched form.
-    if cfg.proposer_batch and cfg.proposer_prompt != "paper":
+    if batch:
         wrong = [i for i in range(len(q.choices)) if i != q.answer]
         proposer = proposer_batch_request(q.question, q.choices, q.answer, wrong, prompts=prompts)
         return QuestionRequests(target, proposer, judge, True)
@@ -61,7 +68,7 @@ def question_requests(q: Question, cfg: Any, branching: int) -> QuestionRequests
         q.choices,
         q.answer,
         (q.answer + 1) % len(q.choices),
-        prompt=cfg.proposer_prompt,
+        prompt=proposer_prompt,
         prompts=prompts,
     )
     return QuestionRequests(target, proposer, judge, False)
