@@ -207,6 +207,20 @@ def test_cdv_prompts_prints_the_templates_in_effect_as_a_loadable_file(tmp_path)
     assert res.exit_code == 2 and "unknown placeholder {nope}" in res.output
 
 
+@pytest.mark.parametrize("user", ["one\x7fline {question}", "two\nlines\x9b[2J {question}"])
+def test_control_characters_of_a_prompts_file_are_printed_escaped_and_load_back(tmp_path, user):
+    # DEL may not stand raw in TOML, and a terminal acts on C1 controls: both are printed as
+    # \\u escapes, and the printed file loads back as the same template.
+    custom = tmp_path / "p.toml"
+    custom.write_text(f"[target.letter]\nuser = {json.dumps(user)}\n")
+    res = runner.invoke(app, ["prompts", "--prompts", str(custom)])
+    assert res.exit_code == 0, res.output
+    assert not any(ord(c) == 0x7F or 0x80 <= ord(c) <= 0x9F for c in res.stdout)
+    printed = tmp_path / "printed.toml"
+    printed.write_text(res.stdout)
+    assert load_prompts_file(printed)["target.letter"]["user"] == user
+
+
 def test_max_tokens_per_role_reach_the_requests(tmp_path):
     SEEN.clear()
     sizes: dict[str, set[int]] = {}

@@ -128,14 +128,21 @@ def _quote_key(name: str) -> str:
 
 def _toml_str(text: str) -> str:
     """``text`` as a TOML string a person can edit: a multi-line one where it has lines."""
-    if "\n" not in text or any(ord(c) < 32 and c not in "\n\t" for c in text):
-        # A basic string: JSON's escapes are TOML's, so json.dumps writes a valid one.
-        return json.dumps(text, ensure_ascii=False)
+    if "\n" not in text or any(_unprintable(c) and c not in "\n\t" for c in text):
+        # A basic string: JSON's escapes are TOML's, so json.dumps writes a valid one. DEL and
+        # the C1 controls are escaped too: TOML refuses a raw DEL, and a terminal acts on C1.
+        dumped = json.dumps(text, ensure_ascii=False)
+        return "".join(f"\\u{ord(c):04x}" if _unprintable(c) else c for c in dumped)
     body = text.replace("\\", "\\\\").replace('"""', '""\\"')
     if body.endswith('"'):
         body = body[:-1] + '\\"'
     # The newline right after the opening quotes is not part of the string.
     return f'"""\n{body}"""'
+
+
+def _unprintable(c: str) -> bool:
+    """A control character: C0, DEL or C1."""
+    return ord(c) < 32 or 0x7F <= ord(c) <= 0x9F
 
 
 _TEMPLATE_KEYS = {"system", "user", "reply", "temperature", "max_tokens", "json_mode"}
