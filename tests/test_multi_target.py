@@ -287,3 +287,31 @@ def test_forecast_counts_every_target() -> None:
     )
     assert two.roles["target2"].calls == one.roles["target"].calls
     assert two.calls[1] > one.calls[1]
+
+
+@pytest.mark.parametrize(("fool", "marked"), [("all", True), ("2", True), ("any", False)])
+def test_evaluation_names_a_multi_target_set_and_marks_by_construction_only_for_all(
+    tmp_path: Path, fool: str, marked: bool
+) -> None:
+    from cdvkit.evaluation import from_run_dir
+
+    runner = CliRunner()
+    res = generate(tmp_path, "run", ["mt-a", "mt-b"], "--fool", fool)
+    assert res.exit_code == 0, res.output
+    es = from_run_dir(tmp_path / "run")
+    assert es.label == "scripted/mt-a + scripted/mt-b"
+    # Every example fools both only when both had to be fooled; with any, one may be right.
+    assert es.targets == (("scripted/mt-a", "scripted/mt-b") if marked else ())
+    ev = runner.invoke(
+        app,
+        ["evaluate", "--run", str(tmp_path / "run"), "--models", "scripted/mt-a",
+         "--bootstrap", "0", "--json"],
+    )  # fmt: skip
+    assert ev.exit_code == 0, ev.output
+    (entry,) = json.loads(ev.stdout)["evaluations"]
+    assert "['" not in json.dumps(entry)  # no set is named by a Python list
+    text = runner.invoke(
+        app, ["evaluate", "--run", str(tmp_path / "run"), "--models", "scripted/mt-a",
+              "--bootstrap", "0"],
+    )  # fmt: skip
+    assert ("by construction" in text.stdout) == marked

@@ -134,7 +134,7 @@ def by_construction(es: ExampleSet, model: str, s: EvalSettings, defense: Defens
     """Whether ``model`` is the run's own target asked under the run's own protocol: then its
     examples are exactly the questions it failed, and its distracted accuracy is 0% by
     construction (a rewrite baseline keeps rewrites that did not fool it: never)."""
-    if es.kind != "run" or es.baseline or es.target != model or es.protocol is None:
+    if es.kind != "run" or es.baseline or model not in es.targets or es.protocol is None:
         return False
     if defense.text:
         return False

@@ -26,6 +26,7 @@ from cdvkit.evaluation.row_checks import (
     optional_text,
     same_text,
 )
+from cdvkit.search.goals_multi import required_targets
 from cdvkit.store import RunStore
 from cdvkit.store.status import QuestionStatus
 from cdvkit.tasks import AnswerKey, shape_names, shape_of
@@ -167,12 +168,13 @@ def from_store(store: RunStore, label: str | None = None) -> ExampleSet:
         for d in statuses
         if d["question"].id not in with_example
     ]
-    target = str(cfg.get("target") or "") or None
+    searched = cfg.get("target") or ()
+    targets = (searched,) if isinstance(searched, str) else tuple(map(str, searched))
     try:
         protocol = protocol_from_config(cfg) if cfg else None
     except (TypeError, ValueError):  # a config this version cannot read
         protocol = None
-    name = label or target or store.run_dir.name
+    name = label or " + ".join(targets) or store.run_dir.name
     if baseline and not label:
         name = f"{name} · {baseline}"
     return ExampleSet(
@@ -183,10 +185,24 @@ def from_store(store: RunStore, label: str | None = None) -> ExampleSet:
         skipped=skipped,
         others=others,
         whole=True,
-        target=target,
+        targets=fooled_by_construction(targets, cfg.get("fool", "all")),
         protocol=protocol,
         baseline=baseline,
     )
+
+
+def fooled_by_construction(targets: tuple[str, ...], fool: Any) -> tuple[str, ...]:
+    """The targets every example of a run fools under its protocol: its one target, or its
+    targets when each example had to fool them all (``--fool all``, or K = all of them); with
+    ``any`` or fewer than all, an example may leave any one of them right, so none is fooled
+    by construction."""
+    if len(targets) <= 1:
+        return targets
+    try:
+        every = required_targets(fool, len(targets)) == len(targets)
+    except ValueError:  # a setting this version cannot read: claim nothing
+        return ()
+    return targets if every else ()
 
 
 def question_item(q: Question, *, failed: bool = False) -> EvalItem:

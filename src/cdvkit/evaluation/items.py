@@ -107,7 +107,9 @@ class ExampleSet:
     # items + others are every question of the dataset (a run, a reference file, a JSONL file
     # given its --data); False: only the questions with an example are known.
     whole: bool = False
-    target: str | None = None  # the run's target: "by construction" applies to it
+    # The targets every example of a run fools under its protocol ("by construction" applies to
+    # them): a run's target; a multi-target run's targets when it required all to be fooled.
+    targets: tuple[str, ...] = ()
     protocol: Any = None  # the run's own protocol (cdvkit.protocol.Protocol)
     baseline: str | None = None  # the rewrite proposer of a baseline run (no search)
 
