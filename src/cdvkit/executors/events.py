@@ -25,8 +25,10 @@ from cdvkit.models.errors import BudgetExceeded
 from cdvkit.store import RunStore
 
 Event = tuple[Any, ...]
-CALLS, NODE, CLEAR, STATUS, FAILURE, EVAL, END = (
+CALLS, SENT, UNANSWERED, NODE, CLEAR, STATUS, FAILURE, EVAL, END = (
     "calls",
+    "sent",
+    "unanswered",
     "node",
     "clear",
     "status",
@@ -117,6 +119,17 @@ class EventRecorder:
             self._batch.append(record)
         else:
             self.emit(qid, (CALLS, qid, [record]))
+
+    def mark_sent(self, keys: list[str], *, role: str, phase: str = "search") -> None:
+        # The in-flight note travels ahead of the call's reply on the question's stream, so the
+        # driver notes it before the reply can land: a driver killed between the two leaves the
+        # note, and the resumed run counts the call it sends again as paid twice, as locally.
+        qid = current_question.get()
+        self.emit(qid, (SENT, qid, list(keys), role, phase))
+
+    def mark_unanswered(self, keys: list[str]) -> None:
+        qid = current_question.get()
+        self.emit(qid, (UNANSWERED, qid, list(keys)))
 
     @contextmanager
     def transaction(self) -> Iterator[EventRecorder]:
@@ -213,6 +226,10 @@ def apply_event(store: RunStore, event: Event) -> JobEnd | None:
         with store.transaction():
             for rec in event[2]:
                 store.put_call(**rec, question_id=qid)
+    elif kind == SENT:
+        store.mark_sent(event[2], role=event[3], phase=event[4])
+    elif kind == UNANSWERED:
+        store.mark_unanswered(event[2])
     elif kind == NODE:
         store.save_node(qid, event[2])
     elif kind == CLEAR:
