@@ -43,13 +43,17 @@ _FOLD = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "`": "'",
 _ESCAPED_QUOTE = re.compile(r"\\(['\"])")
 _LATEX_BRACKETS = re.compile(r"\\[][()]")
 _LATEX = re.compile(r"(?<!\$)\$*\\(?:boxed|text|textbf|mathrm)\s*\{([^{}]*)\}\$*")
+# Answers given in a structure rather than a sentence: <answer>B</answer>, {"answer": "B"}.
+_TAGGED = _rx(r"<(final_?answer|answer)>\s*([^<\n]{1,300}?)\s*</\1>")
+_KEYED = _rx(r"\"(?:final_?)?answer\"\s*:\s*\"([^\"\n]{1,300})\"")
 
 # Where a reply states its answer. A bare "answer" needs a verb or a colon after it, so that
 # "I can't answer a question like that" is not read as choice A.
 _LINK = r"[\s*_]*(?:is|would\s+be|will\s+be|should\s+be|must\s+be|seems\s+to\s+be|remains)\b"
 _QUAL = (
     r"(?:best|correct|right|appropriate|accurate|fitting|suitable|likely|logical|reasonable"
-    r"|sensible|plausible|proper|valid|ideal|closest|obvious|final|only|true|my|most\s+\w+)"
+    r"|sensible|plausible|proper|valid|ideal|closest|obvious|final|only|true|my|selected|chosen"
+    r"|preferred|most\s+\w+)"
 )
 _MARK = _rx(
     r"(?P<noun>\bfinal\s+(?:answer|response|choice|selection|verdict)\b|\banswer\b"
@@ -74,6 +78,25 @@ _FILLER = _rx(
 )
 _OPEN = re.compile(r"[\s*_\"'\[(>#-]*")
 _NUMBER = _rx(r"(?:the\s+)?(?:option|choice)\s*(?:no\.?\s*|number\s*|#\s*)?(\d{1,2})(?![\d.,]\d)")
+# "the answer is the second option"; "Final answer: 2" (alone on its line, choices counted from 1).
+_ORDINAL = _rx(
+    r"(?:the\s+)?(first|second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|last)\s+"
+    r"(?:option|choice|one|answer)\b"
+)
+_ORDINALS = ("first", "second", "third", "fourth", "fifth", "sixth", "seventh", "eighth", "ninth")
+_LONE_NUMBER = re.compile(r"\(?(\d{1,2})\)?[.*_]*[ \t]*(?:\n|$)")
+# "Option B is correct", and a line "B is correct." that closes a reply.
+_OPTION_IS = _rx(
+    r"\b(?:option|choice)\s*\(?((?-i:[A-Z]))\)?[*_:]*\s+(?:is|seems)\s+(?:the\s+)?"
+    r"(?:correct|right|best|true|accurate)\b"
+    r"|(?:^|\n)[ \t*_]*\(?((?-i:[A-Z]))\)?[*_]*\s+is\s+(?:the\s+)?(?:correct|right)[.!*_ \t]*$"
+)
+# A reply's closing words that settle on a letter: "..., so it must be B.", "Based on that, B."
+_SETTLED_LETTER = _rx(
+    r"(?:\b(?:so|thus|therefore|hence|must\s+be|it's|it\s+is|answer\s+is|above|that|all|pick"
+    r"|choose|go\s+with)\b[\s,:*_]*)\(?((?-i:[A-Z]))\)?[*_]*(?P<rest>\s*[:.)-]\s*[^\n]*?)?"
+    r"[*_]*[.!]?[*_]*\s*$"
+)
 _QUOTES, _CLOSERS = "\"'*[(", "\"'*_])"
 # An unquoted choice must end the claim here: "the answer is a mine shaft" does not name "a mine".
 _AFTER = _rx(
@@ -89,7 +112,7 @@ _BARE_NONE = _rx(r"[\W_]*(?:none|n/a|no answer|none of the above)[\W_]*")
 _LETTER = re.compile(r"([A-Za-z])(?![\w'])")
 _LABEL_GAP = re.compile(r"[.):\]*_\s(–—\"'-]*")
 _BECAUSE = _rx(r"\s+(?:because|since|as|[-–—])\s")
-_PREFIX = _rx(r"^(?:final\s+)?answer\s*[:.-]?\s*")
+_PREFIX = _rx(r"^(?:(?:final\s+)?answer|(?:selected\s+)?(?:option|choice))\s*[:.-]?\s*")
 _BULLET = re.compile(r"\s*(?:[-*•+]\s|\d+[.)])")
 _CLOSING = _rx(r"\W*(?:let\s+me\s+know|(?:i\s+)?hope\s+th|feel\s+free|if\s+you\s+(?:have|want))")
 _DOUBT = _rx(
@@ -119,6 +142,9 @@ class _Choices:
         # Identical choices are one answer; the first index stands for them all.
         keys = [" ".join(c.lower().split()) for c in cores]
         self.canon = [keys.index(k) for k in keys]
+        # A choice that starts with a digit: then a bare number may be a choice's text, never
+        # its position.
+        self.numeric = any(c[:1].isdigit() for c in cores)
 
     def text_at(self, text: str, pos: int) -> tuple[int, int] | None:
         """The longest choice whose text starts exactly at pos, as (index, end)."""
@@ -166,6 +192,8 @@ def read_answer(reply: str | None, choices: Sequence[str]) -> Reading:
     if "\\" in text:  # escaped quotes, LaTeX: rare, so only then
         text = _ESCAPED_QUOTE.sub(r"\1", text)
         text = _LATEX.sub(r"\1", _LATEX.sub(r"\1", _LATEX_BRACKETS.sub(" ", text)))
+    if "answer" in text.lower() and ("<" in text or '"' in text):
+        text = _KEYED.sub(r"\nAnswer: \1\n", _TAGGED.sub(r"\nAnswer: \2\n", text))
     text = text.strip()
     ch = _choices(tuple(str(c) for c in choices))
     return _quick(text, ch) or _general(text, ch)
@@ -195,6 +223,9 @@ def _general(text: str, ch: _Choices) -> Reading:
         hit = _named_before(text, m.start(), ch)
         if hit and not any(a <= m.start() < b for a, b in spans):
             hits.append(hit)
+    for m in _OPTION_IS.finditer(text):
+        if not any(a <= m.start() < b for a, b in spans):
+            hits.append(ch.letter(m.group(1) or m.group(2), m.start()))
     # A line holding nothing but a choice ends many replies ("**B**", "'empty'") or follows a
     # line that announces it ("...is:"). Such lines in a row are a list of the choices instead.
     lines = [(m.start(), m.group()) for m in re.finditer(r"[^\n]+", text) if m.group().strip()]
@@ -255,6 +286,15 @@ def _claim(text: str, pos: int, ch: _Choices) -> _Hit | None:
     if numbered and 1 <= int(numbered.group(1)) <= ch.n:
         # "the best answer is Choice 3": choices shown as a list are counted from 1.
         return _Hit(ch.canon[int(numbered.group(1)) - 1], "", "number")
+    ordinal = _ORDINAL.match(text, first)
+    if ordinal:
+        word = ordinal.group(1).lower()
+        k = ch.n - 1 if word == "last" else _ORDINALS.index(word) if word in _ORDINALS else 9
+        return _Hit(ch.canon[k], "", "number") if k < ch.n else _Hit(None, "outside", "number")
+    alone = _LONE_NUMBER.match(text, first)
+    if alone and not ch.numeric and 1 <= int(alone.group(1)) <= ch.n:
+        # A number alone after "Answer:" counts the choices from 1 (none of them is a number).
+        return _Hit(ch.canon[int(alone.group(1)) - 1], "", "number")
     if _NONE.match(text, first):
         return _Hit(None, "no answer", "none")
     # A quoted or bold answer that is none of the choices is a claim all the same.
@@ -368,6 +408,9 @@ def _tail(text: str, ch: _Choices) -> Reading:
     """
     if text[-1] not in ".!?)]\"'*":
         return Reading(None, "no answer")
+    settled = _settled_letter(text, ch)
+    if settled is not None:
+        return settled
     paras = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     for k, para in enumerate(reversed(paras[-2:])):
         found = ch.mentions(para)
@@ -386,6 +429,26 @@ def _tail(text: str, ch: _Choices) -> Reading:
                 return Reading(None, "no answer", "tail")
             return Reading(index, "", "tail")
     return Reading(None, "no answer")
+
+
+def _settled_letter(text: str, ch: _Choices) -> Reading | None:
+    """The letter the reply's last sentence settles on ("..., so it must be B."), when that
+    sentence names no other choice and doubts nothing after its settling word."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    while len(lines) > 1 and _CLOSING.match(lines[-1]):
+        lines.pop()
+    last = lines[-1] if lines else ""
+    sentence = last[max(last.rfind(". ", 0, max(len(last) - 3, 0)) + 1, 0) :]
+    m = _SETTLED_LETTER.search(sentence)
+    if m is None or _DOUBT.search(m.group(0)):
+        return None
+    hit = ch.letter(m.group(1))
+    rest = (m.group("rest") or "").strip(" :.)-*_")
+    if rest:
+        named = ch.text_at(rest, 0)
+        if not named or named[0] != hit.index:
+            return None  # "B: <text of C>" contradicts itself; "B. Then..." is no answer
+    return Reading(hit.index, hit.reason, "tail")
 
 
 def read_choice(reply: str | None, choices: Sequence[str]) -> int | None:
