@@ -28,6 +28,10 @@ R1 = "<think>\n16 - 3 - 4 = 9, and 9 * 2 = 18. Wait, is it 20? No, 18.\n</think>
 
 # (reply, value, how): every reply gives a number.
 NUMERIC = [
+    # Answers given in a structure
+    ("16 - 3 = 13, and 13 * 2 = 26.\n\n<answer>26</answer>", 26, "marked"),
+    ('{"reasoning": "16 - 3 = 13; 13 * 2 = 26", "answer": 26}', 26, "marked"),
+    ('{"answer": "$1,080"}', 1080, "marked"),
     # GSM8K's own format, and models fine-tuned on it
     (GSM8K + "\n#### 18", 18, "hashes"),
     ("#### 1,080", 1080, "hashes"),
@@ -243,6 +247,8 @@ def test_reference_number_not_a_number(answer: str) -> None:
 LEO = "Leonardo da Vinci"
 # (reply, text, how): every reply gives an answer.
 SHORT = [
+    ("The capital sits on the Seine.\n\n<answer>Paris</answer>", "Paris", "marked"),
+    ('{"reasoning": "It is on the Seine.", "answer": "Paris"}', "Paris", "marked"),
     ("Paris", "Paris", "whole"),
     ("Paris.", "Paris", "whole"),
     ("paris", "paris", "whole"),

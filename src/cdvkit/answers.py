@@ -45,7 +45,7 @@ _LATEX_BRACKETS = re.compile(r"\\[][()]")
 _LATEX = re.compile(r"(?<!\$)\$*\\(?:boxed|text|textbf|mathrm)\s*\{([^{}]*)\}\$*")
 # Answers given in a structure rather than a sentence: <answer>B</answer>, {"answer": "B"}.
 _TAGGED = _rx(r"<(final_?answer|answer)>\s*([^<\n]{1,300}?)\s*</\1>")
-_KEYED = _rx(r"\"(?:final_?)?answer\"\s*:\s*\"([^\"\n]{1,300})\"")
+_KEYED = _rx(r"\"(?:final_?)?answer\"\s*:\s*(?:\"([^\"\n]{1,300})\"|(-?\d[\d.,]*\d|-?\d))")
 
 # Where a reply states its answer. A bare "answer" needs a verb or a colon after it, so that
 # "I can't answer a question like that" is not read as choice A.
@@ -192,11 +192,18 @@ def read_answer(reply: str | None, choices: Sequence[str]) -> Reading:
     if "\\" in text:  # escaped quotes, LaTeX: rare, so only then
         text = _ESCAPED_QUOTE.sub(r"\1", text)
         text = _LATEX.sub(r"\1", _LATEX.sub(r"\1", _LATEX_BRACKETS.sub(" ", text)))
-    if "answer" in text.lower() and ("<" in text or '"' in text):
-        text = _KEYED.sub(r"\nAnswer: \1\n", _TAGGED.sub(r"\nAnswer: \2\n", text))
-    text = text.strip()
+    text = unwrap_answers(text).strip()
     ch = _choices(tuple(str(c) for c in choices))
     return _quick(text, ch) or _general(text, ch)
+
+
+def unwrap_answers(text: str) -> str:
+    """``text`` with answers given in a structure (``<answer>X</answer>``, ``{"answer": "X"}``)
+    written as the line every reader looks for, ``Answer: X``; other text is left as it is."""
+    if "answer" not in text.lower() or ("<" not in text and '"' not in text):
+        return text
+    text = _TAGGED.sub(r"\nAnswer: \2\n", text)
+    return _KEYED.sub(lambda m: f"\nAnswer: {m.group(1) or m.group(2)}\n", text)
 
 
 def _general(text: str, ch: _Choices) -> Reading:

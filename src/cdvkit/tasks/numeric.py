@@ -26,6 +26,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from cdvkit.answers import unwrap_answers
+
 
 @dataclass(frozen=True)
 class NumberReading:
@@ -339,7 +341,7 @@ def read_number(reply: str | None) -> NumberReading:
     """The number the reply gives as its final answer, or why none can be read."""
     if not reply or not str(reply).strip():
         return _NO_ANSWER
-    final, thinking = split_reasoning(str(reply))
+    final, thinking = split_reasoning(unwrap_answers(str(reply)))
     if final is None:
         return _NO_ANSWER
     reading = _read(final, loose=True)

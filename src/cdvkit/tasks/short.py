@@ -22,6 +22,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cdvkit.answers import unwrap_answers
 from cdvkit.tasks.numeric import boxed_contents, marked_spans, split_reasoning
 
 
@@ -104,7 +105,7 @@ def read_short(reply: str | None) -> ShortReading:
     """The short answer the reply gives as its final answer, or why none can be read."""
     if not reply or not str(reply).strip():
         return _NONE
-    final, _thinking = split_reasoning(str(reply).translate(_FOLD))
+    final, _thinking = split_reasoning(unwrap_answers(str(reply).translate(_FOLD)))
     if final is None or not final.strip():
         return _NONE
     boxes = boxed_contents(final)
