@@ -23,6 +23,8 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from cdvkit.reply_text import FOLD, plain_reply
+
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
@@ -36,16 +38,6 @@ class Reading:
 def _rx(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.IGNORECASE)
 
-
-# Typography and markup must not hide a choice: curly quotes, a Python repr's escaped quotes,
-# LaTeX's \boxed{B} and \[ \].
-_FOLD = str.maketrans({"“": '"', "”": '"', "‘": "'", "’": "'", "`": "'", "\u00a0": " "})
-_ESCAPED_QUOTE = re.compile(r"\\(['\"])")
-_LATEX_BRACKETS = re.compile(r"\\[][()]")
-_LATEX = re.compile(r"(?<!\$)\$*\\(?:boxed|text|textbf|mathrm)\s*\{([^{}]*)\}\$*")
-# Answers given in a structure rather than a sentence: <answer>B</answer>, {"answer": "B"}.
-_TAGGED = _rx(r"<(final_?answer|answer)>\s*([^<\n]{1,300}?)\s*</\1>")
-_KEYED = _rx(r"\"(?:final_?)?answer\"\s*:\s*(?:\"([^\"\n]{1,300})\"|(-?\d[\d.,]*\d|-?\d))")
 
 # Where a reply states its answer. A bare "answer" needs a verb or a colon after it, so that
 # "I can't answer a question like that" is not read as choice A.
@@ -136,7 +128,7 @@ class _Choices:
     """The choices as patterns: any case, any spacing, with or without a trailing period."""
 
     def __init__(self, choices: Sequence[str]) -> None:
-        cores = [str(c).translate(_FOLD).strip(" \t\n\"'*").rstrip(".").strip() for c in choices]
+        cores = [str(c).translate(FOLD).strip(" \t\n\"'*").rstrip(".").strip() for c in choices]
         self.n, self.longest = len(cores), max(map(len, cores), default=0)
         self.pats = [_pattern(c) if c else None for c in cores]
         # Identical choices are one answer; the first index stands for them all.
@@ -188,22 +180,9 @@ def read_answer(reply: str | None, choices: Sequence[str]) -> Reading:
     """Which of ``choices`` the reply gives as its final answer, or why none can be read."""
     if not reply or not reply.strip() or not choices:
         return Reading(None, "no answer")
-    text = reply.translate(_FOLD)
-    if "\\" in text:  # escaped quotes, LaTeX: rare, so only then
-        text = _ESCAPED_QUOTE.sub(r"\1", text)
-        text = _LATEX.sub(r"\1", _LATEX.sub(r"\1", _LATEX_BRACKETS.sub(" ", text)))
-    text = unwrap_answers(text).strip()
+    text = plain_reply(reply)
     ch = _choices(tuple(str(c) for c in choices))
     return _quick(text, ch) or _general(text, ch)
-
-
-def unwrap_answers(text: str) -> str:
-    """``text`` with answers given in a structure (``<answer>X</answer>``, ``{"answer": "X"}``)
-    written as the line every reader looks for, ``Answer: X``; other text is left as it is."""
-    if "answer" not in text.lower() or ("<" not in text and '"' not in text):
-        return text
-    text = _TAGGED.sub(r"\nAnswer: \2\n", text)
-    return _KEYED.sub(lambda m: f"\nAnswer: {m.group(1) or m.group(2)}\n", text)
 
 
 def _general(text: str, ch: _Choices) -> Reading:

@@ -26,7 +26,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from cdvkit.answers import unwrap_answers
+from cdvkit.reply_text import unwrap_answers
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from cdvkit.answers import unwrap_answers
+from cdvkit.reply_text import unwrap_answers
 from cdvkit.tasks.numeric import boxed_contents, marked_spans, split_reasoning
 
 
