@@ -172,6 +172,10 @@ CASES = [
     (STEPS + "I think it's B: London.", CITIES, 1),
     (STEPS + "I think it's B: Berlin.", CITIES, None),
     (STEPS + "It could be A or B, I am not sure.", CITIES, None),
+    (STEPS + "### Conclusion\nThe capital of the United Kingdom is **London**.", CITIES, 1),
+    (STEPS + "Considering all the options, London stands out as the correct answer.", CITIES, 1),
+    (STEPS + "Response: B", CITIES, 1),
+    (STEPS + "Response: I do not know.", CITIES, None),
     # No answer, two different final answers, or something that is not a choice: None.
     ("NONE", CITIES, None),
     ("", CITIES, None),

@@ -49,6 +49,7 @@ _QUAL = (
 )
 _MARK = _rx(
     r"(?P<noun>\bfinal\s+(?:answer|response|choice|selection|verdict)\b|\banswer\b"
+    r"|(?<![\w ])response(?=[*_]*:)"
     rf"|\b{_QUAL}(?:\s+\w+)?\s+(?:choice|option|selection|response|fit|match)\b)"
     r"(?:,[^,\n]{1,80},)?(?:\s+(?:here|then|overall|therefore|thus))?"
     # "the answer that best fits the description is", "the best answer from the choices is"
@@ -59,7 +60,8 @@ _MARK = _rx(
 )
 # The other way round: "B is the correct answer", "'empty' is the best choice".
 _REVERSE = _rx(
-    r"(?<![*_\"')\]\s])[*_\"')\]]*\s+(?:is|would\s+be|seems\s+to\s+be)\s+(?:the|my)\s+"
+    r"(?<![*_\"')\]\s])[*_\"')\]]*\s+(?:is|would\s+be|seems\s+to\s+be|stands\s+out\s+as"
+    r"|emerges\s+as)\s+(?:the|my)\s+"
     r"(?:(?!wrong|incorrect|worst|least|less|false)\w+\s+){0,3}(?:answer|choice|option|fit)\b",
 )
 # Words between the marker and the answer: "is most likely the option 'X'", "is Choice 2: 'X'".
@@ -111,6 +113,8 @@ _DOUBT = _rx(
     r"\b(?:not|no|never|neither|nor|incorrect|wrong|unlikely|less|rather|instead|unlike|except"
     r"|however|although|though|while|but|or|if)\b|n't\b",
 )
+# A heading that announces the conclusion, on the line before it: "### Conclusion".
+_CONCLUDING = _rx(r"(?:^|\n)[#*_>\s]*(?:conclusion|summary|final\s+answer|answer)[:*_\s]*\n[ \t]*$")
 _SETTLE = _rx(r"\b(?:therefore|thus|hence|so|conclusion|best|most|answer|correct|choose|select)\b")
 
 
@@ -411,7 +415,8 @@ def _tail(text: str, ch: _Choices) -> Reading:
             stop = re.compile(r"\.\s|\n").search(para, end)
             before, after = para[left:start], para[end : stop.start() if stop else None]
             listed = _BULLET.match(before) or re.match(r"[*_\"']*\s*[:-]", after)
-            if listed or _DOUBT.search(f"{before} {after}") or not _SETTLE.search(before):
+            settled = _SETTLE.search(before) or _CONCLUDING.search(para[:left])
+            if listed or _DOUBT.search(f"{before} {after}") or not settled:
                 return Reading(None, "no answer", "tail")
             return Reading(index, "", "tail")
     return Reading(None, "no answer")
