@@ -176,6 +176,8 @@ CASES = [
     (STEPS + "Considering all the options, London stands out as the correct answer.", CITIES, 1),
     (STEPS + "Response: B", CITIES, 1),
     (STEPS + "Response: I do not know.", CITIES, None),
+    (STEPS + "The final answer is London. Paris and Berlin are other capitals.", CITIES, 1),
+    (STEPS + "Therefore: London", CITIES, 1),
     # No answer, two different final answers, or something that is not a choice: None.
     ("NONE", CITIES, None),
     ("", CITIES, None),

@@ -106,7 +106,10 @@ _BARE_NONE = _rx(r"[\W_]*(?:none|n/a|no answer|none of the above)[\W_]*")
 _LETTER = re.compile(r"([A-Za-z])(?![\w'])")
 _LABEL_GAP = re.compile(r"[.):\]*_\s(–—\"'-]*")
 _BECAUSE = _rx(r"\s+(?:because|since|as|[-–—])\s")
-_PREFIX = _rx(r"^(?:(?:final\s+)?answer|(?:selected\s+)?(?:option|choice))\s*[:.-]?\s*")
+_PREFIX = _rx(
+    r"^(?:(?:final\s+)?answer|(?:selected\s+)?(?:option|choice)|therefore|thus|hence"
+    r"|in\s+conclusion|conclusion)\s*[:.,-]?\s*"
+)
 _BULLET = re.compile(r"\s*(?:[-*•+]\s|\d+[.)])")
 _CLOSING = _rx(r"\W*(?:let\s+me\s+know|(?:i\s+)?hope\s+th|feel\s+free|if\s+you\s+(?:have|want))")
 _DOUBT = _rx(
@@ -302,8 +305,8 @@ def _text_claim(text: str, p: int, ch: _Choices, quoted: bool) -> _Hit | None:
     if quoted:  # the quotation must close here, or it names something longer than the choice
         if not (nxt[:1] and (nxt[0] in _CLOSERS or (nxt[0] in ".,;:!?" and nxt[1:] in _CLOSERS))):
             return None
-    elif not _AFTER.match(text, end):
-        return None
+    elif text[end - 1] != "." and not _AFTER.match(text, end):
+        return None  # (a period the choice's pattern took in ends the claim too)
     hit = _Hit(index, "", "text", end=end)
     return _other(text, end, ch, hit) or hit
 
