@@ -183,3 +183,20 @@ def test_generate_and_evaluate_run_a_shape_defined_in_a_test_module(history, tmp
         json.loads(line) for line in next(out.glob("*_distracted.jsonl")).read_text().splitlines()
     ]
     assert {d["task"] for d in docs} == {"year"} and len(docs) == 3
+
+
+def test_a_run_of_a_shape_whose_plugin_is_gone_says_so(history, tmp_path: Path) -> None:
+    data, _ = history
+    run = tmp_path / "run"
+    args = ["--data", str(data), "--task", "year", "--target", "scripted/year-oracle",
+            "--proposer", "scripted/year-prop", "--similarity-floor", "0",
+            "--run-dir", str(run)]  # fmt: skip
+    assert runner.invoke(app, ["generate", *args]).exit_code == 0
+    SHAPES.remove("year")
+    # Reading the run needs no shape; asking its questions again does, and says which.
+    assert runner.invoke(app, ["show", str(run)]).exit_code == 0
+    ev = runner.invoke(app, ["evaluate", "--run", str(run), "--models", "scripted/year-oracle"])
+    assert ev.exit_code == 2 and "'year' is not a registered task shape" in ev.output
+    assert "Traceback" not in ev.output
+    again = runner.invoke(app, ["generate", *args])
+    assert again.exit_code == 2 and "not 'year'" in again.output

@@ -111,7 +111,10 @@ def free_form_of(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     except ValueError:
         known = ", ".join(shape_names())
         what = f"task {str(task)[:40]!r}"
-        raise BadRow(f"{what} is not a task shape cdvkit knows ({known})") from None
+        raise BadRow(
+            f"{what} is not a registered task shape ({known}); a plugin's shape needs its "
+            "plugin installed"
+        ) from None
     if shape.has_choices:
         return shape.name, ()
     refs = d.get("references")
