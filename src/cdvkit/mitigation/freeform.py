@@ -16,13 +16,14 @@ from typing import Any
 
 from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.models.base import Message
+from cdvkit.outcome import STORED_REPLY_CHARS
 from cdvkit.tasks import AnswerKey, shape_of
 from cdvkit.tasks.prompts import free_target_request
 
 # Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
 # its beginning, and a rationale cut mid-sentence is no answer to train on. The whole reply is
 # read back from the run's call cache (cdvkit.mitigation.training_data) when it is there.
-STORED_REPLY_LIMIT = 300
+STORED_REPLY_LIMIT = STORED_REPLY_CHARS
 SET_ASIDE = (
     "Some details in the question are not needed to answer it, so I set them aside and answer "
     "what is actually asked."
