@@ -200,3 +200,23 @@ def test_a_run_of_a_shape_whose_plugin_is_gone_says_so(history, tmp_path: Path) 
     assert "Traceback" not in ev.output
     again = runner.invoke(app, ["generate", *args])
     assert again.exit_code == 2 and "not 'year'" in again.output
+
+
+def test_a_shape_that_cannot_work_is_refused_when_registered() -> None:
+    from cdvkit.registry import PartError
+
+    class Unread(TaskShape):  # free form, but reads nothing
+        name, description = "unread", "x"
+        example: ClassVar[dict[str, Any]] = {"question": "Q?", "answer": "A"}
+
+    class NoExample(Year):
+        name = "no-example"
+        example: ClassVar[dict[str, Any]] = {}
+
+    with pytest.raises(PartError, match="needs its own read"):
+        SHAPES.add("unread", Unread)
+    with pytest.raises(PartError, match="no example row"):
+        SHAPES.add("no-example", NoExample)
+    with pytest.raises(PartError, match="calls itself 'year'"):
+        SHAPES.add("other-name", Year)
+    assert "unread" not in SHAPES and "no-example" not in SHAPES
