@@ -524,3 +524,32 @@ def test_a_new_run_is_never_made_inside_another(tmp_path, inside):
     assert not (run / inside.split("/")[0]).exists()
     assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
     assert cdv("report", run, "-o", tmp_path / "r.html").exit_code == 0
+
+
+def test_a_full_disk_stops_an_evaluation_with_one_message_and_a_rerun_completes(
+    run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The evaluation's answers go to their own store (--out); the disk fills while they do.
+    REGISTRY["oracle"] = oracle_responder(QUESTIONS)
+    ref = tmp_path / "ref-eval"
+    base = ["evaluate", "--run", run, "--models", "scripted/oracle", "--bootstrap", "0", "--json"]
+    done = cdv(*base, "--out", ref)
+    assert done.exit_code == 0, done.output
+    with sqlite3.connect(ref / "run.db") as db:
+        pages = db.execute("PRAGMA page_count").fetchone()[0]
+        answers = db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    db.close()
+    out = tmp_path / "eval"
+    with monkeypatch.context() as m:
+        _cap_pages(m, pages - 4)  # a few pages short of what the whole evaluation needs
+        res = cdv(*base, "--out", out)
+    assert_one_line_error(res, 1, "disk full", "free space and rerun")
+    with sqlite3.connect(out / "run.db") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        kept = db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
+    db.close()
+    assert 0 < kept < answers  # what was asked before the disk filled is kept
+    again = cdv(*base, "--out", out)  # space is back: the rerun asks only what is missing
+    assert again.exit_code == 0, again.output
+    first, second = json.loads(done.stdout), json.loads(again.stdout)
+    assert first["evaluations"][0]["results"] == second["evaluations"][0]["results"]
