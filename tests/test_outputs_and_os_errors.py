@@ -543,12 +543,13 @@ def test_a_full_disk_stops_an_evaluation_with_one_message_and_a_rerun_completes(
     with monkeypatch.context() as m:
         _cap_pages(m, pages - 4)  # a few pages short of what the whole evaluation needs
         res = cdv(*base, "--out", out)
-    assert_one_line_error(res, 1, "disk full", "free space and rerun")
+    flat = assert_one_line_error(res, 1, "disk full", "free space and rerun")
     with sqlite3.connect(out / "run.db") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         kept = db.execute("SELECT COUNT(*) FROM evaluations").fetchone()[0]
     db.close()
-    assert 0 < kept < answers  # what was asked before the disk filled is kept
+    assert 0 < kept < answers  # what was asked before the disk filled is kept, and said
+    assert f"disk full: {kept} evaluation answers kept" in flat
     again = cdv(*base, "--out", out)  # space is back: the rerun asks only what is missing
     assert again.exit_code == 0, again.output
     first, second = json.loads(done.stdout), json.loads(again.stdout)

@@ -4,7 +4,8 @@ SQLite reports a disk (or quota) that cannot take the next page as SQLITE_FULL, 
 write meets it: a cached call, a node, a question's status. The writer's connection turns that,
 wherever it happens, into :class:`DiskFullError`, after rolling back the transaction it cut (so
 the store keeps whole transactions only, as after a kill), with the number of questions whose
-result is kept. A rerun, once there is space, resumes from there.
+result is kept (and of evaluation answers, in a store that holds them). A rerun, once there is
+space, resumes from there.
 """
 
 from __future__ import annotations
@@ -21,11 +22,15 @@ from cdvkit.store.status import UNFINISHED
 class DiskFullError(RuntimeError):
     """The disk under a run store is full; ``str()`` is the one line the run stops with."""
 
-    def __init__(self, run_dir: str | Path, kept: int) -> None:
+    def __init__(self, run_dir: str | Path, kept: int, answers: int = 0) -> None:
         self.run_dir = Path(run_dir)
         self.kept = kept
+        self.answers = answers  # evaluation answers kept (an evaluation's store)
+        # Said in what the store holds: an evaluation's own store holds answers, not questions.
+        what = [f"{kept} questions"] if kept or not answers else []
+        what += [f"{answers} evaluation answers"] if answers else []
         super().__init__(
-            f"disk full: {kept} questions kept, free space and rerun the same command to "
+            f"disk full: {' and '.join(what)} kept, free space and rerun the same command to "
             f"resume (run directory {self.run_dir})"
         )
 
@@ -52,6 +57,15 @@ def kept_questions(db: sqlite3.Connection) -> int:
     return int(row[0])
 
 
+def kept_answers(db: sqlite3.Connection) -> int:
+    """Evaluation answers in the store (0 when it holds none, or no table yet)."""
+    try:
+        row = sqlite3.Connection.execute(db, "SELECT COUNT(*) FROM evaluations").fetchone()
+    except sqlite3.Error:
+        return 0
+    return int(row[0])
+
+
 class WriterConnection(sqlite3.Connection):
     """The connection of a writable RunStore: a full disk is a DiskFullError, whatever wrote."""
 
@@ -62,7 +76,7 @@ class WriterConnection(sqlite3.Connection):
             # The cut transaction goes whole, so the store holds whole transactions only.
             with contextlib.suppress(sqlite3.Error):
                 sqlite3.Connection.execute(self, "ROLLBACK")
-        return DiskFullError(self.run_dir, kept_questions(self))
+        return DiskFullError(self.run_dir, kept_questions(self), kept_answers(self))
 
     def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
         if sql[:8].upper() == "ROLLBACK" and not self.in_transaction:
