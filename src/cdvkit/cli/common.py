@@ -6,6 +6,7 @@ A module of its own so each command module can import it without importing the a
 from __future__ import annotations
 
 import errno
+import inspect
 import sys
 from typing import Annotated, Any, NoReturn
 
@@ -202,3 +203,41 @@ class FailurePrinter:
             highlight=False,
             soft_wrap=True,
         )
+
+
+# --- options made from a settings declaration (SearchConfig, EvalConfig) ----------------------
+def setting_option(
+    name: str,
+    hint: Any,
+    default: Any,
+    metadata: Any,
+    *,
+    metavar: str | None,
+    panel: str | None,
+    show_default: bool = True,
+) -> inspect.Parameter:
+    """The command-line option of one declared setting: its spelling (``flag``) and help come
+    from the declaration's ``metadata``, so the command declares none of them itself."""
+    decls = [metadata["flag"]] if metadata.get("flag") else []
+    option = typer.Option(
+        *decls,
+        help=metadata["help"],
+        metavar=metavar,
+        rich_help_panel=panel,
+        **({} if show_default else {"show_default": False}),
+    )
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[hint, option]
+    )
+
+
+def with_options(command: Any, options: list[inspect.Parameter], *, after: int = 0) -> Any:
+    """``command`` taking ``options`` as well, placed after its first ``after`` parameters (a
+    typer context) and before its own options; typer reads the signature this leaves."""
+    sig = inspect.signature(command, eval_str=True)
+    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    rest = [p.replace(kind=p.KEYWORD_ONLY) for p in own[after:]]
+    params = [*own[:after], *options, *rest]
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
+    return command

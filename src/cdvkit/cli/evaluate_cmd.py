@@ -31,6 +31,8 @@ from cdvkit.cli.common import (
     err,
     error_exit,
     progress_bar,
+    setting_option,
+    with_options,
 )
 from cdvkit.cli.common import fail as _fail
 from cdvkit.cli.eval_tables import print_results
@@ -239,39 +241,22 @@ def config_options() -> list[inspect.Parameter]:
         default = None if f.name in LISTS or f.default is MISSING else f.default
         if f.name in LISTS:
             hint = hint | None
-        decls = [f.metadata["flag"]] if f.metadata.get("flag") else []
         params.append(
-            inspect.Parameter(
+            setting_option(
                 f.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=default,
-                annotation=Annotated[
-                    hint,
-                    typer.Option(
-                        *decls,
-                        help=f.metadata["help"],
-                        metavar=METAVARS.get(f.name),
-                        rich_help_panel=_panel(f.name),
-                    ),
-                ],
+                hint,
+                default,
+                f.metadata,
+                metavar=METAVARS.get(f.name),
+                panel=_panel(f.name),
             )
         )
     return params
 
 
-def _with_config_options(command: Any) -> Any:
-    sig = inspect.signature(command, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    ctx, rest = own[0], [p.replace(kind=p.KEYWORD_ONLY) for p in own[1:]]
-    # The context first, then the settings (as `cdv evaluate --help` lists them), then the
-    # command's own options.
-    params = [ctx, *config_options(), *rest]
-    command.__signature__ = sig.replace(parameters=params)
-    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    return command
-
-
-_with_config_options(evaluate_command)
+# The context first, then the settings (as `cdv evaluate --help` lists them), then the command's
+# own options.
+with_options(evaluate_command, config_options(), after=1)
 
 
 def register(app: typer.Typer) -> None:

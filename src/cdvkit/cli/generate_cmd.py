@@ -29,6 +29,8 @@ from cdvkit.cli.common import (
     err,
     error_exit,
     progress_bar,
+    setting_option,
+    with_options,
 )
 from cdvkit.cli.common import fail as _fail
 from cdvkit.cli.layout import TEXT, Col, print_fitted
@@ -380,37 +382,21 @@ def _config_options() -> list[inspect.Parameter]:
             continue  # roles: a table, set in the config file or with --set roles.ROLE.X=...
         kind = f.metadata.get("cli") or hints[f.name]
         base = bool if kind in (bool, bool | None) else kind
-        decls = [f.metadata["flag"]] if f.metadata.get("flag") else []
         params.append(
-            inspect.Parameter(
+            setting_option(
                 f.name,
-                inspect.Parameter.KEYWORD_ONLY,
-                default=None,
-                annotation=Annotated[
-                    base if "None" in str(base) else base | None,
-                    typer.Option(
-                        *decls,
-                        help=f.metadata["help"],
-                        show_default=False,
-                        metavar=METAVARS.get(f.name),
-                        rich_help_panel=_panel(f.name),
-                    ),
-                ],
+                base if "None" in str(base) else base | None,
+                None,
+                f.metadata,
+                metavar=METAVARS.get(f.name),
+                panel=_panel(f.name),
+                show_default=False,
             )
         )
     return params
 
 
-def _with_config_options(command: Any) -> Any:
-    sig = inspect.signature(command, eval_str=True)
-    own = [p for p in sig.parameters.values() if p.kind is not inspect.Parameter.VAR_KEYWORD]
-    # Settings first (as `cdv generate --help` always listed them), then the run's own options.
-    params = [*_config_options(), *[p.replace(kind=p.KEYWORD_ONLY) for p in own]]
-    command.__signature__ = sig.replace(parameters=params)
-    command.__annotations__ = {p.name: p.annotation for p in params} | {"return": None}
-    return command
-
-
 def register(app: typer.Typer) -> None:
     """Add `generate` to ``app``, replacing any command of that name."""
-    add_command(app, "generate", _with_config_options(generate))
+    # Settings first (as `cdv generate --help` always listed them), then the run's own options.
+    add_command(app, "generate", with_options(generate, _config_options()))
