@@ -21,7 +21,7 @@ from typing import Any
 
 from cdvkit.data.question import Question
 from cdvkit.search.build import proposer_spec
-from cdvkit.search.forecast_requests import question_requests
+from cdvkit.search.forecast_requests import QuestionRequests, question_requests
 from cdvkit.search.goals_multi import target_roles
 from cdvkit.store.status import UNFINISHED, QuestionStatus
 from cdvkit.tasks import shape_of
@@ -178,17 +178,27 @@ class _Counts:
         self.completion += calls * completion_per_call
 
 
+def _aims(q: Question, cfg: Any) -> int:
+    """Wrong answers aimed at per expansion: every wrong option, or --wrong-answers."""
+    return cfg.wrong_answers if q.free_form else max(1, len(q.choices) - 1)
+
+
 def _question_counts(
-    q: Question, cfg: Any, fooled: float, reply: int, exact_guided: bool, priors: Priors
+    q: Question,
+    reqs: QuestionRequests,
+    cfg: Any,
+    fooled: float,
+    reply: int,
+    exact_guided: bool,
+    priors: Priors,
 ) -> dict[str, _Counts]:
-    """Expected calls and tokens per role for one question at a child fooling rate and a reply
-    length."""
+    """Expected calls and tokens per role for one question (its requests ``reqs``) at a child
+    fooling rate and a reply length."""
     free = q.free_form
-    aims = cfg.wrong_answers if free else max(1, len(q.choices) - 1)
+    aims = _aims(q, cfg)
     rounds = cfg.proposals  # distractions per wrong answer at each expansion, in rounds
     branching = aims * rounds
     n = cfg.samples
-    reqs = question_requests(q, cfg, branching)
     base = _tokens(reqs.target)
     # No reply runs past its limit (--max-tokens), however long the model would go on.
     reply = min(reply, reqs.target.max_tokens)
@@ -256,8 +266,10 @@ def forecast_run(
     ``exact_guided``: the search scores nodes by choice probabilities (``--scoring auto`` on a
     backend with log-probs, or ``exact``); None: it may (a server that has not said whether it
     gives log-probs): the middle assumes it does, the range covers both."""
-    guided = _levels(cfg, questions, exact_guided is not False, priors)
-    other = _levels(cfg, questions, False, priors) if exact_guided is None else guided
+    # A question's requests are the same at every level and either guidance: built once.
+    reqs = [question_requests(q, cfg, _aims(q, cfg) * cfg.proposals) for q in questions]
+    guided = _levels(cfg, questions, reqs, exact_guided is not False, priors)
+    other = _levels(cfg, questions, reqs, False, priors) if exact_guided is None else guided
     roles: dict[str, RoleForecast] = {}
     for role in dict.fromkeys([*guided[1], *other[1]]):
         price = prices.get(_paid_as(role))
@@ -291,17 +303,22 @@ def _usd(c: _Counts, price: tuple[float, float] | None) -> float:
 
 
 def _levels(
-    cfg: Any, questions: list[Question], exact_guided: bool, priors: Priors
+    cfg: Any,
+    questions: list[Question],
+    reqs: list[QuestionRequests],
+    exact_guided: bool,
+    priors: Priors,
 ) -> list[dict[str, _Counts]]:
     """Calls and tokens per role at three levels: a target fooled easily that answers briefly
     (the cheapest), the priors' middle, and a target hard to fool that answers at length."""
     levels: list[dict[str, _Counts]] = []
     for level, fooled in enumerate(reversed(priors.fooled)):
         total: dict[str, _Counts] = {}
-        for q in questions:
+        for q, r in zip(questions, reqs, strict=True):
             guided = exact_guided and not q.free_form
             reply = priors.reply_tokens.get(q.task) or shape_of(q).reply_tokens
-            for role, c in _question_counts(q, cfg, fooled, reply[level], guided, priors).items():
+            counts = _question_counts(q, r, cfg, fooled, reply[level], guided, priors)
+            for role, c in counts.items():
                 t = total.setdefault(role, _Counts())
                 t.calls += c.calls
                 t.prompt += c.prompt
