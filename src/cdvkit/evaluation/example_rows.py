@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE, NO_CHOICE, Question, stable_id
+from cdvkit.data.question import NO_CHOICE, Question, stable_id
 from cdvkit.evaluation.items import ORIGINAL, EvalItem, ExampleSet, Variant
 from cdvkit.evaluation.row_checks import (
     IDENTICAL,
@@ -29,7 +29,7 @@ from cdvkit.evaluation.row_checks import (
 from cdvkit.search.goals_multi import required_targets
 from cdvkit.store import RunStore
 from cdvkit.store.status import QuestionStatus
-from cdvkit.tasks import AnswerKey, shape_names, shape_of
+from cdvkit.tasks import AnswerKey, row_task, shape_names, shape_of
 
 # A baseline's rewrite is valid (it passed the constraints) whether it fooled the target (good)
 # or not (open): either is the question's distracted version.
@@ -105,7 +105,7 @@ def free_form_of(d: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
     """A row's task shape and accepted answers: a free-form ``task`` (numeric, short_answer, a
     plugin's) with a list of ``references`` (cdvkit's export), else multiple choice with none
     (a row that names no task: every file written before there were shapes)."""
-    task = d.get("task") or MULTIPLE_CHOICE
+    task = row_task(d)
     try:
         shape = shape_of(str(task))
     except ValueError:

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from cdvkit.allowed import Allowed, SettingError, check_value
-from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.registry import Registry, instance_of
 from cdvkit.store import RunStore
 from cdvkit.store.outputs import write_text
@@ -156,8 +155,3 @@ def example_rows(store: RunStore) -> list[dict[str, Any]]:
     """
     target = (store.get_config() or {}).get("target")
     return [{**ex, "target": target} for ex in store.examples()]
-
-
-def row_task(row: dict[str, Any]) -> str:
-    """An example row's task shape (a row without one is multiple choice)."""
-    return row.get("task") or MULTIPLE_CHOICE

@@ -26,13 +26,13 @@ from cdvkit.export.base import (
     FormatOption,
     example_rows,
     exporter,
-    row_task,
     text_format,
 )
 from cdvkit.export.lm_eval import task_slug
 from cdvkit.store import RunStore, check_writable_output
 from cdvkit.store.outputs import atomic_folder, check_output, write_text
 from cdvkit.store.status import QuestionStatus
+from cdvkit.tasks import row_task
 
 __all__ = [
     "EXPORTERS",

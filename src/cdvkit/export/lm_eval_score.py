@@ -23,9 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.protocol import Asker, Protocol, exact_outcome, protocol_from_config
-from cdvkit.tasks import AnswerKey
+from cdvkit.tasks import AnswerKey, row_task
 
 
 class Scorer:
@@ -46,7 +45,7 @@ class Scorer:
         """Whether one reply answers the document right, read as ``cdv evaluate`` reads it."""
         if doc.get("choices"):
             return self._asker._read(tuple(doc["choices"]), doc["answer"], reply or "").correct
-        key = AnswerKey(doc.get("task") or MULTIPLE_CHOICE, tuple(doc["references"]))
+        key = AnswerKey(row_task(doc), tuple(doc["references"]))
         return self._asker._read_free(key, reply or "").correct
 
     def sampled_right(self, doc: dict[str, Any], replies: Sequence[str] | str) -> bool:

@@ -14,10 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from cdvkit.data.question import MULTIPLE_CHOICE
 from cdvkit.models.base import Message
 from cdvkit.outcome import STORED_REPLY_CHARS
-from cdvkit.tasks import AnswerKey, shape_of
+from cdvkit.tasks import AnswerKey, row_task, shape_of
 from cdvkit.tasks.prompts import free_target_request
 
 # Nodes and evaluations keep the last 300 characters of a reply; a reply that long may have lost
@@ -38,7 +37,7 @@ def free_target_messages(question: str, task: str, *, defense: str = "") -> list
 
 def answer_key(example: Mapping[str, Any]) -> AnswerKey | None:
     """The answer key of a free-form example row; None for multiple choice."""
-    task = example.get("task") or MULTIPLE_CHOICE  # a row naming none: every older file
+    task = row_task(example)
     if shape_of(task).has_choices:
         return None
     refs = tuple(str(r) for r in example.get("references") or () if str(r).strip())

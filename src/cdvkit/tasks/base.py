@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from cdvkit.data.question import Question
+from cdvkit.data.question import MULTIPLE_CHOICE, Question
 from cdvkit.data.validation import InvalidRow, answer_text
 from cdvkit.prompts.defaults import add_templates
 from cdvkit.prompts.spec import Template
@@ -185,6 +185,12 @@ def shape_of(q: Question | str) -> TaskShape:
     return SHAPES.get(q if isinstance(q, str) else q.task)
 
 
+def row_task(row: Mapping[str, Any]) -> str:
+    """A stored or exported row's task shape: a row that names none is multiple choice (every
+    file written before there were shapes)."""
+    return row.get("task") or MULTIPLE_CHOICE
+
+
 def shape_names() -> list[str]:
     return list(SHAPES)
 
@@ -201,6 +207,7 @@ __all__ = [
     "TaskShape",
     "mentions",
     "row_shapes",
+    "row_task",
     "shape_names",
     "shape_of",
     "task_shape",
